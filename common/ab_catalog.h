@@ -1,0 +1,97 @@
+/* aetherbus - Apache-2.0
+ *
+ * ab_catalog: the event catalog (schemas/catalog.json, embedded at build
+ * time): every accepted event name, its routing prefix, its family and the
+ * sources allowed for it. Routing (name -> prefix -> topic) lives here and
+ * nowhere else.
+ */
+#ifndef AB_CATALOG_H
+#define AB_CATALOG_H
+
+#include <stddef.h>
+
+#include "ab_err.h"
+
+typedef struct ab_catalog_s ab_catalog_t;
+
+/** Which source rule applies to a name. */
+typedef enum {
+        AB_FAMILY_BUSINESS, /**< v1 names: source in storefront|admin|api|bot|agent */
+        AB_FAMILY_PLATFORM, /**< dotted names: source is a producer slug */
+} ab_family_t;
+
+/** One catalog entry; owned by the catalog, valid while it lives. */
+typedef struct ab_catalog_entry_s {
+        const char *name;        /**< "OrderCreated", "crm.record.updated" */
+        const char *prefix;      /**< "commerce", "crm" */
+        ab_family_t family;
+        const char *description;
+} ab_catalog_entry_t;
+
+/**
+ * @brief Loads the catalog embedded in the binary.
+ * @returns a new catalog (free with ab_catalog_destroy()) or NULL with errstr.
+ */
+ab_catalog_t *ab_catalog_new(char *errstr, size_t errstr_size);
+
+/**
+ * @brief Loads a catalog from JSON text (tests, operator overrides).
+ * @returns a new catalog or NULL with errstr naming the bad entry.
+ */
+ab_catalog_t *ab_catalog_new_from_json(const char *json, size_t len,
+                                       char *errstr, size_t errstr_size);
+
+/** @brief Frees \p cat; NULL is a no-op. */
+void ab_catalog_destroy(ab_catalog_t *cat);
+
+/** @returns the entry for \p name or NULL when it is not in the catalog. */
+const ab_catalog_entry_t *ab_catalog_find(const ab_catalog_t *cat,
+                                          const char *name);
+
+/** @returns the number of entries. */
+size_t ab_catalog_count(const ab_catalog_t *cat);
+
+/** @returns entry \p i (0 <= i < count), in catalog order. */
+const ab_catalog_entry_t *ab_catalog_get(const ab_catalog_t *cat, size_t i);
+
+/** @returns the number of distinct prefixes. */
+size_t ab_catalog_prefix_count(const ab_catalog_t *cat);
+
+/** @returns distinct prefix \p i, in first-seen order. */
+const char *ab_catalog_prefix_get(const ab_catalog_t *cat, size_t i);
+
+/**
+ * @brief The prefix of a dotted name: its first segment
+ *        ("crm.record.updated" -> "crm"), written to \p out.
+ * @returns AB_OK, or AB_ERR_INVALID when \p name has no dot or the
+ *          segment does not fit in \p out_size.
+ */
+ab_err_t ab_catalog_dotted_prefix(const char *name, char *out, size_t out_size);
+
+/**
+ * @brief Whether \p source is allowed for \p family. Business: one of
+ *        storefront|admin|api|bot|agent. Platform: a slug
+ *        [a-z0-9][a-z0-9._-]{0,63}.
+ * @returns AB_OK or AB_ERR_INVALID with errstr "must be one of ..." /
+ *          "must match [a-z0-9][a-z0-9._-]{0,63}".
+ */
+ab_err_t ab_catalog_check_source(ab_family_t family, const char *source,
+                                 char *errstr, size_t errstr_size);
+
+/**
+ * @brief Writes topic name \p topic_prefix + \p prefix into \p out.
+ * @returns AB_OK or AB_ERR_INVALID when it does not fit or is not a legal
+ *          Kafka topic name ([a-zA-Z0-9._-], at most 249 chars).
+ */
+ab_err_t ab_catalog_topic(const char *topic_prefix, const char *prefix,
+                          char *out, size_t out_size);
+
+/** The suffixes of the two system topics, after TOPIC_PREFIX. */
+#define AB_CATALOG_TOPIC_REJECTED   "rejected"
+#define AB_CATALOG_TOPIC_DEADLETTER "deadletter"
+
+/** The embedded schemas (NUL-terminated), for /events/schema and tools. */
+extern const char ab_schema_catalog_json[];
+extern const char ab_schema_envelope_avsc[];
+
+#endif

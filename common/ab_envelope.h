@@ -1,0 +1,140 @@
+/* aetherbus - Apache-2.0
+ *
+ * ab_envelope: the canonical event envelope (spec 002). Parses an envelope
+ * or an array of them from JSON, normalises the /bus/events form into it,
+ * validates every field with a precise message, and serialises it back.
+ * Routing and source rules come from ab_catalog; Avro lives in ab_avro.
+ *
+ * An envelope is a validated view over one normalised JSON object (env->doc)
+ * that owns every string the view points to. Generated values (id,
+ * occurredAt, receivedAt) are written into doc, so serialising doc gives the
+ * normalised event, unknown top-level fields included (they are kept, never
+ * an error). The struct is public because it is a plain record that every
+ * service reads, like rd_kafka_message_t.
+ */
+#ifndef AB_ENVELOPE_H
+#define AB_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "ab_catalog.h"
+#include "ab_err.h"
+
+#define AB_ENVELOPE_SCHEMA_VERSION 1
+
+typedef struct ab_envelope_s {
+        json_t *doc;            /**< owned reference; holds every string */
+        const char *id;
+        const char *name;
+        int schema_version;
+        const char *occurred_at;
+        int64_t occurred_at_ms; /**< occurredAt as ms since the epoch */
+        const char *source;
+        const char *company_id; /**< NULL when absent */
+        const char *subject_id; /**< NULL when absent */
+        json_t *payload;        /**< borrowed from doc, always an object */
+        int64_t received_at_ms; /**< 0 until ab_envelope_set_received() */
+        const ab_catalog_entry_t *entry; /**< NULL for an allowed unknown prefix */
+        char prefix[64];        /**< routing prefix ("commerce", "crm") */
+} ab_envelope_t;
+
+/** Limits are parameters, not constants: each service passes its own. */
+typedef struct ab_envelope_limits_s {
+        size_t max_id_len;        /**< default 128 */
+        size_t max_payload_bytes; /**< serialised compact size; default 64 KiB */
+        size_t max_batch;         /**< items per request; default 1000 */
+        size_t max_input_bytes;   /**< whole JSON text; default 1 MiB */
+        size_t max_depth;         /**< JSON nesting; default 32 */
+} ab_envelope_limits_t;
+
+/** Which request form an item came in. */
+typedef enum {
+        AB_FORM_INGEST, /**< POST /events/ingest: the envelope itself */
+        AB_FORM_BUS,    /**< POST /bus/events: {source,type,payload,tenant?} */
+} ab_form_t;
+
+/** What validation needs besides the item itself. */
+typedef struct ab_envelope_ctx_s {
+        const ab_catalog_t *catalog;
+        const ab_envelope_limits_t *limits;
+        ab_form_t form;
+        const char *tenant_header;    /**< x-tenant, or NULL (bus form) */
+        const char *allowed_prefixes; /**< ALLOW_UNKNOWN_PREFIXES: "a,b" or "*" or NULL */
+        int64_t now_ms;               /**< clock for generated occurredAt */
+} ab_envelope_ctx_t;
+
+/** Fills \p limits with the defaults above. */
+void ab_envelope_limits_default(ab_envelope_limits_t *limits);
+
+/**
+ * @brief Parses JSON text into a document, refusing input over
+ *        limits->max_input_bytes, nesting over limits->max_depth (checked
+ *        before jansson sees it, without recursion) and malformed JSON.
+ * @returns the new document (json_decref it) or NULL with errstr and *errp
+ *          set to AB_ERR_MALFORMED or AB_ERR_TOO_LARGE.
+ */
+json_t *ab_envelope_json_parse(const char *text, size_t len,
+                               const ab_envelope_limits_t *limits,
+                               ab_err_t *errp, char *errstr,
+                               size_t errstr_size);
+
+/**
+ * @brief Splits a parsed body into items: an array is its elements, an
+ *        object is a batch of one. Anything else is AB_ERR_MALFORMED;
+ *        more than limits->max_batch items is AB_ERR_TOO_LARGE; an empty
+ *        array is AB_ERR_INVALID.
+ * @returns AB_OK with *countp set.
+ */
+ab_err_t ab_envelope_batch_check(const json_t *body,
+                                 const ab_envelope_limits_t *limits,
+                                 size_t *countp, char *errstr,
+                                 size_t errstr_size);
+
+/** @returns item \p i of a body accepted by ab_envelope_batch_check(). */
+json_t *ab_envelope_batch_item(json_t *body, size_t i);
+
+/**
+ * @brief Validates and normalises one item into \p env (zeroed by the
+ *        caller or reused after ab_envelope_clear()). Takes its own
+ *        reference on a normalised copy; \p item is not modified.
+ *        The error names the field: "occurredAt: not an ISO-8601 timestamp
+ *        with zone", "name: unknown event name \"Foo\"",
+ *        "source: must be one of storefront|admin|api|bot|agent".
+ * @returns AB_OK, or an error with errstr; env is cleared on error.
+ */
+ab_err_t ab_envelope_from_json(ab_envelope_t *env, json_t *item,
+                               const ab_envelope_ctx_t *ctx, char *errstr,
+                               size_t errstr_size);
+
+/** @brief Sets receivedAt (ms since the epoch) in the view and the doc. */
+void ab_envelope_set_received(ab_envelope_t *env, int64_t received_at_ms);
+
+/**
+ * @brief Serialises the normalised envelope (compact JSON).
+ * @returns a malloc'ed NUL-terminated string the caller frees, or NULL.
+ */
+char *ab_envelope_to_json(const ab_envelope_t *env);
+
+/** @returns the Kafka key: companyId, else id. */
+const char *ab_envelope_key(const ab_envelope_t *env);
+
+/** @brief Drops the doc reference and zeroes \p env; safe twice. */
+void ab_envelope_clear(ab_envelope_t *env);
+
+/**
+ * @brief Parses an RFC 3339 timestamp that carries a zone ("Z" or
+ *        "+hh:mm"), with optional fractional seconds.
+ * @returns AB_OK with *msp set, or AB_ERR_INVALID.
+ */
+ab_err_t ab_envelope_parse_time(const char *s, int64_t *msp);
+
+/** @brief Formats \p ms as "YYYY-MM-DDThh:mm:ss.sssZ" into out (>= 25). */
+void ab_envelope_format_time(int64_t ms, char *out, size_t out_size);
+
+/** @brief Writes a random (v4) UUID, 36 chars + NUL, into out (>= 37). */
+void ab_envelope_uuid(char *out, size_t out_size);
+
+#endif

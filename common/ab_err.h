@@ -1,0 +1,46 @@
+/* aetherbus - Apache-2.0
+ *
+ * ab_err: the one error code type of the project, its descriptions and the
+ * one mapping from an error to an HTTP status. Every call that can fail
+ * returns an ab_err_t and fills the caller's errstr (librdkafka style).
+ */
+#ifndef AB_ERR_H
+#define AB_ERR_H
+
+#include <stddef.h>
+
+typedef enum {
+        AB_OK = 0,
+        AB_ERR_MALFORMED,     /**< input cannot be parsed (400) */
+        AB_ERR_INVALID,       /**< parsed but a value is wrong (400) */
+        AB_ERR_UNKNOWN,       /**< unknown name or key (400) */
+        AB_ERR_UNSUPPORTED,   /**< e.g. schemaVersion newer than ours (400) */
+        AB_ERR_TOO_LARGE,     /**< over a size or count limit (413) */
+        AB_ERR_MEDIA_TYPE,    /**< body is not JSON (415) */
+        AB_ERR_UNAUTHORIZED,  /**< missing or wrong token (401) */
+        AB_ERR_FORBIDDEN,     /**< RBAC denial (403) */
+        AB_ERR_NOT_FOUND,     /**< no such route or object (404) */
+        AB_ERR_METHOD,        /**< method not allowed (405) */
+        AB_ERR_UNAVAILABLE,   /**< Kafka cannot take more right now (503) */
+        AB_ERR_TIMEOUT,       /**< a bounded wait ran out (503) */
+        AB_ERR_KAFKA,         /**< a Kafka client error (502/503) */
+        AB_ERR_NOMEM,         /**< allocation failed (500) */
+        AB_ERR_IO,            /**< file or socket error (500) */
+        AB_ERR_INTERNAL,      /**< a bug (500) */
+        AB_ERR__CNT
+} ab_err_t;
+
+/** @returns a human description of \p err, never NULL. */
+const char *ab_err2str(ab_err_t err);
+
+/** @returns the symbolic name (\"MALFORMED\") of \p err, never NULL. */
+const char *ab_err2name(ab_err_t err);
+
+/** @returns the HTTP status a request failing with \p err answers. */
+int ab_err2http(ab_err_t err);
+
+/** Formats into errstr like snprintf; safe with errstr_size 0. */
+void ab_errstr_set(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
