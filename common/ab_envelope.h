@@ -98,8 +98,12 @@ json_t *ab_envelope_batch_item(json_t *body, size_t i);
 
 /**
  * @brief Validates and normalises one item into \p env (zeroed by the
- *        caller or reused after ab_envelope_clear()). Takes its own
- *        reference on a normalised copy; \p item is not modified.
+ *        caller or reused after ab_envelope_clear()). Validation happens
+ *        before any change, so on error \p item is untouched (ingest
+ *        forwards it as-is to events.rejected). On success env holds a
+ *        reference to the normalised doc: \p item itself, completed in
+ *        place (ingest form, no copy on the hot path), or a new object
+ *        (bus form).
  *        The error names the field: "occurredAt: not an ISO-8601 timestamp
  *        with zone", "name: unknown event name \"Foo\"",
  *        "source: must be one of storefront|admin|api|bot|agent".
