@@ -63,8 +63,9 @@ const char *ab_catalog_prefix_get(const ab_catalog_t *cat, size_t i);
 /**
  * @brief The prefix of a dotted name: its first segment
  *        ("crm.record.updated" -> "crm"), written to \p out.
- * @returns AB_OK, or AB_ERR_INVALID when \p name has no dot or the
- *          segment does not fit in \p out_size.
+ * @returns AB_OK, or AB_ERR_INVALID when \p name has no dot, the
+ *          segment is empty, holds a character outside [A-Za-z0-9_-] or
+ *          does not fit in \p out_size.
  */
 ab_err_t ab_catalog_dotted_prefix(const char *name, char *out, size_t out_size);
 
@@ -79,7 +80,8 @@ ab_err_t ab_catalog_check_source(ab_family_t family, const char *source,
                                  char *errstr, size_t errstr_size);
 
 /**
- * @brief Writes topic name \p topic_prefix + \p prefix into \p out.
+ * @brief Writes topic name \p topic_prefix + \p prefix into \p out
+ *        (\p topic_prefix NULL means "").
  * @returns AB_OK or AB_ERR_INVALID when it does not fit or is not a legal
  *          Kafka topic name ([a-zA-Z0-9._-], at most 249 chars).
  */

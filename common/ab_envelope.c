@@ -1,4 +1,969 @@
 /* aetherbus - Apache-2.0
- * ab_envelope: placeholder until the module lands.
+ *
+ * ab_envelope: JSON text -> bounded document -> validated, normalised
+ * envelope view (spec 002), for both request forms, plus the envelope's
+ * time and id helpers. Name/prefix/source rules are asked of ab_catalog;
+ * Avro, Kafka and HTTP stay out of this file.
+ *
+ * Hot path rules: the ingest form is validated in place and the view points
+ * into the item (no copy, no strdup); the payload size limit is computed by
+ * walking the document (json_dumpb would allocate for its loop check); the
+ * only allocations per ingest event are receivedAt's.
  */
-#include "ab_err.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "ab_envelope.h"
+
+/* companyId, subjectId, tenant, x-tenant: at most this many bytes. */
+#define REF_MAX_LEN 256
+/* An allowed unknown dotted name: at most this many bytes. */
+#define NAME_MAX_LEN 255
+/* Frames of the payload size walk; deeper documents use json_dumpb(). */
+#define WALK_DEPTH 64
+/* Length check disabled (the field's own rule reports a bad value). */
+#define NO_LEN SIZE_MAX
+
+static const ab_envelope_limits_t default_limits = {
+        .max_id_len = 128,
+        .max_payload_bytes = 64 * 1024,
+        .max_batch = 1000,
+        .max_input_bytes = 1024 * 1024,
+        .max_depth = 32,
+};
+
+/* What validation found in one item; json values are borrowed from it. */
+typedef struct {
+        json_t *id, *name, *occurred, *source, *company, *subject, *payload;
+        const ab_catalog_entry_t *entry;
+        ab_family_t family;
+        int version;
+        int64_t occurred_ms;
+        char prefix[sizeof(((ab_envelope_t *)0)->prefix)];
+} fields_t;
+
+/* Keys the bus form consumes or sets; every other key is carried over. */
+static const char *const bus_reserved[] = {
+        "id",        "name",      "type",    "schemaVersion", "occurredAt",
+        "source",    "companyId", "tenant",  "subjectId",     "payload",
+        "receivedAt",
+};
+
+static ab_err_t fail(ab_err_t err, char *errstr, size_t errstr_size,
+                     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static ab_err_t fail(ab_err_t err, char *errstr, size_t errstr_size,
+                     const char *fmt, ...) {
+        va_list ap;
+
+        if (errstr && errstr_size > 0) {
+                va_start(ap, fmt);
+                vsnprintf(errstr, errstr_size, fmt, ap);
+                va_end(ap);
+        }
+        return err;
+}
+
+void ab_envelope_limits_default(ab_envelope_limits_t *limits) {
+        *limits = default_limits;
+}
+
+/*
+ * Parsing
+ */
+
+/* Whether brackets nest deeper than \p max, strings skipped, no recursion.
+ * Table-driven: the common byte costs one load and one test. */
+static int too_deep(const char *s, size_t len, size_t max) {
+        static const unsigned char cls[256] = {
+                ['"'] = 1, ['['] = 2, ['{'] = 2, [']'] = 3, ['}'] = 3,
+        };
+        const unsigned char *u = (const unsigned char *)s;
+        size_t i = 0, depth = 0;
+
+        while (i < len) {
+                switch (cls[u[i++]]) {
+                case 1: /* skip the string, escapes included */
+                        while (i < len && u[i] != '"') {
+                                i += u[i] == '\\' ? 2 : 1;
+                        }
+                        i++;
+                        break;
+                case 2:
+                        if (++depth > max) {
+                                return 1;
+                        }
+                        break;
+                case 3:
+                        if (depth > 0) {
+                                depth--;
+                        }
+                        break;
+                default:
+                        break;
+                }
+        }
+        return 0;
+}
+
+json_t *ab_envelope_json_parse(const char *text, size_t len,
+                               const ab_envelope_limits_t *limits,
+                               ab_err_t *errp, char *errstr,
+                               size_t errstr_size) {
+        json_error_t jerr;
+        json_t *doc;
+        ab_err_t dummy;
+
+        if (!errp) {
+                errp = &dummy;
+        }
+        if (!limits) {
+                limits = &default_limits;
+        }
+        if (len > limits->max_input_bytes) {
+                *errp = fail(AB_ERR_TOO_LARGE, errstr, errstr_size,
+                             "body: %zu bytes is over the limit of %zu bytes",
+                             len, limits->max_input_bytes);
+                return NULL;
+        }
+        if (!text) {
+                text = "";
+                len = 0;
+        }
+        if (too_deep(text, len, limits->max_depth)) {
+                *errp = fail(AB_ERR_MALFORMED, errstr, errstr_size,
+                             "JSON nested deeper than %zu levels",
+                             limits->max_depth);
+                return NULL;
+        }
+        /* Duplicate keys are refused: two "name" members would let a
+         * validator and a downstream reader see different events. */
+        doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!doc) {
+                *errp = fail(AB_ERR_MALFORMED, errstr, errstr_size,
+                             "JSON: %s at line %d, column %d", jerr.text,
+                             jerr.line, jerr.column);
+                return NULL;
+        }
+        *errp = AB_OK;
+        return doc;
+}
+
+ab_err_t ab_envelope_batch_check(const json_t *body,
+                                 const ab_envelope_limits_t *limits,
+                                 size_t *countp, char *errstr,
+                                 size_t errstr_size) {
+        size_t n;
+
+        if (!limits) {
+                limits = &default_limits;
+        }
+        *countp = 0;
+        if (json_is_object(body)) {
+                *countp = 1;
+                return AB_OK;
+        }
+        if (!json_is_array(body)) {
+                return fail(AB_ERR_MALFORMED, errstr, errstr_size,
+                            "body: must be a JSON object or array");
+        }
+        n = json_array_size(body);
+        if (n == 0) {
+                return fail(AB_ERR_INVALID, errstr, errstr_size,
+                            "body: empty array");
+        }
+        if (n > limits->max_batch) {
+                return fail(AB_ERR_TOO_LARGE, errstr, errstr_size,
+                            "body: %zu items is over the batch limit of %zu",
+                            n, limits->max_batch);
+        }
+        *countp = n;
+        return AB_OK;
+}
+
+json_t *ab_envelope_batch_item(json_t *body, size_t i) {
+        if (json_is_array(body)) {
+                return json_array_get(body, i);
+        }
+        return i == 0 && json_is_object(body) ? body : NULL;
+}
+
+/*
+ * Compact serialised size, exactly as json_dumpb(JSON_COMPACT) counts it
+ * (checked against it by the unit tests and the fuzzer).
+ */
+
+static size_t str_size(const char *s, size_t len) {
+        size_t i, n = len + 2;
+
+        for (i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                if (c >= 0x20 && c != '"' && c != '\\') {
+                        continue;
+                }
+                switch (c) {
+                case '"':
+                case '\\':
+                case '\b':
+                case '\f':
+                case '\n':
+                case '\r':
+                case '\t':
+                        n += 1;
+                        break;
+                default:
+                        n += 5; /* \u00XX */
+                        break;
+                }
+        }
+        return n;
+}
+
+static size_t int_size(json_int_t v) {
+        uint64_t u;
+        size_t n = 1;
+
+        if (v < 0) {
+                n++;
+                u = (uint64_t)0 - (uint64_t)v;
+        } else {
+                u = (uint64_t)v;
+        }
+        while (u >= 10) {
+                u /= 10;
+                n++;
+        }
+        return n;
+}
+
+/* jansson's jsonp_dtostr(): "%.17g", ".0" when integral, exponent without
+ * '+' and leading zeros. */
+static size_t real_size(double v) {
+        char buf[100];
+        char *e;
+        size_t n;
+        int ret;
+
+        ret = snprintf(buf, sizeof(buf), "%.17g", v);
+        if (ret < 0 || (size_t)ret >= sizeof(buf)) {
+                return 0;
+        }
+        n = (size_t)ret;
+        if (!strpbrk(buf, ".,e")) {
+                n += 2;
+        }
+        e = strchr(buf, 'e');
+        if (e) {
+                e++;
+                if (*e == '-') {
+                        e++;
+                } else {
+                        n--; /* '+' */
+                }
+                while (*e == '0' && e[1]) {
+                        n--;
+                        e++;
+                }
+        }
+        return n;
+}
+
+/* Longest real jansson writes: "-1.2345678901234567e-308". */
+#define REAL_MAX_LEN 24
+
+static size_t scalar_size(const json_t *v, int exact) {
+        switch (json_typeof(v)) {
+        case JSON_STRING:
+                return str_size(json_string_value(v), json_string_length(v));
+        case JSON_INTEGER:
+                return int_size(json_integer_value(v));
+        case JSON_REAL:
+                return exact ? real_size(json_real_value(v)) : REAL_MAX_LEN;
+        case JSON_TRUE:
+        case JSON_NULL:
+                return 4;
+        case JSON_FALSE:
+                return 5;
+        default:
+                return 0;
+        }
+}
+
+static size_t key_size(void *iter) {
+        return str_size(json_object_iter_key(iter),
+                        json_object_iter_key_len(iter)) +
+               1;
+}
+
+/* Iterative walk with a fixed stack: no allocation, no recursion. Not
+ * \p exact: reals count REAL_MAX_LEN (an upper bound, no printf). */
+static size_t json_size(const json_t *root, int exact) {
+        struct {
+                json_t *json;
+                void *iter;
+                size_t idx;
+        } st[WALK_DEPTH];
+        size_t top = 0, n = 0;
+        json_t *v = (json_t *)root;
+        int descend = 1;
+
+        for (;;) {
+                if (descend) {
+                        if (json_is_object(v) && json_object_size(v) > 0) {
+                                if (top == WALK_DEPTH) {
+                                        goto deep;
+                                }
+                                st[top].json = v;
+                                st[top].iter = json_object_iter(v);
+                                n += 1 + key_size(st[top].iter);
+                                v = json_object_iter_value(st[top].iter);
+                                top++;
+                                continue;
+                        }
+                        if (json_is_array(v) && json_array_size(v) > 0) {
+                                if (top == WALK_DEPTH) {
+                                        goto deep;
+                                }
+                                st[top].json = v;
+                                st[top].idx = 0;
+                                n += 1;
+                                v = json_array_get(v, 0);
+                                top++;
+                                continue;
+                        }
+                        n += json_is_object(v) || json_is_array(v)
+                                 ? 2
+                                 : scalar_size(v, exact);
+                }
+                /* v is done: move to its next sibling or close parents */
+                descend = 0;
+                while (top > 0 && !descend) {
+                        if (json_is_object(st[top - 1].json)) {
+                                st[top - 1].iter = json_object_iter_next(
+                                    st[top - 1].json, st[top - 1].iter);
+                                if (st[top - 1].iter) {
+                                        n += 1 + key_size(st[top - 1].iter);
+                                        v = json_object_iter_value(
+                                            st[top - 1].iter);
+                                        descend = 1;
+                                }
+                        } else if (++st[top - 1].idx <
+                                   json_array_size(st[top - 1].json)) {
+                                n += 1;
+                                v = json_array_get(st[top - 1].json,
+                                                   st[top - 1].idx);
+                                descend = 1;
+                        }
+                        if (!descend) {
+                                n += 1;
+                                top--;
+                        }
+                }
+                if (!descend) {
+                        return n;
+                }
+        }
+
+deep:
+        n = json_dumpb(root, NULL, 0, JSON_COMPACT);
+        return n ? n : SIZE_MAX;
+}
+
+/*
+ * Field rules
+ */
+
+/* Writes at most 64 printable ASCII bytes of \p s, others as '?'. */
+static void quote(const char *s, char *out, size_t out_size) {
+        size_t i, o = 0;
+
+        for (i = 0; s[i] && o + 4 < out_size; i++) {
+                if (i == 64) {
+                        memcpy(out + o, "...", 3);
+                        o += 3;
+                        break;
+                }
+                out[o++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+        }
+        out[o] = '\0';
+}
+
+/* A string member: absent (or null when optional) gives *vp NULL. */
+static ab_err_t get_str(json_t *obj, const char *key, const char *label,
+                        size_t max, int required, json_t **vp, char *errstr,
+                        size_t errstr_size) {
+        json_t *v = json_object_get(obj, key);
+        size_t len;
+
+        *vp = NULL;
+        if (!v) {
+                return required ? fail(AB_ERR_INVALID, errstr, errstr_size,
+                                       "%s: required", label)
+                                : AB_OK;
+        }
+        if (!required && json_is_null(v)) {
+                return AB_OK;
+        }
+        if (!json_is_string(v)) {
+                return fail(AB_ERR_INVALID, errstr, errstr_size,
+                            "%s: must be a string", label);
+        }
+        len = json_string_length(v);
+        if (strlen(json_string_value(v)) != len) {
+                return fail(AB_ERR_INVALID, errstr, errstr_size,
+                            "%s: must not contain NUL", label);
+        }
+        if (max != NO_LEN && (len == 0 || len > max)) {
+                return fail(AB_ERR_INVALID, errstr, errstr_size,
+                            "%s: must be 1..%zu bytes", label, max);
+        }
+        *vp = v;
+        return AB_OK;
+}
+
+/* Whether \p prefix is in the comma list \p allowed ("*" allows all). */
+static int prefix_allowed(const char *allowed, const char *prefix) {
+        const char *p = allowed, *end;
+        size_t plen = strlen(prefix), len;
+
+        while (*p) {
+                while (*p == ' ' || *p == ',') {
+                        p++;
+                }
+                end = p;
+                while (*end && *end != ',' && *end != ' ') {
+                        end++;
+                }
+                len = (size_t)(end - p);
+                if ((len == 1 && *p == '*') ||
+                    (len == plen && len > 0 && !memcmp(p, prefix, len))) {
+                        return 1;
+                }
+                p = end;
+        }
+        return 0;
+}
+
+/* An unknown dotted name we could route: segments of [A-Za-z0-9_-]. */
+static int dotted_name_ok(const char *s) {
+        size_t i, seg = 0;
+
+        for (i = 0; s[i]; i++) {
+                if (s[i] == '.') {
+                        if (seg == 0) {
+                                return 0;
+                        }
+                        seg = 0;
+                } else if ((s[i] >= 'a' && s[i] <= 'z') ||
+                           (s[i] >= 'A' && s[i] <= 'Z') ||
+                           (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+                           s[i] == '-') {
+                        seg++;
+                } else {
+                        return 0;
+                }
+        }
+        return seg > 0 && i <= NAME_MAX_LEN;
+}
+
+static ab_err_t check_name(fields_t *f, const char *label,
+                           const ab_envelope_ctx_t *ctx, char *errstr,
+                           size_t errstr_size) {
+        const char *name = json_string_value(f->name);
+        char q[72];
+
+        f->entry = ab_catalog_find(ctx->catalog, name);
+        if (f->entry) {
+                f->family = f->entry->family;
+                /* catalog prefixes are at most 63 bytes */
+                memcpy(f->prefix, f->entry->prefix,
+                       strlen(f->entry->prefix) + 1);
+                return AB_OK;
+        }
+        if (ctx->allowed_prefixes && dotted_name_ok(name) &&
+            ab_catalog_dotted_prefix(name, f->prefix, sizeof(f->prefix)) ==
+                AB_OK &&
+            prefix_allowed(ctx->allowed_prefixes, f->prefix)) {
+                f->family = AB_FAMILY_PLATFORM;
+                return AB_OK;
+        }
+        f->prefix[0] = '\0';
+        quote(name, q, sizeof(q));
+        return fail(AB_ERR_UNKNOWN, errstr, errstr_size,
+                    "%s: unknown event name \"%s\"", label, q);
+}
+
+static ab_err_t check_version(json_t *item, int required, fields_t *f,
+                              char *errstr, size_t errstr_size) {
+        json_t *v = json_object_get(item, "schemaVersion");
+        json_int_t n;
+
+        if (!v) {
+                f->version = AB_ENVELOPE_SCHEMA_VERSION;
+                return required ? fail(AB_ERR_INVALID, errstr, errstr_size,
+                                       "schemaVersion: required")
+                                : AB_OK;
+        }
+        if (!json_is_integer(v)) {
+                return fail(AB_ERR_INVALID, errstr, errstr_size,
+                            "schemaVersion: must be an integer");
+        }
+        n = json_integer_value(v);
+        if (n < 1) {
+                return fail(AB_ERR_INVALID, errstr, errstr_size,
+                            "schemaVersion: must be >= 1");
+        }
+        if (n > AB_ENVELOPE_SCHEMA_VERSION) {
+                return fail(AB_ERR_UNSUPPORTED, errstr, errstr_size,
+                            "schemaVersion: %" JSON_INTEGER_FORMAT
+                            " is newer than this server's %d",
+                            n, AB_ENVELOPE_SCHEMA_VERSION);
+        }
+        f->version = (int)n;
+        return AB_OK;
+}
+
+/* Validates \p item without changing it. Field order: schemaVersion
+ * first (a newer event is judged by its version, not by v1 rules), then
+ * the envelope's own order. */
+static ab_err_t check(json_t *item, const ab_envelope_ctx_t *ctx,
+                      const ab_envelope_limits_t *lim, fields_t *f,
+                      char *errstr, size_t errstr_size) {
+        int bus = ctx->form == AB_FORM_BUS;
+        json_t *company;
+        ab_err_t err;
+        size_t size;
+        char why[128];
+
+        if ((err = check_version(item, !bus, f, errstr, errstr_size)) ||
+            (err = get_str(item, "id", "id", lim->max_id_len, !bus, &f->id,
+                           errstr, errstr_size)) ||
+            (err = get_str(item, bus ? "type" : "name", bus ? "type" : "name",
+                           NO_LEN, 1, &f->name, errstr, errstr_size)) ||
+            (err = check_name(f, bus ? "type" : "name", ctx, errstr,
+                              errstr_size)) ||
+            (err = get_str(item, "occurredAt", "occurredAt", NO_LEN, !bus,
+                           &f->occurred, errstr, errstr_size))) {
+                return err;
+        }
+        if (f->occurred &&
+            ab_envelope_parse_time(json_string_value(f->occurred),
+                                   &f->occurred_ms) != AB_OK) {
+                return fail(AB_ERR_INVALID, errstr, errstr_size,
+                            "occurredAt: not an ISO-8601 timestamp with zone");
+        }
+        if ((err = get_str(item, "source", "source", NO_LEN, 1, &f->source,
+                           errstr, errstr_size))) {
+                return err;
+        }
+        if (ab_catalog_check_source(f->family, json_string_value(f->source),
+                                    why, sizeof(why)) != AB_OK) {
+                return fail(AB_ERR_INVALID, errstr, errstr_size,
+                            "source: %s", why);
+        }
+        if (bus && (err = get_str(item, "tenant", "tenant", REF_MAX_LEN, 0,
+                                  &f->company, errstr, errstr_size))) {
+                return err;
+        }
+        if ((err = get_str(item, "companyId", "companyId", REF_MAX_LEN, 0,
+                           &company, errstr, errstr_size)) ||
+            (err = get_str(item, "subjectId", "subjectId", REF_MAX_LEN, 0,
+                           &f->subject, errstr, errstr_size))) {
+                return err;
+        }
+        if (!f->company) {
+                f->company = company;
+        }
+        f->payload = json_object_get(item, "payload");
+        if (!f->payload) {
+                return bus ? AB_OK
+                           : fail(AB_ERR_INVALID, errstr, errstr_size,
+                                  "payload: required object");
+        }
+        if (!json_is_object(f->payload)) {
+                return fail(AB_ERR_INVALID, errstr, errstr_size,
+                            "payload: must be an object");
+        }
+        size = json_size(f->payload, 0);
+        if (size > lim->max_payload_bytes) {
+                size = json_size(f->payload, 1);
+        }
+        if (size > lim->max_payload_bytes) {
+                return fail(AB_ERR_TOO_LARGE, errstr, errstr_size,
+                            "payload: %zu bytes is over the limit of %zu "
+                            "bytes",
+                            size, lim->max_payload_bytes);
+        }
+        return AB_OK;
+}
+
+static int is_reserved(const char *key) {
+        size_t i;
+
+        for (i = 0; i < sizeof(bus_reserved) / sizeof(bus_reserved[0]); i++) {
+                if (!strcmp(key, bus_reserved[i])) {
+                        return 1;
+                }
+        }
+        return 0;
+}
+
+/* Builds the normalised bus-form doc; values are shared with \p item. */
+static ab_err_t build_bus(json_t *item, const ab_envelope_ctx_t *ctx,
+                          fields_t *f, json_t **docp, char *errstr,
+                          size_t errstr_size) {
+        json_t *doc, *hdr = NULL, *v;
+        const char *key;
+        struct timespec ts;
+        char buf[40];
+        int64_t now;
+        int rc = 0;
+
+        *docp = NULL;
+        if (!f->company && ctx->tenant_header && *ctx->tenant_header) {
+                if (strlen(ctx->tenant_header) > REF_MAX_LEN) {
+                        return fail(AB_ERR_INVALID, errstr, errstr_size,
+                                    "x-tenant: must be 1..%d bytes",
+                                    REF_MAX_LEN);
+                }
+                hdr = json_string(ctx->tenant_header);
+                if (!hdr) {
+                        return fail(AB_ERR_INVALID, errstr, errstr_size,
+                                    "x-tenant: must be UTF-8");
+                }
+        }
+        doc = json_object();
+        if (!doc) {
+                json_decref(hdr);
+                return fail(AB_ERR_NOMEM, errstr, errstr_size,
+                            "out of memory");
+        }
+        if (f->id) {
+                rc |= json_object_set(doc, "id", f->id);
+        } else {
+                ab_envelope_uuid(buf, sizeof(buf));
+                rc |= json_object_set_new(doc, "id", json_string(buf));
+        }
+        rc |= json_object_set(doc, "name", f->name);
+        rc |= json_object_set_new(doc, "schemaVersion",
+                                  json_integer(f->version));
+        if (f->occurred) {
+                rc |= json_object_set(doc, "occurredAt", f->occurred);
+        } else {
+                now = ctx->now_ms;
+                if (now == 0) {
+                        clock_gettime(CLOCK_REALTIME, &ts);
+                        now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+                }
+                ab_envelope_format_time(now, buf, sizeof(buf));
+                f->occurred_ms = now;
+                rc |= json_object_set_new(doc, "occurredAt", json_string(buf));
+        }
+        rc |= json_object_set(doc, "source", f->source);
+        if (f->company) {
+                rc |= json_object_set(doc, "companyId", f->company);
+        } else if (hdr) {
+                rc |= json_object_set(doc, "companyId", hdr);
+        }
+        if (f->subject) {
+                rc |= json_object_set(doc, "subjectId", f->subject);
+        }
+        if (f->payload) {
+                rc |= json_object_set(doc, "payload", f->payload);
+        } else {
+                rc |= json_object_set_new(doc, "payload", json_object());
+        }
+        json_object_foreach(item, key, v) {
+                if (!is_reserved(key)) {
+                        rc |= json_object_set(doc, key, v);
+                }
+        }
+        json_decref(hdr);
+        if (rc) {
+                json_decref(doc);
+                return fail(AB_ERR_NOMEM, errstr, errstr_size,
+                            "out of memory");
+        }
+        /* point the view at the doc's values */
+        f->id = json_object_get(doc, "id");
+        f->occurred = json_object_get(doc, "occurredAt");
+        f->company = json_object_get(doc, "companyId");
+        f->payload = json_object_get(doc, "payload");
+        *docp = doc;
+        return AB_OK;
+}
+
+ab_err_t ab_envelope_from_json(ab_envelope_t *env, json_t *item,
+                               const ab_envelope_ctx_t *ctx, char *errstr,
+                               size_t errstr_size) {
+        const ab_envelope_limits_t *lim;
+        fields_t f;
+        json_t *doc;
+        ab_err_t err;
+
+        ab_envelope_clear(env);
+        if (!ctx || !ctx->catalog) {
+                return fail(AB_ERR_INTERNAL, errstr, errstr_size,
+                            "internal: no catalog");
+        }
+        lim = ctx->limits ? ctx->limits : &default_limits;
+        if (!json_is_object(item)) {
+                return fail(AB_ERR_INVALID, errstr, errstr_size,
+                            "item: must be an object");
+        }
+        memset(&f, 0, sizeof(f));
+        err = check(item, ctx, lim, &f, errstr, errstr_size);
+        if (err) {
+                return err;
+        }
+        if (ctx->form == AB_FORM_BUS) {
+                err = build_bus(item, ctx, &f, &doc, errstr, errstr_size);
+                if (err) {
+                        return err;
+                }
+        } else {
+                doc = json_incref(item);
+        }
+        env->doc = doc;
+        env->id = json_string_value(f.id);
+        env->name = json_string_value(f.name);
+        env->schema_version = f.version;
+        env->occurred_at = json_string_value(f.occurred);
+        env->occurred_at_ms = f.occurred_ms;
+        env->source = json_string_value(f.source);
+        env->company_id = json_string_value(f.company);
+        env->subject_id = json_string_value(f.subject);
+        env->payload = f.payload;
+        env->received_at_ms = 0;
+        env->entry = f.entry;
+        memcpy(env->prefix, f.prefix, sizeof(env->prefix));
+        return AB_OK;
+}
+
+void ab_envelope_set_received(ab_envelope_t *env, int64_t received_at_ms) {
+        json_t *v;
+
+        env->received_at_ms = received_at_ms;
+        if (!env->doc) {
+                return;
+        }
+        v = json_object_get(env->doc, "receivedAt");
+        if (json_is_integer(v) && v->refcount == 1) {
+                json_integer_set(v, received_at_ms);
+                return;
+        }
+        json_object_set_new(env->doc, "receivedAt",
+                            json_integer(received_at_ms));
+}
+
+char *ab_envelope_to_json(const ab_envelope_t *env) {
+        return env->doc ? json_dumps(env->doc, JSON_COMPACT) : NULL;
+}
+
+const char *ab_envelope_key(const ab_envelope_t *env) {
+        return env->company_id ? env->company_id : env->id;
+}
+
+void ab_envelope_clear(ab_envelope_t *env) {
+        json_decref(env->doc);
+        memset(env, 0, sizeof(*env));
+}
+
+/*
+ * Time: RFC 3339 with a zone, ms since the epoch, proleptic Gregorian.
+ */
+
+/* Howard Hinnant's days_from_civil: days since 1970-01-01. */
+static int64_t days_from_civil(int64_t y, int m, int d) {
+        int64_t era;
+        int64_t yoe, doy, doe;
+
+        y -= m <= 2;
+        era = (y >= 0 ? y : y - 399) / 400;
+        yoe = y - era * 400;
+        doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *yp, int *mp, int *dp) {
+        int64_t era, doe, yoe, doy, mo;
+
+        z += 719468;
+        era = (z >= 0 ? z : z - 146096) / 146097;
+        doe = z - era * 146097;
+        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        mo = (5 * doy + 2) / 153;
+        *dp = (int)(doy - (153 * mo + 2) / 5 + 1);
+        *mp = (int)(mo < 10 ? mo + 3 : mo - 9);
+        *yp = yoe + era * 400 + (*mp <= 2);
+}
+
+/* Reads exactly \p n digits; stops at NUL, so never reads past it. */
+static int num(const char *s, int n, int *out) {
+        int i, v = 0;
+
+        for (i = 0; i < n; i++) {
+                if (s[i] < '0' || s[i] > '9') {
+                        return -1;
+                }
+                v = v * 10 + (s[i] - '0');
+        }
+        *out = v;
+        return 0;
+}
+
+static int days_in_month(int y, int m) {
+        static const int mdays[12] = {31, 28, 31, 30, 31, 30,
+                                      31, 31, 30, 31, 30, 31};
+
+        if (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)) {
+                return 29;
+        }
+        return mdays[m - 1];
+}
+
+ab_err_t ab_envelope_parse_time(const char *s, int64_t *msp) {
+        int y, mo, d, h, mi, sec, ms = 0, oh = 0, om = 0, sign = 0, i;
+        const char *p;
+
+        if (!s || num(s, 4, &y) || s[4] != '-' || num(s + 5, 2, &mo) ||
+            s[7] != '-' || num(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+            num(s + 11, 2, &h) || s[13] != ':' || num(s + 14, 2, &mi) ||
+            s[16] != ':' || num(s + 17, 2, &sec)) {
+                return AB_ERR_INVALID;
+        }
+        if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+            mi > 59 || sec > 59) {
+                return AB_ERR_INVALID;
+        }
+        p = s + 19;
+        if (*p == '.') {
+                p++;
+                for (i = 0; p[i] >= '0' && p[i] <= '9'; i++) {
+                        if (i == 9) {
+                                return AB_ERR_INVALID;
+                        }
+                        if (i < 3) {
+                                ms = ms * 10 + (p[i] - '0');
+                        }
+                }
+                if (i == 0) {
+                        return AB_ERR_INVALID;
+                }
+                for (; i < 3; i++) {
+                        ms *= 10;
+                }
+                while (*p >= '0' && *p <= '9') {
+                        p++;
+                }
+        }
+        if (*p == 'Z' || *p == 'z') {
+                p++;
+        } else if (*p == '+' || *p == '-') {
+                sign = *p == '+' ? 1 : -1;
+                if (num(p + 1, 2, &oh) || p[3] != ':' || num(p + 4, 2, &om) ||
+                    oh > 23 || om > 59) {
+                        return AB_ERR_INVALID;
+                }
+                p += 6;
+        } else {
+                return AB_ERR_INVALID;
+        }
+        if (*p != '\0') {
+                return AB_ERR_INVALID;
+        }
+        *msp = days_from_civil(y, mo, d) * 86400000 +
+               ((int64_t)h * 3600 + mi * 60 + sec) * 1000 + ms -
+               (int64_t)sign * (oh * 60 + om) * 60000;
+        return AB_OK;
+}
+
+void ab_envelope_format_time(int64_t ms, char *out, size_t out_size) {
+        int64_t days, rem, y;
+        int m, d;
+
+        days = ms / 86400000;
+        rem = ms % 86400000;
+        if (rem < 0) {
+                rem += 86400000;
+                days--;
+        }
+        civil_from_days(days, &y, &m, &d);
+        snprintf(out, out_size, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                 (long long)y, m, d, (int)(rem / 3600000),
+                 (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
+                 (int)(rem % 1000));
+}
+
+/*
+ * Ids
+ */
+
+/* Used only when getrandom() fails outright (no entropy syscall). */
+static void weak_random(unsigned char *b, size_t n) {
+        static atomic_uint_fast64_t counter;
+        struct timespec ts;
+        uint64_t x;
+        size_t i;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
+            (uint64_t)(uintptr_t)b ^
+            atomic_fetch_add(&counter, 0x9e3779b97f4a7c15ULL);
+        for (i = 0; i < n; i++) {
+                if (i % 8 == 0) {
+                        /* splitmix64 */
+                        x += 0x9e3779b97f4a7c15ULL;
+                        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+                        x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+                        x ^= x >> 31;
+                }
+                b[i] = (unsigned char)(x >> (8 * (i % 8)));
+        }
+}
+
+void ab_envelope_uuid(char *out, size_t out_size) {
+        static const char hex[] = "0123456789abcdef";
+        unsigned char b[16];
+        size_t got = 0, i, o = 0;
+        ssize_t r;
+
+        if (out_size < 37) {
+                if (out_size > 0) {
+                        out[0] = '\0';
+                }
+                return;
+        }
+        while (got < sizeof(b)) {
+                r = getrandom(b + got, sizeof(b) - got, 0);
+                if (r < 0) {
+                        if (errno == EINTR) {
+                                continue;
+                        }
+                        weak_random(b + got, sizeof(b) - got);
+                        break;
+                }
+                got += (size_t)r;
+        }
+        b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+        b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+        for (i = 0; i < sizeof(b); i++) {
+                if (i == 4 || i == 6 || i == 8 || i == 10) {
+                        out[o++] = '-';
+                }
+                out[o++] = hex[b[i] >> 4];
+                out[o++] = hex[b[i] & 0x0f];
+        }
+        out[o] = '\0';
+}

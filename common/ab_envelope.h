@@ -63,7 +63,7 @@ typedef struct ab_envelope_ctx_s {
         ab_form_t form;
         const char *tenant_header;    /**< x-tenant, or NULL (bus form) */
         const char *allowed_prefixes; /**< ALLOW_UNKNOWN_PREFIXES: "a,b" or "*" or NULL */
-        int64_t now_ms;               /**< clock for generated occurredAt */
+        int64_t now_ms;               /**< clock for generated occurredAt; 0 = real time */
 } ab_envelope_ctx_t;
 
 /** Fills \p limits with the defaults above. */
@@ -71,8 +71,13 @@ void ab_envelope_limits_default(ab_envelope_limits_t *limits);
 
 /**
  * @brief Parses JSON text into a document, refusing input over
- *        limits->max_input_bytes, nesting over limits->max_depth (checked
- *        before jansson sees it, without recursion) and malformed JSON.
+ *        limits->max_input_bytes (AB_ERR_TOO_LARGE, before any scan),
+ *        nesting over limits->max_depth (AB_ERR_MALFORMED "JSON nested
+ *        deeper than 32 levels", checked before jansson sees it, without
+ *        recursion), duplicate object keys and malformed JSON
+ *        (AB_ERR_MALFORMED with jansson's line and column). The top level
+ *        must be an object or an array. \p limits NULL means the defaults;
+ *        \p errp may be NULL.
  * @returns the new document (json_decref it) or NULL with errstr and *errp
  *          set to AB_ERR_MALFORMED or AB_ERR_TOO_LARGE.
  */
@@ -85,7 +90,10 @@ json_t *ab_envelope_json_parse(const char *text, size_t len,
  * @brief Splits a parsed body into items: an array is its elements, an
  *        object is a batch of one. Anything else is AB_ERR_MALFORMED;
  *        more than limits->max_batch items is AB_ERR_TOO_LARGE; an empty
- *        array is AB_ERR_INVALID.
+ *        array is AB_ERR_INVALID. Items themselves are not checked here:
+ *        a non-object item fails ab_envelope_from_json() on its own
+ *        ("item: must be an object") so the rest of the batch can pass.
+ *        \p limits NULL means the defaults.
  * @returns AB_OK with *countp set.
  */
 ab_err_t ab_envelope_batch_check(const json_t *body,
@@ -107,6 +115,14 @@ json_t *ab_envelope_batch_item(json_t *body, size_t i);
  *        The error names the field: "occurredAt: not an ISO-8601 timestamp
  *        with zone", "name: unknown event name \"Foo\"",
  *        "source: must be one of storefront|admin|api|bot|agent".
+ *        Fields are checked in this order: schemaVersion, id, name (bus:
+ *        type), occurredAt, source, (bus: tenant), companyId, subjectId,
+ *        payload, (bus: the x-tenant header). Ingest form: id, name, schemaVersion, occurredAt, source
+ *        and payload are required. Bus form: id, occurredAt and
+ *        schemaVersion are optional (generated / 1), payload defaults to
+ *        {}, companyId = tenant, else companyId, else x-tenant.
+ *        Codes: AB_ERR_UNKNOWN (name), AB_ERR_UNSUPPORTED (schemaVersion
+ *        above ours), AB_ERR_TOO_LARGE (payload), AB_ERR_INVALID (the rest).
  * @returns AB_OK, or an error with errstr; env is cleared on error.
  */
 ab_err_t ab_envelope_from_json(ab_envelope_t *env, json_t *item,
@@ -130,7 +146,9 @@ void ab_envelope_clear(ab_envelope_t *env);
 
 /**
  * @brief Parses an RFC 3339 timestamp that carries a zone ("Z" or
- *        "+hh:mm"), with optional fractional seconds.
+ *        "+hh:mm"), with optional fractional seconds (1 to 9 digits, kept
+ *        to the millisecond). 'T' and 'Z' may be lower case; ranges are
+ *        checked (leap days included; a leap second :60 is refused).
  * @returns AB_OK with *msp set, or AB_ERR_INVALID.
  */
 ab_err_t ab_envelope_parse_time(const char *s, int64_t *msp);
