@@ -1,4 +1,1307 @@
 /* aetherbus - Apache-2.0
- * ab_http: placeholder until the module lands.
+ *
+ * ab_http: libmicrohttpd server wrapper. Owns the listen socket, routing,
+ * body accumulation, response building, the suspend/resume protocol for
+ * asynchronous answers, graceful stop, the free routes and the http_*
+ * metrics. Keep service logic (auth, JSON shapes of a route) out of here.
+ *
+ * Request lifetime. An ab_http_req_t is reference counted: MHD holds one
+ * reference from the first access-handler call to MHD_OPTION_NOTIFY_COMPLETED,
+ * and ab_http_req_suspend() adds one for the asynchronous answerer, which
+ * its ab_http_respond*() call drops. The last one out frees the request,
+ * or, on the server thread, parks it (with its body buffer) in the
+ * connection for the next request, so keep-alive traffic allocates no
+ * request. The answerer never touches the server once the request was
+ * answered or completed, so a late answer after ab_http_stop() is safe.
+ *
+ * State machine (req->lock):
+ *   NEW -> HANDLER (handler runs) -> DONE (answer queued)
+ *   HANDLER -> ASYNC (suspend called) -> SUSPENDED (handler returned,
+ *   MHD_suspend_connection) -> RESUMING (answer stored by the answerer or by
+ *   ab_http_stop(), MHD_resume_connection) -> DONE (queued on the server
+ *   thread). An answer that arrives while still ASYNC is queued when the
+ *   handler returns, without suspending. Lock order: server lock, then a
+ *   request lock; MHD_suspend_connection() runs under the request lock (on
+ *   the server thread), no MHD function runs under the server lock.
  */
-#include "ab_err.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ab_http.h"
+#include "ab_log.h"
+
+#define BODY_INIT   4096
+#define RETAIN_MAX  (64 * 1024)   /* body buffer a connection keeps */
+#define DRAIN_MAX   (1024 * 1024) /* bytes read and dropped after a refusal */
+#define MAX_THREADS 16
+
+#define CT_JSON "application/json"
+#define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
+
+enum { R_NEW = 0, R_HANDLER, R_ASYNC, R_SUSPENDED, R_RESUMING, R_DONE };
+
+struct route {
+        ab_http_route_t r;
+        size_t plen;
+        ab_metric_t *dur; /* duration series of this route */
+};
+
+struct conn_ctx {
+        ab_http_req_t *spare;
+};
+
+struct ab_http_req_s {
+        ab_http_t *srv;
+        struct MHD_Connection *conn; /* NULL once completed */
+        struct conn_ctx *cc;
+        const struct route *route;
+        const char *method;
+        const char *path;
+        char *body;
+        size_t len;
+        size_t cap;
+        size_t limit;
+        size_t drained;
+        int reject;           /* status answered without a handler */
+        int status;           /* status queued */
+        uint64_t t0;          /* ns, monotonic */
+        unsigned retry_after;
+        pthread_mutex_t lock;
+        int state;
+        int held;             /* the answerer's reference is out */
+        int linked;           /* on srv->held (server lock) */
+        struct MHD_Response *resp; /* stored answer, not yet queued */
+        int resp_status;
+        atomic_int refcnt;
+        char addr[INET6_ADDRSTRLEN];
+        ab_http_req_t *prev;
+        ab_http_req_t *next;
+};
+
+struct ab_http_s {
+        ab_http_conf_t conf;
+        char service[32];
+        struct route *routes;
+        size_t nroutes;
+        struct MHD_Daemon *d[MAX_THREADS];
+        int lfd[MAX_THREADS];
+        int nd; /* daemons (and listen sockets) */
+        int port;
+        int started;
+        int stopped;
+        atomic_int stopping;
+        atomic_int forcing;
+        atomic_long inflight;
+        atomic_int nsuspended;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        ab_http_req_t *held; /* requests with ab_http_req_suspend() */
+        ab_metrics_t *metrics;
+        int own_metrics;
+        ab_metric_t *m_req;
+        ab_metric_t *m_dur;
+        ab_metric_t *dur_unmatched;
+};
+
+static const double dur_buckets[] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10,
+};
+
+static uint64_t now_ns(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- request objects ---- */
+
+static void req_free(ab_http_req_t *req) {
+        if (req->resp) {
+                MHD_destroy_response(req->resp);
+        }
+        pthread_mutex_destroy(&req->lock);
+        free(req->body);
+        free(req);
+}
+
+/* Drops one reference; the last one frees, or parks the request in its
+ * connection when \p park (server thread, connection still open). */
+static void req_unref(ab_http_req_t *req, int park) {
+        struct conn_ctx *cc;
+
+        cc = req->cc;
+        if (atomic_fetch_sub_explicit(&req->refcnt, 1, memory_order_acq_rel) !=
+            1) {
+                return;
+        }
+        if (park && cc && !cc->spare && req->cap <= RETAIN_MAX &&
+            !req->resp) {
+                cc->spare = req;
+                return;
+        }
+        req_free(req);
+}
+
+static ab_http_req_t *req_get(ab_http_t *srv, struct MHD_Connection *conn) {
+        const union MHD_ConnectionInfo *ci;
+        struct conn_ctx *cc;
+        ab_http_req_t *req;
+
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        cc = ci ? ci->socket_context : NULL;
+        if (cc && cc->spare) {
+                req       = cc->spare;
+                cc->spare = NULL;
+        } else {
+                if (!(req = calloc(1, sizeof(*req)))) {
+                        return NULL;
+                }
+                pthread_mutex_init(&req->lock, NULL);
+        }
+        req->srv         = srv;
+        req->conn        = conn;
+        req->cc          = cc;
+        req->route       = NULL;
+        req->len         = 0;
+        req->drained     = 0;
+        req->reject      = 0;
+        req->status      = 0;
+        req->state       = R_NEW;
+        req->held        = 0;
+        req->linked      = 0;
+        req->resp        = NULL;
+        req->retry_after = srv->conf.retry_after_s;
+        req->addr[0]     = '\0';
+        req->prev        = NULL;
+        req->next        = NULL;
+        if (req->body) {
+                req->body[0] = '\0';
+        }
+        atomic_store_explicit(&req->refcnt, 1, memory_order_relaxed);
+        return req;
+}
+
+/* ---- responses ---- */
+
+static struct MHD_Response *build(const ab_http_req_t *req, int status,
+                                  const char *ctype, void *body, size_t len,
+                                  enum MHD_ResponseMemoryMode mode,
+                                  const char *const *headers) {
+        struct MHD_Response *r;
+        char ra[16];
+        int has_ra;
+        int i;
+
+        if (!(r = MHD_create_response_from_buffer(len, body, mode))) {
+                if (mode == MHD_RESPMEM_MUST_FREE) {
+                        free(body);
+                }
+                return NULL;
+        }
+        has_ra = 0;
+        if (ctype && MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                             ctype) != MHD_YES) {
+                goto fail;
+        }
+        for (i = 0; headers && headers[i] && headers[i + 1]; i += 2) {
+                if (!strcasecmp(headers[i], MHD_HTTP_HEADER_RETRY_AFTER)) {
+                        has_ra = 1;
+                }
+                if (MHD_add_response_header(r, headers[i], headers[i + 1]) !=
+                    MHD_YES) {
+                        goto fail;
+                }
+        }
+        if (status == MHD_HTTP_SERVICE_UNAVAILABLE && !has_ra) {
+                snprintf(ra, sizeof(ra), "%u", req->retry_after);
+                if (MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER,
+                                            ra) != MHD_YES) {
+                        goto fail;
+                }
+        }
+        return r;
+fail:
+        MHD_destroy_response(r);
+        return NULL;
+}
+
+static json_t *error_json(const char *error, json_t *detail) {
+        return json_pack("{s:s, s:o}", "error", error ? error : "error",
+                         "detail", detail ? detail : json_null());
+}
+
+static struct MHD_Response *build_json(const ab_http_req_t *req, int status,
+                                       json_t *json,
+                                       const char *const *headers) {
+        char *s;
+
+        s = json ? json_dumps(json, JSON_COMPACT) : NULL;
+        json_decref(json);
+        if (!s) {
+                return NULL;
+        }
+        return build(req, status, CT_JSON, s, strlen(s), MHD_RESPMEM_MUST_FREE,
+                     headers);
+}
+
+static struct MHD_Response *build_error(const ab_http_req_t *req, int status,
+                                        const char *error, json_t *detail) {
+        return build_json(req, status, error_json(error, detail), NULL);
+}
+
+/* Server thread: hands \p r to MHD. */
+static enum MHD_Result queue(ab_http_req_t *req, int status,
+                             struct MHD_Response *r) {
+        enum MHD_Result ret;
+
+        if (!r) {
+                return MHD_NO;
+        }
+        if (atomic_load_explicit(&req->srv->stopping, memory_order_relaxed)) {
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION,
+                                        "close");
+        }
+        ret = MHD_queue_response(req->conn, (unsigned)status, r);
+        MHD_destroy_response(r);
+        req->status = status;
+        return ret;
+}
+
+/* Any thread: stores the answer, resumes a suspended connection, drops the
+ * answerer's hold. Never touches the server unless it resumes, which
+ * ab_http_stop() waits for (nsuspended). */
+static ab_err_t answer(ab_http_req_t *req, int status, struct MHD_Response *r) {
+        struct MHD_Connection *conn;
+        ab_http_t *srv;
+        ab_err_t err;
+        int resume;
+        int release;
+
+        resume  = 0;
+        release = 0;
+        pthread_mutex_lock(&req->lock);
+        if (req->held) {
+                req->held = 0;
+                release   = 1;
+        }
+        if (req->resp || req->state == R_DONE || req->state == R_RESUMING ||
+            req->state == R_NEW) {
+                err = AB_ERR_INVALID;
+        } else if (r) {
+                req->resp        = r;
+                req->resp_status = status;
+                r                = NULL;
+                err              = AB_OK;
+                if (req->state == R_SUSPENDED) {
+                        req->state = R_RESUMING;
+                        resume     = 1;
+                }
+        } else {
+                err = AB_ERR_NOMEM;
+                /* Still owe an answer: a bare 500 without a body. */
+                if ((req->resp = MHD_create_response_from_buffer(
+                         0, NULL, MHD_RESPMEM_PERSISTENT))) {
+                        req->resp_status = 500;
+                        if (req->state == R_SUSPENDED) {
+                                req->state = R_RESUMING;
+                                resume     = 1;
+                        }
+                }
+        }
+        conn = req->conn;
+        srv  = req->srv;
+        pthread_mutex_unlock(&req->lock);
+        if (r) {
+                MHD_destroy_response(r);
+        }
+        if (resume) {
+                MHD_resume_connection(conn);
+                atomic_fetch_sub(&srv->nsuspended, 1);
+        }
+        if (release) {
+                req_unref(req, 0);
+        }
+        return err;
+}
+
+ab_err_t ab_http_respond(ab_http_req_t *req, int status,
+                         const char *content_type, const void *body,
+                         size_t len, const char *const *headers) {
+        return answer(req, status,
+                      build(req, status, content_type, (void *)body, len,
+                            MHD_RESPMEM_MUST_COPY, headers));
+}
+
+ab_err_t ab_http_respond_json(ab_http_req_t *req, int status, json_t *json) {
+        return answer(req, status, build_json(req, status, json, NULL));
+}
+
+ab_err_t ab_http_respond_error(ab_http_req_t *req, int status,
+                               const char *error, json_t *detail) {
+        return answer(req, status, build_error(req, status, error, detail));
+}
+
+static ab_err_t respond_static(ab_http_req_t *req, int status,
+                               const char *ctype, const char *body) {
+        return answer(req, status,
+                      build(req, status, ctype, (void *)body, strlen(body),
+                            MHD_RESPMEM_PERSISTENT, NULL));
+}
+
+void ab_http_req_set_retry_after(ab_http_req_t *req, unsigned seconds) {
+        req->retry_after = seconds;
+}
+
+ab_err_t ab_http_req_suspend(ab_http_req_t *req) {
+        ab_http_t *srv;
+
+        srv = req->srv;
+        if (srv->conf.threading == AB_HTTP_THREAD_PER_CONNECTION) {
+                return AB_ERR_UNSUPPORTED;
+        }
+        pthread_mutex_lock(&req->lock);
+        if (req->state != R_HANDLER || req->resp) {
+                pthread_mutex_unlock(&req->lock);
+                return AB_ERR_UNSUPPORTED;
+        }
+        req->state = R_ASYNC;
+        req->held  = 1;
+        atomic_fetch_add_explicit(&req->refcnt, 1, memory_order_relaxed);
+        pthread_mutex_unlock(&req->lock);
+
+        pthread_mutex_lock(&srv->lock);
+        req->linked = 1;
+        req->next   = srv->held;
+        if (srv->held) {
+                srv->held->prev = req;
+        }
+        srv->held = req;
+        pthread_mutex_unlock(&srv->lock);
+        return AB_OK;
+}
+
+/* ---- accessors ---- */
+
+const char *ab_http_req_method(const ab_http_req_t *req) {
+        return req->method;
+}
+
+const char *ab_http_req_path(const ab_http_req_t *req) {
+        return req->path;
+}
+
+const char *ab_http_req_query(const ab_http_req_t *req, const char *name) {
+        const char *v;
+
+        v = NULL;
+        if (!req->conn ||
+            MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND,
+                                          name, strlen(name), &v,
+                                          NULL) != MHD_YES) {
+                return NULL;
+        }
+        return v ? v : "";
+}
+
+const char *ab_http_req_header(const ab_http_req_t *req, const char *name) {
+        if (!req->conn) {
+                return NULL;
+        }
+        return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *ab_http_req_body(const ab_http_req_t *req, size_t *lenp) {
+        if (lenp) {
+                *lenp = req->len;
+        }
+        return req->body && req->len ? req->body : "";
+}
+
+const char *ab_http_req_remote(ab_http_req_t *req) {
+        const union MHD_ConnectionInfo *ci;
+        const struct sockaddr *sa;
+
+        if (req->addr[0] || !req->conn) {
+                return req->addr;
+        }
+        ci = MHD_get_connection_info(req->conn,
+                                     MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (!ci || !(sa = ci->client_addr)) {
+                return req->addr;
+        }
+        if (sa->sa_family == AF_INET) {
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+                          req->addr, sizeof(req->addr));
+        } else if (sa->sa_family == AF_INET6) {
+                inet_ntop(AF_INET6,
+                          &((const struct sockaddr_in6 *)sa)->sin6_addr,
+                          req->addr, sizeof(req->addr));
+        }
+        return req->addr;
+}
+
+/* ---- routing ---- */
+
+static int method_ok(const ab_http_route_t *r, const char *method) {
+        return !strcmp(r->method, method) ||
+               (!strcmp(method, "HEAD") && !strcmp(r->method, "GET"));
+}
+
+/* 0 no match, else a score: exact beats any prefix, longer prefix wins. */
+static size_t path_score(const struct route *rt, const char *path) {
+        if (rt->r.flags & AB_HTTP_PREFIX) {
+                return strncmp(path, rt->r.path, rt->plen) ? 0 : rt->plen;
+        }
+        return strcmp(path, rt->r.path) ? 0 : SIZE_MAX;
+}
+
+/* Sets *statusp to 0 (dispatch), 404 or 405; returns the route matched (for
+ * 405 a route of the path, for labels). */
+static const struct route *match(const ab_http_t *srv, const char *path,
+                                 const char *method, int *statusp) {
+        const struct route *best;
+        const struct route *any;
+        size_t bs;
+        size_t as;
+        size_t s;
+        size_t i;
+
+        best = NULL;
+        any  = NULL;
+        bs   = 0;
+        as   = 0;
+        for (i = 0; i < srv->nroutes; i++) {
+                if (!(s = path_score(&srv->routes[i], path))) {
+                        continue;
+                }
+                if (s > as) {
+                        as  = s;
+                        any = &srv->routes[i];
+                }
+                if (s > bs && method_ok(&srv->routes[i].r, method)) {
+                        bs   = s;
+                        best = &srv->routes[i];
+                }
+        }
+        *statusp = best ? 0 : any ? 405 : 404;
+        return best ? best : any;
+}
+
+/* "GET, HEAD, POST" for every route matching path. */
+static void allow_header(const ab_http_t *srv, const char *path, char *out,
+                         size_t size) {
+        const char *m;
+        size_t of;
+        size_t i;
+        int get;
+
+        of     = 0;
+        out[0] = '\0';
+        get    = 0;
+        for (i = 0; i < srv->nroutes; i++) {
+                if (!path_score(&srv->routes[i], path)) {
+                        continue;
+                }
+                m = srv->routes[i].r.method;
+                if (strstr(out, m)) {
+                        continue;
+                }
+                get |= !strcmp(m, "GET");
+                of += (size_t)snprintf(out + of, size - of, "%s%s",
+                                       of ? ", " : "", m);
+                if (of >= size) {
+                        return;
+                }
+        }
+        if (get && !strstr(out, "HEAD") && of < size) {
+                snprintf(out + of, size - of, ", HEAD");
+        }
+}
+
+static struct MHD_Response *build_reject(ab_http_req_t *req) {
+        const char *h[3];
+        char allow[128];
+        char msg[160];
+
+        switch (req->reject) {
+        case 404:
+                return build_error(req, 404, "not found",
+                                   json_string(req->path));
+        case 405:
+                allow_header(req->srv, req->path, allow, sizeof(allow));
+                h[0] = MHD_HTTP_HEADER_ALLOW;
+                h[1] = allow;
+                h[2] = NULL;
+                snprintf(msg, sizeof(msg), "%s allows %s", req->route->r.path,
+                         allow);
+                return build_json(req, 405,
+                                  error_json("method not allowed",
+                                             json_string(msg)),
+                                  h);
+        default:
+                snprintf(msg, sizeof(msg), "request body is over %zu bytes",
+                         req->limit);
+                return build_error(req, 413, "payload too large",
+                                   json_string(msg));
+        }
+}
+
+/* ---- MHD callbacks ---- */
+
+static enum MHD_Result on_headers(ab_http_t *srv, ab_http_req_t *req) {
+        const char *cl;
+        const char *expect;
+        unsigned long long n;
+        char *end;
+        char *nb;
+
+        req->route = match(srv, req->path, req->method, &req->reject);
+        req->limit = req->route && req->route->r.max_body
+                         ? req->route->r.max_body
+                         : srv->conf.max_body;
+        if (req->reject) {
+                return MHD_YES; /* answered on the final call */
+        }
+        cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (!cl) {
+                return MHD_YES;
+        }
+        errno = 0;
+        n     = strtoull(cl, &end, 10);
+        if (errno || end == cl || *end) {
+                return MHD_YES; /* MHD refuses malformed lengths itself */
+        }
+        if (n > req->limit) {
+                req->reject = 413;
+                expect      = MHD_lookup_connection_value(
+                    req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+                /* Answer now (MHD closes after) when the client waits for
+                 * 100-continue or the body is too big to drain; otherwise
+                 * drain it and keep the connection. */
+                if (expect || n - req->limit > DRAIN_MAX) {
+                        req->state = R_DONE;
+                        return queue(req, 413, build_reject(req));
+                }
+                return MHD_YES;
+        }
+        if (n + 1 > req->cap) {
+                if (!(nb = realloc(req->body, n + 1))) {
+                        return MHD_NO;
+                }
+                req->body = nb;
+                req->cap  = n + 1;
+        }
+        return MHD_YES;
+}
+
+static enum MHD_Result on_data(ab_http_req_t *req, const char *data,
+                               size_t n) {
+        size_t need;
+        size_t ncap;
+        char *nb;
+
+        if (req->reject) {
+                req->drained += n;
+                return req->drained > DRAIN_MAX ? MHD_NO : MHD_YES;
+        }
+        if (n > req->limit - req->len) {
+                req->reject  = 413;
+                req->drained = req->len + n - req->limit;
+                req->len     = 0;
+                return MHD_YES;
+        }
+        need = req->len + n + 1;
+        if (need > req->cap) {
+                ncap = req->cap ? req->cap : BODY_INIT;
+                while (ncap < need) {
+                        ncap *= 2;
+                }
+                if (ncap > req->limit + 1 && need <= req->limit + 1) {
+                        ncap = req->limit + 1;
+                }
+                if (!(nb = realloc(req->body, ncap))) {
+                        return MHD_NO;
+                }
+                req->body = nb;
+                req->cap  = ncap;
+        }
+        memcpy(req->body + req->len, data, n);
+        req->len += n;
+        req->body[req->len] = '\0';
+        return MHD_YES;
+}
+
+static enum MHD_Result on_final(ab_http_t *srv, ab_http_req_t *req) {
+        struct MHD_Response *r;
+        int status;
+
+        pthread_mutex_lock(&req->lock);
+        if (req->state == R_RESUMING) {
+                r          = req->resp;
+                status     = req->resp_status;
+                req->resp  = NULL;
+                req->state = R_DONE;
+                pthread_mutex_unlock(&req->lock);
+                return queue(req, status, r);
+        }
+        if (req->state != R_NEW) {
+                /* Called again without news (should not happen). */
+                pthread_mutex_unlock(&req->lock);
+                return MHD_YES;
+        }
+        req->state = R_HANDLER;
+        pthread_mutex_unlock(&req->lock);
+
+        if (req->reject) {
+                req->state = R_DONE;
+                return queue(req, req->reject, build_reject(req));
+        }
+
+        req->route->r.handler(req, srv->conf.opaque);
+
+        pthread_mutex_lock(&req->lock);
+        if (req->resp) {
+                r          = req->resp;
+                status     = req->resp_status;
+                req->resp  = NULL;
+                req->state = R_DONE;
+                pthread_mutex_unlock(&req->lock);
+                return queue(req, status, r);
+        }
+        if (req->state == R_ASYNC &&
+            !atomic_load(&srv->forcing)) {
+                atomic_fetch_add(&srv->nsuspended, 1);
+                MHD_suspend_connection(req->conn);
+                req->state = R_SUSPENDED;
+                pthread_mutex_unlock(&req->lock);
+                return MHD_YES;
+        }
+        status     = req->state == R_ASYNC ? 503 : 500;
+        req->state = R_DONE;
+        pthread_mutex_unlock(&req->lock);
+        if (status == 503) {
+                return queue(req, 503,
+                             build_error(req, 503, "shutting down", NULL));
+        }
+        ab_error("http", "%s %s: handler returned without an answer",
+                 req->method, req->path);
+        return queue(req, 500,
+                     build_error(req, 500, "internal error",
+                                 json_string("handler gave no answer")));
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
+                                 const char *url, const char *method,
+                                 const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls) {
+        ab_http_t *srv;
+        ab_http_req_t *req;
+        size_t n;
+
+        (void)version;
+        srv = cls;
+        req = *con_cls;
+        if (!req) {
+                if (!(req = req_get(srv, conn))) {
+                        return MHD_NO;
+                }
+                *con_cls    = req;
+                req->t0     = now_ns();
+                req->method = method;
+                req->path   = url;
+                atomic_fetch_add(&srv->inflight, 1);
+                return on_headers(srv, req);
+        }
+        if (*upload_data_size) {
+                n                 = *upload_data_size;
+                *upload_data_size = 0;
+                return on_data(req, upload_data, n);
+        }
+        return on_final(srv, req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn,
+                         void **con_cls, enum MHD_RequestTerminationCode toe) {
+        ab_http_t *srv;
+        ab_http_req_t *req;
+        const char *route;
+        char st[16];
+        double secs;
+
+        (void)conn;
+        srv = cls;
+        req = *con_cls;
+        if (!req) {
+                return;
+        }
+        *con_cls = NULL;
+
+        secs  = (double)(now_ns() - req->t0) / 1e9;
+        route = req->route ? req->route->r.path : "unmatched";
+        if (req->status) {
+                snprintf(st, sizeof(st), "%d", req->status);
+        } else {
+                snprintf(st, sizeof(st), "aborted");
+        }
+        ab_metric_inc(AB_METRIC_WITH(srv->m_req, route, st));
+        ab_metric_observe(req->route ? req->route->dur : srv->dur_unmatched,
+                          secs);
+        ab_debug("http", "%s %s %s %.3fms %s%s", req->method, req->path, st,
+                 secs * 1e3, ab_http_req_remote(req),
+                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+                                                            : " (cut short)");
+
+        pthread_mutex_lock(&req->lock);
+        req->state = R_DONE;
+        req->conn  = NULL;
+        if (req->resp) { /* resumed but never served (daemon shutdown) */
+                MHD_destroy_response(req->resp);
+                req->resp = NULL;
+        }
+        pthread_mutex_unlock(&req->lock);
+
+        pthread_mutex_lock(&srv->lock);
+        if (req->linked) {
+                if (req->prev) {
+                        req->prev->next = req->next;
+                } else {
+                        srv->held = req->next;
+                }
+                if (req->next) {
+                        req->next->prev = req->prev;
+                }
+                req->linked = 0;
+        }
+        if (atomic_fetch_sub(&srv->inflight, 1) == 1 &&
+            atomic_load(&srv->stopping)) {
+                pthread_cond_broadcast(&srv->cond);
+        }
+        pthread_mutex_unlock(&srv->lock);
+        req_unref(req, 1);
+}
+
+static void on_conn(void *cls, struct MHD_Connection *conn,
+                    void **socket_context,
+                    enum MHD_ConnectionNotificationCode toe) {
+        struct conn_ctx *cc;
+
+        (void)cls;
+        (void)conn;
+        if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+                *socket_context = calloc(1, sizeof(struct conn_ctx));
+                return;
+        }
+        if ((cc = *socket_context)) {
+                if (cc->spare) {
+                        req_free(cc->spare);
+                }
+                free(cc);
+                *socket_context = NULL;
+        }
+}
+
+static void on_log(void *cls, const char *fmt, va_list ap) {
+        char msg[512];
+        size_t n;
+
+        (void)cls;
+        if (ab_log_level_current < AB_LOG_DEBUG) {
+                return;
+        }
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        n = strlen(msg);
+        while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) {
+                msg[--n] = '\0';
+        }
+        ab_debug("http", "libmicrohttpd: %s", msg);
+}
+
+/* ---- free routes ---- */
+
+static void h_healthz(ab_http_req_t *req, void *opaque) {
+        (void)opaque;
+        respond_static(req, 200, CT_JSON, "{\"status\":\"ok\"}");
+}
+
+static void h_readyz(ab_http_req_t *req, void *opaque) {
+        char reason[256];
+
+        reason[0] = '\0';
+        if (!req->srv->conf.ready ||
+            req->srv->conf.ready(opaque, reason, sizeof(reason))) {
+                respond_static(req, 200, CT_JSON, "{\"status\":\"ready\"}");
+                return;
+        }
+        ab_http_respond_error(req, 503, "not ready",
+                              json_string(reason[0] ? reason : "not ready"));
+}
+
+static void h_metrics(ab_http_req_t *req, void *opaque) {
+        char *buf;
+        size_t len;
+
+        (void)opaque;
+        if (ab_metrics_render(req->srv->metrics, &buf, &len) != AB_OK) {
+                ab_http_respond_error(req, 500, "internal error",
+                                      json_string("out of memory"));
+                return;
+        }
+        answer(req, 200,
+               build(req, 200, CT_PROM, buf, len, MHD_RESPMEM_MUST_FREE,
+                     NULL));
+}
+
+static const ab_http_route_t free_routes[] = {
+    {.method = "GET", .path = "/healthz", .handler = h_healthz},
+    {.method = "GET", .path = "/readyz", .handler = h_readyz},
+    {.method = "GET", .path = "/metrics", .handler = h_metrics},
+};
+
+/* ---- server ---- */
+
+/* One listening socket on ai (port from ai), SO_REUSEPORT when asked. */
+static int listen_one(const struct addrinfo *ai, int reuseport) {
+        int one;
+        int zero;
+        int fd;
+
+        one  = 1;
+        zero = 0;
+        fd   = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                      0);
+        if (fd < 0) {
+                return -1;
+        }
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+            (reuseport &&
+             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
+            (ai->ai_family == AF_INET6 &&
+             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero))) ||
+            bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1024)) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+/* Opens srv->nd listening sockets on the same port (the first one picks
+ * it when the port is 0). */
+static int listen_on(ab_http_t *srv, char *errstr, size_t errstr_size) {
+        struct addrinfo hints;
+        struct addrinfo *ai;
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        char ps[16];
+        int rc;
+        int i;
+
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family   = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags    = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+        for (i = 0; i < srv->nd; i++) {
+                snprintf(ps, sizeof(ps), "%d", i ? srv->port : srv->conf.port);
+                if ((rc = getaddrinfo(srv->conf.bind, ps, &hints, &ai))) {
+                        ab_errstr_set(errstr, errstr_size,
+                                      "http: bad bind address \"%s\": %s",
+                                      srv->conf.bind, gai_strerror(rc));
+                        return -1;
+                }
+                /* SO_REUSEPORT would happily share the port with another
+                 * process: first check it is free with a plain bind. */
+                if (i == 0 && srv->nd > 1 && srv->conf.port &&
+                    (rc = listen_one(ai, 0)) >= 0) {
+                        close(rc);
+                } else if (i == 0 && srv->nd > 1 && srv->conf.port) {
+                        freeaddrinfo(ai);
+                        ab_errstr_set(errstr, errstr_size,
+                                      "http: cannot listen on %s port %d: %s",
+                                      srv->conf.bind, srv->conf.port,
+                                      strerror(errno));
+                        return -1;
+                }
+                srv->lfd[i] = listen_one(ai, srv->nd > 1);
+                freeaddrinfo(ai);
+                if (srv->lfd[i] < 0) {
+                        ab_errstr_set(errstr, errstr_size,
+                                      "http: cannot listen on %s port %d: %s",
+                                      srv->conf.bind,
+                                      i ? srv->port : srv->conf.port,
+                                      strerror(errno));
+                        return -1;
+                }
+                if (i) {
+                        continue;
+                }
+                sl = sizeof(ss);
+                if (getsockname(srv->lfd[0], (struct sockaddr *)&ss, &sl)) {
+                        ab_errstr_set(errstr, errstr_size,
+                                      "http: getsockname: %s",
+                                      strerror(errno));
+                        return -1;
+                }
+                srv->port =
+                    ntohs(ss.ss_family == AF_INET6
+                              ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                              : ((struct sockaddr_in *)&ss)->sin_port);
+        }
+        return 0;
+}
+
+static ab_err_t add_routes(ab_http_t *srv, const ab_http_route_t *routes,
+                           size_t n, char *errstr, size_t errstr_size) {
+        char e[256];
+        size_t i;
+        size_t k;
+        struct route *rt;
+
+        for (i = 0; i < n; i++) {
+                if (!routes[i].method || !routes[i].path ||
+                    routes[i].path[0] != '/' || !routes[i].handler) {
+                        ab_errstr_set(errstr, errstr_size,
+                                      "http: route %zu needs a method, a "
+                                      "path starting with / and a handler",
+                                      srv->nroutes);
+                        return AB_ERR_INVALID;
+                }
+                rt       = &srv->routes[srv->nroutes];
+                rt->r    = routes[i];
+                rt->plen = strlen(routes[i].path);
+                /* One duration series per distinct path. */
+                for (k = 0; k < srv->nroutes; k++) {
+                        if (!strcmp(srv->routes[k].r.path, rt->r.path)) {
+                                rt->dur = srv->routes[k].dur;
+                        }
+                }
+                if (!rt->dur && !(rt->dur = AB_METRIC_WITH(srv->m_dur,
+                                                          rt->r.path))) {
+                        snprintf(e, sizeof(e), "http: too many routes");
+                        ab_errstr_set(errstr, errstr_size, "%s", e);
+                        return AB_ERR_INVALID;
+                }
+                srv->nroutes++;
+        }
+        return AB_OK;
+}
+
+ab_http_t *ab_http_new(const ab_http_conf_t *conf, char *errstr,
+                       size_t errstr_size) {
+        pthread_condattr_t ca;
+        ab_http_t *srv;
+        size_t n;
+        long cpus;
+        int i;
+
+        if (!(srv = calloc(1, sizeof(*srv)))) {
+                ab_errstr_set(errstr, errstr_size, "http: out of memory");
+                return NULL;
+        }
+        for (i = 0; i < MAX_THREADS; i++) {
+                srv->lfd[i] = -1;
+        }
+        srv->conf = *conf;
+        pthread_mutex_init(&srv->lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&srv->cond, &ca);
+        pthread_condattr_destroy(&ca);
+        snprintf(srv->service, sizeof(srv->service), "%s",
+                 conf->service ? conf->service : "");
+        srv->conf.service = srv->service;
+        if (!srv->conf.bind) {
+                srv->conf.bind = "0.0.0.0";
+        }
+        if (!srv->conf.max_body) {
+                srv->conf.max_body = 1024 * 1024;
+        }
+        if (!srv->conf.max_connections) {
+                srv->conf.max_connections = 1024;
+        }
+        if (!srv->conf.timeout_s) {
+                srv->conf.timeout_s = 30;
+        }
+        if (!srv->conf.retry_after_s) {
+                srv->conf.retry_after_s = 1;
+        }
+        if (!srv->conf.threads) {
+                cpus              = sysconf(_SC_NPROCESSORS_ONLN);
+                srv->conf.threads = cpus < 1 ? 1 : (unsigned)cpus;
+        }
+        if (srv->conf.threads > MAX_THREADS) {
+                srv->conf.threads = MAX_THREADS;
+        }
+        srv->nd = srv->conf.threading == AB_HTTP_EPOLL_REUSEPORT
+                      ? (int)srv->conf.threads
+                      : 1;
+        if ((unsigned)srv->conf.threading >
+            (unsigned)AB_HTTP_THREAD_PER_CONNECTION) {
+                ab_errstr_set(errstr, errstr_size, "http: bad threading mode");
+                goto fail;
+        }
+        if (srv->conf.port < 0 || srv->conf.port > 65535) {
+                ab_errstr_set(errstr, errstr_size, "http: bad port %d",
+                              srv->conf.port);
+                goto fail;
+        }
+
+        if ((srv->metrics = conf->metrics) == NULL) {
+                if (!(srv->metrics =
+                          ab_metrics_new(conf->service, errstr, errstr_size))) {
+                        goto fail;
+                }
+                srv->own_metrics = 1;
+        }
+        if (!(srv->m_req = ab_metrics_counter(
+                  srv->metrics, "http_requests_total",
+                  "HTTP requests answered, by route and status.",
+                  "route,status", errstr, errstr_size)) ||
+            !(srv->m_dur = ab_metrics_histogram(
+                  srv->metrics, "http_request_duration_seconds",
+                  "Time from request headers to the end of the answer, by "
+                  "route.",
+                  "route", dur_buckets,
+                  sizeof(dur_buckets) / sizeof(dur_buckets[0]), errstr,
+                  errstr_size)) ||
+            !(srv->dur_unmatched = AB_METRIC_WITH(srv->m_dur, "unmatched"))) {
+                goto fail;
+        }
+
+        for (n = 0; conf->routes && conf->routes[n].method; n++) {
+        }
+        if (!(srv->routes = calloc(n + 3, sizeof(*srv->routes)))) {
+                ab_errstr_set(errstr, errstr_size, "http: out of memory");
+                goto fail;
+        }
+        if (add_routes(srv, conf->routes, n, errstr, errstr_size) != AB_OK ||
+            add_routes(srv, free_routes, 3, errstr, errstr_size) != AB_OK) {
+                goto fail;
+        }
+        if (listen_on(srv, errstr, errstr_size)) {
+                goto fail;
+        }
+        return srv;
+fail:
+        ab_http_destroy(srv);
+        return NULL;
+}
+
+ab_err_t ab_http_start(ab_http_t *srv, char *errstr, size_t errstr_size) {
+        static const char *names[] = {"epoll daemons on SO_REUSEPORT",
+                                      "epoll threads on one socket",
+                                      "thread per connection"};
+        unsigned flags;
+        unsigned pool;
+        unsigned limit;
+        int i;
+
+        if (srv->started) {
+                ab_errstr_set(errstr, errstr_size, "http: already started");
+                return AB_ERR_INVALID;
+        }
+        switch (srv->conf.threading) {
+        case AB_HTTP_THREAD_PER_CONNECTION:
+                flags = MHD_USE_THREAD_PER_CONNECTION |
+                        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                        MHD_USE_ITC;
+                pool  = 1;
+                break;
+        case AB_HTTP_EPOLL_SHARED:
+                flags = MHD_USE_EPOLL_INTERNAL_THREAD |
+                        MHD_ALLOW_SUSPEND_RESUME;
+                pool  = srv->conf.threads;
+                break;
+        default:
+                flags = MHD_USE_EPOLL_INTERNAL_THREAD |
+                        MHD_ALLOW_SUSPEND_RESUME;
+                pool  = 1;
+                break;
+        }
+        flags |= MHD_USE_ERROR_LOG;
+        /* The connection limit is shared out like MHD's own pool does. */
+        limit = srv->conf.max_connections / (unsigned)srv->nd;
+        limit = limit ? limit : 1;
+        for (i = 0; i < srv->nd; i++) {
+                srv->d[i] = MHD_start_daemon(
+                    flags, 0, NULL, NULL, on_access, srv,
+                    MHD_OPTION_EXTERNAL_LOGGER, on_log, srv,
+                    MHD_OPTION_LISTEN_SOCKET, srv->lfd[i],
+                    MHD_OPTION_CONNECTION_LIMIT, limit,
+                    MHD_OPTION_CONNECTION_TIMEOUT, srv->conf.timeout_s,
+                    MHD_OPTION_THREAD_POOL_SIZE, pool,
+                    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                    MHD_OPTION_NOTIFY_CONNECTION, on_conn, srv,
+                    MHD_OPTION_END);
+                if (!srv->d[i]) {
+                        ab_errstr_set(errstr, errstr_size,
+                                      "http: cannot start libmicrohttpd on "
+                                      "port %d",
+                                      srv->port);
+                        while (i-- > 0) {
+                                MHD_stop_daemon(srv->d[i]);
+                                srv->d[i] = NULL;
+                        }
+                        return AB_ERR_IO;
+                }
+        }
+        srv->started = 1;
+        ab_info("http", "listening on %s port %d (%u %s)", srv->conf.bind,
+                srv->port, srv->nd > 1 ? (unsigned)srv->nd : pool,
+                names[srv->conf.threading]);
+        return AB_OK;
+}
+
+int ab_http_port(const ab_http_t *srv) {
+        return srv->port;
+}
+
+ab_metrics_t *ab_http_metrics(ab_http_t *srv) {
+        return srv->metrics;
+}
+
+static void deadline_after(struct timespec *ts, int ms) {
+        clock_gettime(CLOCK_MONOTONIC, ts);
+        ts->tv_sec += ms / 1000;
+        ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (ts->tv_nsec >= 1000000000L) {
+                ts->tv_sec++;
+                ts->tv_nsec -= 1000000000L;
+        }
+}
+
+/* Waits (server lock held) until nothing is in flight or the deadline. */
+static int wait_idle(ab_http_t *srv, int ms) {
+        struct timespec ts;
+
+        deadline_after(&ts, ms);
+        while (atomic_load(&srv->inflight) > 0) {
+                if (pthread_cond_timedwait(&srv->cond, &srv->lock, &ts) ==
+                    ETIMEDOUT) {
+                        break;
+                }
+        }
+        return atomic_load(&srv->inflight) == 0;
+}
+
+/* Answers 503 to every suspended request and resumes it. */
+static void force_answers(ab_http_t *srv) {
+        struct MHD_Connection **conns;
+        struct MHD_Response *r;
+        ab_http_req_t *req;
+        size_t cnt;
+        size_t n;
+        size_t i;
+
+        pthread_mutex_lock(&srv->lock);
+        for (cnt = 0, req = srv->held; req; req = req->next) {
+                cnt++;
+        }
+        conns = calloc(cnt ? cnt : 1, sizeof(*conns));
+        n     = 0;
+        for (req = srv->held; req && conns; req = req->next) {
+                pthread_mutex_lock(&req->lock);
+                if (req->state == R_SUSPENDED && !req->resp &&
+                    (r = build_error(req, 503, "shutting down", NULL))) {
+                        req->resp        = r;
+                        req->resp_status = 503;
+                        req->state       = R_RESUMING;
+                        conns[n++]       = req->conn;
+                }
+                pthread_mutex_unlock(&req->lock);
+        }
+        pthread_mutex_unlock(&srv->lock);
+        for (i = 0; i < n; i++) {
+                MHD_resume_connection(conns[i]);
+                atomic_fetch_sub(&srv->nsuspended, 1);
+        }
+        free(conns);
+        if (n) {
+                ab_warn("http", "stop: answered %zu pending requests with 503",
+                        n);
+        }
+}
+
+ab_err_t ab_http_stop(ab_http_t *srv, int timeout_ms) {
+        struct timespec ms1 = {0, 1000000L};
+        ab_err_t err;
+        int idle;
+        int i;
+
+        if (!srv->started || srv->stopped) {
+                return AB_OK;
+        }
+        err = AB_OK;
+        atomic_store(&srv->stopping, 1);
+        for (i = 0; i < srv->nd; i++) {
+                MHD_quiesce_daemon(srv->d[i]); /* our lfd, closed later */
+        }
+
+        pthread_mutex_lock(&srv->lock);
+        idle = wait_idle(srv, timeout_ms < 0 ? 0 : timeout_ms);
+        pthread_mutex_unlock(&srv->lock);
+        /* From here on nothing new is suspended (keep-alive clients may
+         * still send requests): they and any leftover get 503. */
+        atomic_store(&srv->forcing, 1);
+        force_answers(srv);
+        if (!idle) {
+                err = AB_ERR_TIMEOUT;
+                pthread_mutex_lock(&srv->lock);
+                wait_idle(srv, 1000);
+                pthread_mutex_unlock(&srv->lock);
+        }
+        /* A resume an answerer has decided on is nanoseconds away; MHD
+         * must not be stopped with a connection still suspended. */
+        while (atomic_load(&srv->nsuspended) > 0) {
+                force_answers(srv);
+                nanosleep(&ms1, NULL);
+        }
+        for (i = 0; i < srv->nd; i++) {
+                MHD_stop_daemon(srv->d[i]);
+                srv->d[i] = NULL;
+                close(srv->lfd[i]);
+                srv->lfd[i] = -1;
+        }
+        srv->stopped = 1;
+        ab_info("http", "stopped%s",
+                err == AB_OK ? "" : " (requests were cut short)");
+        return err;
+}
+
+void ab_http_destroy(ab_http_t *srv) {
+        int i;
+
+        if (!srv) {
+                return;
+        }
+        if (srv->started) {
+                ab_http_stop(srv, 5000);
+        }
+        for (i = 0; i < MAX_THREADS; i++) {
+                if (srv->lfd[i] >= 0) {
+                        close(srv->lfd[i]);
+                }
+        }
+        if (srv->own_metrics) {
+                ab_metrics_destroy(srv->metrics);
+        }
+        free(srv->routes);
+        pthread_cond_destroy(&srv->cond);
+        pthread_mutex_destroy(&srv->lock);
+        free(srv);
+}

@@ -1,0 +1,203 @@
+/* aetherbus - Apache-2.0
+ *
+ * ab_http: the HTTP server every service runs, on libmicrohttpd. Owns
+ * listening, the route table, request bodies (one buffer, size-limited),
+ * responses and the shared JSON error format, asynchronous answers from
+ * other threads (suspend/resume), graceful stop, /healthz, /readyz,
+ * /metrics, the access log and the per-route request metrics.
+ * What a route does stays with the service (<svc>_http.c).
+ *
+ * Threads: handlers run on the server's threads and must not block; a
+ * handler that waits for something (a Kafka delivery report) calls
+ * ab_http_req_suspend() and answers later from any thread.
+ */
+#ifndef AB_HTTP_H
+#define AB_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "ab_err.h"
+#include "ab_metrics.h"
+
+typedef struct ab_http_s ab_http_t;
+typedef struct ab_http_req_s ab_http_req_t;
+
+/**
+ * A route handler. It answers with one ab_http_respond*() call before
+ * returning, or calls ab_http_req_suspend() and answers later (from any
+ * thread). Returning without either answers 500.
+ * \p opaque is ab_http_conf_t.opaque.
+ */
+typedef void(ab_http_handler_t)(ab_http_req_t *req, void *opaque);
+
+/** Route flags. */
+#define AB_HTTP_PREFIX 0x1 /**< path matches every path starting with it */
+
+/** One route; a row with method == NULL ends a table. Strings must outlive
+ *  the server. The first exact match wins, then the longest prefix. */
+typedef struct ab_http_route_s {
+        const char *method; /**< "GET", "POST", ...; GET also serves HEAD */
+        const char *path;   /**< "/events/ingest" */
+        ab_http_handler_t *handler;
+        int flags;          /**< AB_HTTP_PREFIX */
+        size_t max_body;    /**< 0: ab_http_conf_t.max_body */
+} ab_http_route_t;
+
+/** Threading model. */
+typedef enum {
+        /** `threads` single-threaded epoll daemons, each on its own
+         *  SO_REUSEPORT listening socket, so the kernel spreads connections
+         *  evenly; suspend/resume supported. Default. */
+        AB_HTTP_EPOLL_REUSEPORT = 0,
+        /** libmicrohttpd's own pool: `threads` epoll workers sharing one
+         *  listening socket (whichever wakes first accepts, so a burst of
+         *  connections can land on one worker); suspend/resume supported. */
+        AB_HTTP_EPOLL_SHARED,
+        /** One thread per connection (poll); no suspend/resume: for tools
+         *  and comparison only. */
+        AB_HTTP_THREAD_PER_CONNECTION,
+} ab_http_threading_t;
+
+/**
+ * Server configuration; zero fields take the defaults shown.
+ * A plain struct (not opaque) so services fill it with designated
+ * initializers; ab_http_new() copies it.
+ */
+typedef struct ab_http_conf_s {
+        const char *service;      /**< "ingest": logs, metric names */
+        const char *bind;         /**< numeric address, "0.0.0.0"; "::" ok */
+        int port;                 /**< 0: ephemeral (see ab_http_port()) */
+        size_t max_body;          /**< bytes per request body, 1 MiB */
+        unsigned max_connections; /**< 1024; beyond, new ones are refused */
+        unsigned timeout_s;       /**< idle/slow connection timeout, 30 s */
+        ab_http_threading_t threading;
+        unsigned threads;         /**< pool size; 0: online CPUs (max 16) */
+        unsigned retry_after_s;   /**< Retry-After on 503 answers, 1 s */
+        /** Routes (copied); the free /healthz, /readyz and /metrics follow
+         *  them, so a service may override those paths. May be NULL. */
+        const ab_http_route_t *routes;
+        /** Registry for the http_* metrics and GET /metrics; NULL: the
+         *  server makes its own. Not owned; must outlive the server. */
+        ab_metrics_t *metrics;
+        /** GET /readyz: returns 1 when ready, else 0 with a reason in
+         *  \p reason. NULL: always ready. Runs on a server thread. */
+        int (*ready)(void *opaque, char *reason, size_t reason_size);
+        void *opaque;             /**< passed to handlers and ready() */
+} ab_http_conf_t;
+
+/**
+ * @brief Creates a server, binds and listens (so ab_http_port() is known)
+ *        but serves nothing until ab_http_start().
+ * @returns the server (free with ab_http_destroy()), or NULL with errstr
+ *          filled (bad address, port in use, bad route table).
+ */
+ab_http_t *ab_http_new(const ab_http_conf_t *conf, char *errstr,
+                       size_t errstr_size);
+
+/** @brief Starts serving on the server's threads.
+ *  @returns AB_OK, or AB_ERR_IO with errstr filled. */
+ab_err_t ab_http_start(ab_http_t *srv, char *errstr, size_t errstr_size);
+
+/** @returns the port the server listens on (the real one for port 0). */
+int ab_http_port(const ab_http_t *srv);
+
+/**
+ * @brief Graceful stop: stops accepting, answers keep-alive clients with
+ *        "Connection: close", waits up to \p timeout_ms for requests in
+ *        flight (suspended ones included), answers whatever is still
+ *        suspended with 503 "shutting down", then stops the threads.
+ *        A late ab_http_respond*() on such a request is dropped safely
+ *        (it never touches the server), even after ab_http_destroy().
+ * @returns AB_OK, or AB_ERR_TIMEOUT when requests were cut short.
+ *          Idempotent.
+ */
+ab_err_t ab_http_stop(ab_http_t *srv, int timeout_ms);
+
+/** @brief Stops (5 s bound) if needed and frees the server; NULL is a
+ *         no-op. */
+void ab_http_destroy(ab_http_t *srv);
+
+/** @returns the registry /metrics renders (the one given, or the
+ *           server's own). */
+ab_metrics_t *ab_http_metrics(ab_http_t *srv);
+
+/*
+ * Request accessors. The returned strings belong to the request and stay
+ * valid until it is answered; call them from the handler, or while the
+ * request is suspended, never after the answer.
+ */
+
+/** @returns the method ("GET"), never NULL. */
+const char *ab_http_req_method(const ab_http_req_t *req);
+
+/** @returns the decoded path without the query ("/events/ingest"). */
+const char *ab_http_req_path(const ab_http_req_t *req);
+
+/** @returns the decoded query argument \p name, "" when present without a
+ *           value, NULL when absent. */
+const char *ab_http_req_query(const ab_http_req_t *req, const char *name);
+
+/** @returns the header \p name (case-insensitive), or NULL. */
+const char *ab_http_req_header(const ab_http_req_t *req, const char *name);
+
+/**
+ * @brief The whole request body, NUL-terminated for convenience.
+ * @param lenp set to the length (may be NULL).
+ * @returns the body, never NULL ("" when there is none). Owned by the
+ *          request.
+ */
+const char *ab_http_req_body(const ab_http_req_t *req, size_t *lenp);
+
+/** @returns the client's IP address as text ("127.0.0.1", "::1"). */
+const char *ab_http_req_remote(ab_http_req_t *req);
+
+/**
+ * @brief Overrides Retry-After (seconds) for this request's 503 answer.
+ */
+void ab_http_req_set_retry_after(ab_http_req_t *req, unsigned seconds);
+
+/**
+ * @brief Makes the answer asynchronous. Call it in the handler BEFORE
+ *        handing \p req to another thread, then return. Exactly one
+ *        ab_http_respond*() must follow, from any thread (the handler's
+ *        included); it releases the caller's hold, after which \p req must
+ *        not be used. The connection is parked (no thread, no polling)
+ *        until then. If the client went away or the server was stopped
+ *        meanwhile, that answer is dropped safely.
+ * @returns AB_OK, or AB_ERR_UNSUPPORTED (AB_HTTP_THREAD_PER_CONNECTION, or
+ *          called twice): then answer synchronously.
+ */
+ab_err_t ab_http_req_suspend(ab_http_req_t *req);
+
+/*
+ * Responses. Thread-safe for a suspended request; otherwise call from the
+ * handler. The first answer wins: a second one returns AB_ERR_INVALID and
+ * is dropped (a suspended request's hold is still released). A 503 gets
+ * Retry-After unless \p headers has one.
+ */
+
+/**
+ * @brief Answers with a body (copied).
+ * @param content_type may be NULL (no Content-Type).
+ * @param headers NULL-terminated name/value pairs, or NULL.
+ * @returns AB_OK, AB_ERR_INVALID (already answered: dropped), AB_ERR_NOMEM.
+ */
+ab_err_t ab_http_respond(ab_http_req_t *req, int status,
+                         const char *content_type, const void *body,
+                         size_t len, const char *const *headers);
+
+/** @brief Answers application/json with \p json serialised compactly.
+ *         Steals the reference to \p json (even on failure).
+ *  @returns as ab_http_respond(). */
+ab_err_t ab_http_respond_json(ab_http_req_t *req, int status, json_t *json);
+
+/**
+ * @brief Answers the shared error format {"error":error,"detail":detail}.
+ * @param detail a string, object or array, or NULL for null; stolen.
+ * @returns as ab_http_respond().
+ */
+ab_err_t ab_http_respond_error(ab_http_req_t *req, int status,
+                               const char *error, json_t *detail);
+
+#endif
