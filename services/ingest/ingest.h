@@ -1,0 +1,137 @@
+/* aetherbus - Apache-2.0
+ *
+ * ingest: the context of aetherbus-ingest, shared by its modules and passed
+ * as the opaque of every callback (HTTP handlers, delivery reports, the
+ * readiness check). The struct lives here because the service's own modules
+ * read it; nothing outside services/ingest includes this header.
+ */
+#ifndef INGEST_H
+#define INGEST_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+
+#include "ab_avro.h"
+#include "ab_catalog.h"
+#include "ab_envelope.h"
+#include "ab_http.h"
+#include "ab_kafka.h"
+#include "ab_metrics.h"
+#include "ingest_config.h"
+
+typedef struct ingest_rbac_s ingest_rbac_t;
+
+typedef struct ingest_s {
+        const ingest_conf_t *conf; /**< not owned */
+        ab_catalog_t *catalog;
+        ab_avro_codec_t *codec;
+        ab_producer_t *producer;
+        ab_http_t *http;
+        ab_metrics_t *metrics;
+        ingest_rbac_t *rbac;
+        ab_envelope_limits_t limits;
+
+        /* Topic of every catalog prefix, index = catalog prefix index, and
+         * the system topic for rejected items. */
+        char **topics;
+        size_t topic_cnt;
+        char topic_rejected[256];
+
+        char *schema_json; /**< GET /events/schema body, built once */
+        size_t schema_json_len;
+        char host[256];
+
+        /* Readiness, refreshed by ingest_run(); read by every request. */
+        pthread_mutex_t ready_lock;
+        int ready;
+        char ready_reason[512];
+        atomic_int accepting; /**< 0 once SIGTERM started the drain */
+
+        atomic_int inflight; /**< requests waiting for delivery reports */
+
+        ab_metric_t *m_accepted;  /**< {topic} */
+        ab_metric_t *m_rejected;  /**< {reason} */
+        ab_metric_t *m_failed;    /**< {reason} */
+        ab_metric_t *m_requests_waiting;
+        ab_metric_t *m_security;  /**< {type,outcome} */
+        ab_metric_t *m_batch_size;
+} ingest_t;
+
+/**
+ * @brief Builds everything the service needs (catalog, codec, producer,
+ *        metrics, HTTP server; not yet listening).
+ * @returns the context or NULL with errstr.
+ */
+ingest_t *ingest_new(const ingest_conf_t *conf, char *errstr,
+                     size_t errstr_size);
+
+/**
+ * @brief Starts listening, emits core.startup, then refreshes readiness
+ *        until *run becomes 0; then stops accepting, waits for in-flight
+ *        requests and flushes the producer within the configured bound.
+ * @returns AB_OK when everything answered 2xx reached Kafka.
+ */
+ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run);
+
+/** @brief Frees \p ing; NULL and half-built contexts are fine. */
+void ingest_destroy(ingest_t *ing);
+
+/** @returns 1 when ready to accept events, else 0 with the reason. */
+int ingest_ready(ingest_t *ing, char *reason, size_t reason_size);
+
+/**
+ * @brief Emits one platform event of aetherbus-ingest's own (core.startup,
+ *        security.*) through the same validation, Avro and topic routing
+ *        as client events. Fire-and-forget: the delivery report counts it.
+ * @param payload stolen.
+ */
+ab_err_t ingest_emit(ingest_t *ing, const char *type, const char *tenant,
+                     json_t *payload, char *errstr, size_t errstr_size);
+
+/** @returns the topic for \p env (catalog prefix or allowed prefix). */
+const char *ingest_topic(ingest_t *ing, const ab_envelope_t *env, char *buf,
+                         size_t buf_size);
+
+/* ingest_http.c */
+/** @returns the route table (NULL-method terminated). */
+const ab_http_route_t *ingest_http_routes(void);
+
+/* ingest_publish.c */
+/**
+ * @brief Handles the body of POST /events/ingest or /bus/events: parses,
+ *        validates every item, produces, and answers (now or, after the
+ *        delivery reports, from the producer's thread).
+ */
+void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
+                    const char *tenant, int async);
+
+/** @brief The producer's delivery report callback (opaque = ing). */
+void ingest_publish_dr(const ab_delivery_t *dr, void *opaque);
+
+/* ingest_rbac.c */
+ingest_rbac_t *ingest_rbac_new(ingest_t *ing, char *errstr,
+                               size_t errstr_size);
+void ingest_rbac_destroy(ingest_rbac_t *rbac);
+
+/**
+ * @brief Checks the ingest token (when configured) in constant time.
+ * @returns 1 when the request may go on, else 0 after answering 401.
+ */
+int ingest_rbac_check_token(ingest_t *ing, ab_http_req_t *req);
+
+/**
+ * @brief RBAC for /bus/events and /admin/...: x-ops must be "1" in enforce
+ *        mode. Emits security.rbac.denied for denials and audited passes,
+ *        security.rbac.allowed for audit tenants, rate-limited per tenant.
+ * @returns 1 when the request may go on, else 0 after answering 403.
+ */
+int ingest_rbac_check(ingest_t *ing, ab_http_req_t *req, const char *tenant);
+
+/** @brief GET/PUT /admin/rbac handler. */
+void ingest_rbac_admin(ab_http_req_t *req, void *opaque);
+
+/** @returns the current RBAC mode (ingest_rbac_mode_t). */
+int ingest_rbac_mode(ingest_t *ing);
+
+#endif

@@ -1,0 +1,242 @@
+/* aetherbus - Apache-2.0
+ *
+ * ingest_config: the configuration table of aetherbus-ingest. Every setting
+ * is an environment variable with a matching flag; --help is generated from
+ * this table, so the help text here is the documentation.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "ingest_config.h"
+
+static const char *modes[] = {"off", "audit", "enforce"};
+
+static const ab_conf_row_t rows[] = {
+    AB_CONF_COMMON_ROWS(ingest_conf_t, common, "8080"),
+    {.env    = "BIND_ADDRESS",
+     .flag   = "bind",
+     .type   = AB_CONF_STR,
+     .def    = "0.0.0.0",
+     .offset = offsetof(ingest_conf_t, bind),
+     .help   = "Numeric address the HTTP server listens on."},
+    {.env    = "EVENT_INGEST_TOKEN",
+     .flag   = "ingest-token",
+     .type   = AB_CONF_STR,
+     .offset = offsetof(ingest_conf_t, ingest_token),
+     .flags  = AB_CONF_SECRET,
+     .help   = "When set, POST /events/ingest and /bus/events require it in "
+               "x-event-token or Authorization: Bearer."},
+    {.env    = "ADMIN_TOKEN",
+     .flag   = "admin-token",
+     .type   = AB_CONF_STR,
+     .offset = offsetof(ingest_conf_t, admin_token),
+     .flags  = AB_CONF_SECRET,
+     .help   = "Token for PUT /admin/rbac (x-admin-token or Authorization: "
+               "Bearer); unset disables run-time RBAC changes."},
+    {.env    = "RBAC_MODE",
+     .flag   = "rbac-mode",
+     .type   = AB_CONF_ENUM,
+     .def    = "enforce",
+     .values = "off|audit|enforce",
+     .offset = offsetof(ingest_conf_t, rbac_mode),
+     .help   = "x-ops check on /bus/events and /admin/*: enforce answers "
+               "403, audit lets the request through but records it."},
+    {.env    = "RBAC_AUDIT_TENANTS",
+     .flag   = "rbac-audit-tenants",
+     .type   = AB_CONF_STR,
+     .offset = offsetof(ingest_conf_t, rbac_audit_tenants),
+     .help   = "Comma-separated tenants whose allowed requests also emit "
+               "security.rbac.allowed."},
+    {.env    = "RBAC_EVENTS_PER_MIN",
+     .flag   = "rbac-events-per-min",
+     .type   = AB_CONF_INT,
+     .def    = "60",
+     .min    = 1,
+     .max    = 100000,
+     .offset = offsetof(ingest_conf_t, rbac_events_per_min),
+     .help   = "At most this many security.rbac.* events per tenant and "
+               "minute; the rest are counted and reported as suppressed."},
+    {.env    = "MAX_BODY_BYTES",
+     .flag   = "max-body-bytes",
+     .type   = AB_CONF_SIZE,
+     .def    = "1M",
+     .min    = 1024,
+     .max    = 64LL * 1024 * 1024,
+     .offset = offsetof(ingest_conf_t, max_body),
+     .help   = "Largest request body; beyond it 413."},
+    {.env    = "MAX_BATCH",
+     .flag   = "max-batch",
+     .type   = AB_CONF_INT,
+     .def    = "1000",
+     .min    = 1,
+     .max    = 100000,
+     .offset = offsetof(ingest_conf_t, max_batch),
+     .help   = "Most events in one request; beyond it 413."},
+    {.env    = "MAX_PAYLOAD_BYTES",
+     .flag   = "max-payload-bytes",
+     .type   = AB_CONF_SIZE,
+     .def    = "64K",
+     .min    = 16,
+     .max    = 16LL * 1024 * 1024,
+     .offset = offsetof(ingest_conf_t, max_payload),
+     .help   = "Largest payload of one event (compact JSON); beyond it the "
+               "item is rejected."},
+    {.env    = "MAX_ID_LENGTH",
+     .flag   = "max-id-length",
+     .type   = AB_CONF_INT,
+     .def    = "128",
+     .min    = 1,
+     .max    = 1024,
+     .offset = offsetof(ingest_conf_t, max_id_len),
+     .help   = "Longest event id."},
+    {.env    = "ALLOW_UNKNOWN_PREFIXES",
+     .flag   = "allow-unknown-prefixes",
+     .type   = AB_CONF_STR,
+     .offset = offsetof(ingest_conf_t, allow_unknown_prefixes),
+     .help   = "Dotted names outside the catalog accepted for these "
+               "prefixes (comma list, or * for any); their topic must "
+               "exist."},
+    {.env    = "HTTP_THREADS",
+     .flag   = "http-threads",
+     .type   = AB_CONF_INT,
+     .def    = "0",
+     .min    = 0,
+     .max    = 64,
+     .offset = offsetof(ingest_conf_t, http_threads),
+     .help   = "HTTP worker threads; 0 = one per CPU."},
+    {.env    = "HTTP_MAX_CONNECTIONS",
+     .flag   = "http-max-connections",
+     .type   = AB_CONF_INT,
+     .def    = "1024",
+     .min    = 1,
+     .max    = 100000,
+     .offset = offsetof(ingest_conf_t, http_max_connections),
+     .help   = "Concurrent connections; beyond it new ones are refused."},
+    {.env    = "HTTP_TIMEOUT_S",
+     .flag   = "http-timeout-s",
+     .type   = AB_CONF_INT,
+     .def    = "30",
+     .min    = 1,
+     .max    = 3600,
+     .offset = offsetof(ingest_conf_t, http_timeout_s),
+     .help   = "Idle or slow connections are closed after this."},
+    {.env    = "KAFKA_LINGER_MS",
+     .flag   = "linger-ms",
+     .type   = AB_CONF_INT,
+     .def    = "1",
+     .min    = 0,
+     .max    = 1000,
+     .offset = offsetof(ingest_conf_t, linger_ms),
+     .help   = "Producer linger.ms: how long a batch waits for more events."},
+    {.env    = "KAFKA_BATCH_NUM_MESSAGES",
+     .flag   = "batch-num-messages",
+     .type   = AB_CONF_INT,
+     .def    = "10000",
+     .min    = 1,
+     .max    = 1000000,
+     .offset = offsetof(ingest_conf_t, batch_num_messages),
+     .help   = "Producer batch.num.messages."},
+    {.env    = "KAFKA_DELIVERY_TIMEOUT_MS",
+     .flag   = "delivery-timeout-ms",
+     .type   = AB_CONF_DURATION,
+     .def    = "15s",
+     .min    = 1000,
+     .max    = 600000,
+     .offset = offsetof(ingest_conf_t, delivery_timeout_ms),
+     .help   = "How long an event may wait for Kafka before its request "
+               "answers 503 (message.timeout.ms)."},
+    {.env    = "KAFKA_QUEUE_MAX_MESSAGES",
+     .flag   = "queue-max-messages",
+     .type   = AB_CONF_INT,
+     .def    = "100000",
+     .min    = 100,
+     .max    = 10000000,
+     .offset = offsetof(ingest_conf_t, queue_max_messages),
+     .help   = "Events held for Kafka at most; beyond it 503 (bounded "
+               "memory)."},
+    {.env    = "KAFKA_QUEUE_MAX_BYTES",
+     .flag   = "queue-max-bytes",
+     .type   = AB_CONF_SIZE,
+     .def    = "16M",
+     .min    = 1024 * 1024,
+     .max    = 2047LL * 1024 * 1024,
+     .offset = offsetof(ingest_conf_t, queue_max_bytes),
+     .help   = "Bytes held for Kafka at most; beyond it 503."},
+    {.env    = "RETRY_AFTER_S",
+     .flag   = "retry-after-s",
+     .type   = AB_CONF_INT,
+     .def    = "1",
+     .min    = 1,
+     .max    = 3600,
+     .offset = offsetof(ingest_conf_t, retry_after_s),
+     .help   = "Retry-After sent with 503 answers."},
+    {.env    = "SHUTDOWN_TIMEOUT_MS",
+     .flag   = "shutdown-timeout-ms",
+     .type   = AB_CONF_DURATION,
+     .def    = "20s",
+     .min    = 0,
+     .max    = 600000,
+     .offset = offsetof(ingest_conf_t, shutdown_timeout_ms),
+     .help   = "On SIGTERM, how long in-flight requests and the producer "
+               "get to finish."},
+    {.env = NULL},
+};
+
+static ab_err_t finalize(void *confp, char *errstr, size_t errstr_size) {
+        ingest_conf_t *conf = confp;
+
+        if (conf->ingest_token && !*conf->ingest_token) {
+                ab_errstr_set(errstr, errstr_size,
+                              "EVENT_INGEST_TOKEN: must not be empty when set");
+                return AB_ERR_INVALID;
+        }
+        if (conf->admin_token && !*conf->admin_token) {
+                ab_errstr_set(errstr, errstr_size,
+                              "ADMIN_TOKEN: must not be empty when set");
+                return AB_ERR_INVALID;
+        }
+        /* A request must fit into the producer queue, or a valid batch
+         * could never be accepted. */
+        if (conf->max_batch > conf->queue_max_messages) {
+                ab_errstr_set(errstr, errstr_size,
+                              "MAX_BATCH (%d) must not exceed "
+                              "KAFKA_QUEUE_MAX_MESSAGES (%d)",
+                              conf->max_batch, conf->queue_max_messages);
+                return AB_ERR_INVALID;
+        }
+        if (conf->max_body > conf->queue_max_bytes) {
+                ab_errstr_set(errstr, errstr_size,
+                              "MAX_BODY_BYTES (%zu) must not exceed "
+                              "KAFKA_QUEUE_MAX_BYTES (%zu)",
+                              conf->max_body, conf->queue_max_bytes);
+                return AB_ERR_INVALID;
+        }
+        return AB_OK;
+}
+
+const ab_conf_spec_t ingest_conf_spec = {
+    .prog     = "aetherbus-ingest",
+    .about    = "HTTP front door: validates events, routes them by prefix "
+                "and publishes them to Kafka.",
+    .rows     = rows,
+    .finalize = finalize,
+};
+
+const char *ingest_rbac_mode_name(int mode) {
+        if (mode < 0 || mode > INGEST_RBAC_ENFORCE) {
+                return "?";
+        }
+        return modes[mode];
+}
+
+ab_err_t ingest_rbac_mode_parse(const char *s, int *modep) {
+        int i;
+
+        for (i = 0; s && i <= INGEST_RBAC_ENFORCE; i++) {
+                if (!strcmp(s, modes[i])) {
+                        *modep = i;
+                        return AB_OK;
+                }
+        }
+        return AB_ERR_INVALID;
+}

@@ -1,0 +1,128 @@
+/* aetherbus - Apache-2.0
+ *
+ * ingest_http: the routes of aetherbus-ingest and the checks every ingest
+ * request passes in order (content type, token, RBAC, Kafka readiness)
+ * before ingest_publish takes the body. /healthz, /readyz and /metrics come
+ * from ab_http.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "ab_log.h"
+#include "ingest.h"
+
+/* application/json, with or without parameters, or any +json type. */
+static int is_json(const char *ct) {
+        size_t n;
+        const char *semi;
+
+        if (!ct) {
+                return 0;
+        }
+        while (*ct == ' ') {
+                ct++;
+        }
+        semi = strchr(ct, ';');
+        n    = semi ? (size_t)(semi - ct) : strlen(ct);
+        while (n > 0 && ct[n - 1] == ' ') {
+                n--;
+        }
+        if (n == 16 && !strncasecmp(ct, "application/json", 16)) {
+                return 1;
+        }
+        return n > 5 && !strncasecmp(ct + n - 5, "+json", 5) &&
+               !strncasecmp(ct, "application/", 12);
+}
+
+static int is_true(const char *v) {
+        return v && (!strcmp(v, "1") || !strcasecmp(v, "true"));
+}
+
+static void publish(ab_http_req_t *req, ingest_t *ing, ab_form_t form) {
+        const char *tenant;
+        char reason[512];
+
+        if (!atomic_load(&ing->accepting)) {
+                ab_http_req_set_retry_after(req, (unsigned)ing->conf->retry_after_s);
+                ab_http_respond_error(req, 503, "shutting down", NULL);
+                return;
+        }
+        if (!is_json(ab_http_req_header(req, "Content-Type"))) {
+                ab_http_respond_error(
+                    req, 415, "Content-Type must be application/json",
+                    json_string(ab_http_req_header(req, "Content-Type")
+                                    ? ab_http_req_header(req, "Content-Type")
+                                    : "(none)"));
+                return;
+        }
+        if (!ingest_rbac_check_token(ing, req)) {
+                return;
+        }
+        tenant = ab_http_req_header(req, "x-tenant");
+        if (tenant && !*tenant) {
+                tenant = NULL;
+        }
+        if (form == AB_FORM_BUS && !ingest_rbac_check(ing, req, tenant)) {
+                return;
+        }
+        if (!ingest_ready(ing, reason, sizeof(reason))) {
+                ab_http_req_set_retry_after(req, (unsigned)ing->conf->retry_after_s);
+                ab_http_respond_error(req, 503, "Kafka is not available",
+                                      json_string(reason));
+                return;
+        }
+        ingest_publish(ing, req, form, tenant,
+                       is_true(ab_http_req_query(req, "async")));
+}
+
+static void h_ingest(ab_http_req_t *req, void *opaque) {
+        publish(req, opaque, AB_FORM_INGEST);
+}
+
+static void h_bus(ab_http_req_t *req, void *opaque) {
+        publish(req, opaque, AB_FORM_BUS);
+}
+
+static void h_schema(ab_http_req_t *req, void *opaque) {
+        ingest_t *ing = opaque;
+
+        ab_http_respond(req, 200, "application/json", ing->schema_json,
+                        ing->schema_json_len, NULL);
+}
+
+static void h_admin(ab_http_req_t *req, void *opaque) {
+        ingest_t *ing = opaque;
+        const char *tenant = ab_http_req_header(req, "x-tenant");
+
+        if (!ingest_rbac_check(ing, req, tenant && *tenant ? tenant : NULL)) {
+                return;
+        }
+        ab_http_respond_error(req, 404, "no such admin resource",
+                              json_string(ab_http_req_path(req)));
+}
+
+static void h_admin_rbac(ab_http_req_t *req, void *opaque) {
+        ingest_t *ing = opaque;
+        const char *tenant = ab_http_req_header(req, "x-tenant");
+
+        if (!ingest_rbac_check(ing, req, tenant && *tenant ? tenant : NULL)) {
+                return;
+        }
+        ingest_rbac_admin(req, opaque);
+}
+
+static const ab_http_route_t routes[] = {
+    {.method = "POST", .path = "/events/ingest", .handler = h_ingest},
+    {.method = "POST", .path = "/bus/events", .handler = h_bus},
+    {.method = "GET", .path = "/events/schema", .handler = h_schema},
+    {.method = "GET", .path = "/admin/rbac", .handler = h_admin_rbac},
+    {.method = "PUT", .path = "/admin/rbac", .handler = h_admin_rbac,
+     .max_body = 4096},
+    {.method = "GET", .path = "/admin/", .handler = h_admin,
+     .flags = AB_HTTP_PREFIX},
+    {.method = NULL},
+};
+
+const ab_http_route_t *ingest_http_routes(void) {
+        return routes;
+}

@@ -1,0 +1,493 @@
+/* aetherbus - Apache-2.0
+ *
+ * ingest_publish: one request body from parse to answer. Every item is
+ * validated, encoded and produced (valid ones to their topic, invalid ones
+ * to <prefix>rejected with the reason); the answer waits until Kafka has
+ * acknowledged every record (acks=all), so a 2xx means durable. The last
+ * delivery report answers the suspended request from the producer's
+ * thread; no server thread ever blocks on Kafka.
+ *
+ * Lifetime: a batch holds one reference per produced record plus one for
+ * the thread producing them; whoever drops the last answers and frees.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ab_log.h"
+#include "ingest.h"
+
+typedef enum {
+        ITEM_PENDING = 0, /**< produced to its topic, no report yet */
+        ITEM_ACCEPTED,    /**< acknowledged by Kafka */
+        ITEM_REJECTED,    /**< failed validation (record to rejected) */
+        ITEM_FAILED,      /**< Kafka refused or lost it: retryable */
+} item_state_t;
+
+struct batch_s;
+
+typedef struct item_s {
+        struct batch_s *batch;
+        item_state_t state;
+        const char *id;  /**< in batch->pool, or NULL */
+        char *error;     /**< rejected/failed reason (malloc'ed) */
+} item_t;
+
+typedef struct batch_s {
+        ingest_t *ing;
+        ab_http_req_t *req;
+        atomic_int refcnt;
+        int async;
+        size_t n;
+        char *pool; /**< ids, n * (max_id_len + 1) */
+        size_t pool_of;
+        item_t items[];
+} batch_t;
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *keep_id(batch_t *b, const char *id) {
+        size_t len;
+        char *p;
+
+        if (!id) {
+                return NULL;
+        }
+        len = strlen(id);
+        if (len > (size_t)b->ing->conf->max_id_len) {
+                return NULL; /* only validated ids are kept */
+        }
+        p = b->pool + b->pool_of;
+        memcpy(p, id, len + 1);
+        b->pool_of += len + 1;
+        return p;
+}
+
+static void batch_free(batch_t *b) {
+        size_t i;
+
+        for (i = 0; i < b->n; i++) {
+                free(b->items[i].error);
+        }
+        free(b->pool);
+        free(b);
+}
+
+static const char *state_name(item_state_t st) {
+        switch (st) {
+        case ITEM_ACCEPTED:
+                return "accepted";
+        case ITEM_REJECTED:
+                return "rejected";
+        case ITEM_FAILED:
+                return "failed";
+        default:
+                return "pending";
+        }
+}
+
+static json_t *results_json(const batch_t *b) {
+        json_t *arr;
+        json_t *o;
+        size_t i;
+
+        arr = json_array();
+        for (i = 0; i < b->n; i++) {
+                const item_t *it = &b->items[i];
+
+                o = json_pack("{s:I,s:s?,s:s}", "index", (json_int_t)i, "id",
+                              it->id, "status", state_name(it->state));
+                if (it->error) {
+                        json_object_set_new(o, "error",
+                                            json_string(it->error));
+                }
+                json_array_append_new(arr, o);
+        }
+        return arr;
+}
+
+/* Builds and sends the answer from the items' final states. */
+static void answer(batch_t *b) {
+        size_t i;
+        size_t acc = 0, rej = 0, fail = 0;
+        json_t *body;
+        json_t *ids;
+        int status;
+
+        for (i = 0; i < b->n; i++) {
+                switch (b->items[i].state) {
+                case ITEM_ACCEPTED:
+                case ITEM_PENDING: /* async: queued */
+                        acc++;
+                        break;
+                case ITEM_REJECTED:
+                        rej++;
+                        break;
+                case ITEM_FAILED:
+                        fail++;
+                        break;
+                }
+        }
+
+        if (fail > 0) {
+                /* Some events did not reach Kafka: the client retries, and
+                 * the per-item list says which ones are already in. */
+                status = 503;
+                body   = json_pack("{s:s,s:I,s:I,s:I,s:o}", "error",
+                                   "Kafka did not take every event; retry "
+                                   "the failed items",
+                                   "accepted", (json_int_t)acc, "rejected",
+                                   (json_int_t)rej, "failed", (json_int_t)fail,
+                                   "results", results_json(b));
+                ab_http_req_set_retry_after(b->req,
+                                            (unsigned)b->ing->conf->retry_after_s);
+        } else if (rej == 0) {
+                status = 202;
+                ids    = json_array();
+                for (i = 0; i < b->n; i++) {
+                        json_array_append_new(ids,
+                                              json_string(b->items[i].id));
+                }
+                body = json_pack("{s:I,s:o}", "accepted", (json_int_t)acc,
+                                 "ids", ids);
+        } else {
+                status = acc == 0 ? 400 : 207;
+                body   = json_pack("{s:I,s:I,s:o}", "accepted",
+                                   (json_int_t)acc, "rejected",
+                                   (json_int_t)rej, "results", results_json(b));
+                if (acc == 0) {
+                        json_object_set_new(
+                            body, "error",
+                            json_string("no valid event in the request"));
+                }
+        }
+        if (b->async && body) {
+                json_object_set_new(body, "durable", json_false());
+        }
+        if (!body) {
+                ab_http_respond_error(b->req, 500, "out of memory", NULL);
+                return;
+        }
+        ab_http_respond_json(b->req, status, body);
+}
+
+static void batch_unref(batch_t *b) {
+        if (atomic_fetch_sub(&b->refcnt, 1) != 1) {
+                return;
+        }
+        if (!b->async) {
+                answer(b);
+                atomic_fetch_sub(&b->ing->inflight, 1);
+        }
+        batch_free(b);
+}
+
+void ingest_publish_dr(const ab_delivery_t *dr, void *opaque) {
+        ingest_t *ing = opaque;
+        item_t *it    = dr->msg_opaque;
+
+        if (!it) {
+                /* Our own platform events and best-effort rejects. */
+                if (dr->err) {
+                        ab_warn("kafka", "own event to %s not delivered: %s",
+                                dr->topic ? dr->topic : "?",
+                                dr->errstr ? dr->errstr : "");
+                        ab_metric_inc(AB_METRIC_WITH(ing->m_failed, "own_event"));
+                }
+                return;
+        }
+
+        if (it->batch->async) {
+                /* Already answered: the items are read no more, only the
+                 * outcome is counted (and a loss logged). */
+                if (dr->err) {
+                        ab_warn("kafka", "async event to %s not delivered: %s",
+                                dr->topic ? dr->topic : "?",
+                                dr->errstr ? dr->errstr : "");
+                        ab_metric_inc(AB_METRIC_WITH(ing->m_failed, "async_delivery"));
+                } else if (it->state == ITEM_PENDING) {
+                        ab_metric_inc(AB_METRIC_WITH(ing->m_accepted, dr->topic));
+                }
+        } else if (it->state == ITEM_PENDING) {
+                if (dr->err) {
+                        it->state = ITEM_FAILED;
+                        if (asprintf(&it->error, "kafka: %s",
+                                     dr->errstr ? dr->errstr : "delivery failed") < 0) {
+                                it->error = NULL;
+                        }
+                        ab_metric_inc(AB_METRIC_WITH(ing->m_failed, "delivery"));
+                } else {
+                        it->state = ITEM_ACCEPTED;
+                        ab_metric_inc(AB_METRIC_WITH(ing->m_accepted, dr->topic));
+                }
+        } else if (it->state == ITEM_REJECTED && dr->err) {
+                /* The item is answered as rejected either way; losing its
+                 * record only loses the downstream count, so say so. */
+                ab_warn("kafka", "rejected-item record not delivered to %s: %s",
+                        dr->topic, dr->errstr ? dr->errstr : "");
+                ab_metric_inc(AB_METRIC_WITH(ing->m_failed, "rejected_record"));
+        }
+        batch_unref(it->batch);
+}
+
+/* Writes the rejected item, with its reason, to <prefix>rejected. */
+static ab_err_t produce_rejected(ingest_t *ing, const char *path,
+                                 json_t *original, const char *raw,
+                                 size_t raw_len, ssize_t index,
+                                 const char *reason, ab_err_t code,
+                                 const char *tenant, int64_t received,
+                                 void *msg_opaque) {
+        json_t *rec;
+        char *val;
+        char errstr[256];
+        rd_kafka_headers_t *hdrs;
+        ab_err_t err;
+
+        rec = json_pack("{s:s,s:s,s:s,s:s?,s:I}", "reason", reason, "code",
+                        ab_err2name(code), "path", path, "tenant", tenant,
+                        "receivedAt", (json_int_t)received);
+        if (!rec) {
+                return AB_ERR_NOMEM;
+        }
+        if (index >= 0) {
+                json_object_set_new(rec, "index", json_integer(index));
+        }
+        if (original) {
+                json_object_set(rec, "original", original);
+        } else if (raw) {
+                /* Unparseable bodies keep their first KiB as text. */
+                json_object_set_new(rec, "originalText",
+                                    json_stringn_nocheck(raw, raw_len > 1024
+                                                                  ? 1024
+                                                                  : raw_len));
+        }
+        val = json_dumps(rec, JSON_COMPACT);
+        json_decref(rec);
+        if (!val) {
+                /* originalText may hold invalid UTF-8: retry without it. */
+                rec = json_pack("{s:s,s:s,s:s,s:s?,s:I}", "reason", reason,
+                                "code", ab_err2name(code), "path", path,
+                                "tenant", tenant, "receivedAt",
+                                (json_int_t)received);
+                val = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+                json_decref(rec);
+                if (!val) {
+                        return AB_ERR_NOMEM;
+                }
+        }
+        hdrs = rd_kafka_headers_new(2);
+        rd_kafka_header_add(hdrs, "content-type", -1, "application/json", -1);
+        rd_kafka_header_add(hdrs, "ce_type", -1, "aetherbus.rejected", -1);
+        err = ab_producer_produce(ing->producer, ing->topic_rejected, tenant,
+                                  tenant ? strlen(tenant) : 0, val,
+                                  strlen(val), hdrs, msg_opaque, errstr,
+                                  sizeof(errstr));
+        if (err) {
+                rd_kafka_headers_destroy(hdrs);
+        }
+        free(val);
+        ab_metric_inc(AB_METRIC_WITH(ing->m_rejected, ab_err2name(code)));
+        return err;
+}
+
+/* Encodes env and produces it to its topic. */
+static ab_err_t produce_env(ingest_t *ing, const ab_envelope_t *env,
+                            void *msg_opaque, char *errstr,
+                            size_t errstr_size) {
+        char stackbuf[4096];
+        char topicbuf[256];
+        char *buf = stackbuf;
+        size_t len;
+        const char *topic;
+        ab_err_t err;
+
+        topic = ingest_topic(ing, env, topicbuf, sizeof(topicbuf));
+        if (!topic) {
+                ab_errstr_set(errstr, errstr_size,
+                              "name: no topic for prefix \"%s\"", env->prefix);
+                return AB_ERR_INVALID;
+        }
+        err = ab_avro_encode(ing->codec, env, buf, sizeof(stackbuf), &len,
+                             errstr, errstr_size);
+        if (err == AB_ERR_TOO_LARGE) {
+                /* Rare: payloads above 4 KiB take one heap buffer. */
+                buf = malloc(len);
+                if (!buf) {
+                        return AB_ERR_NOMEM;
+                }
+                err = ab_avro_encode(ing->codec, env, buf, len, &len, errstr,
+                                     errstr_size);
+        }
+        if (!err) {
+                err = ab_producer_produce_envelope(ing->producer, topic, env,
+                                                   buf, len, msg_opaque,
+                                                   errstr, errstr_size);
+        }
+        if (buf != stackbuf) {
+                free(buf);
+        }
+        return err;
+}
+
+static const char *form_path(ab_form_t form) {
+        return form == AB_FORM_BUS ? "/bus/events" : "/events/ingest";
+}
+
+/* Whole-body failures: answered at once, recorded best-effort. */
+static void reject_body(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
+                        ab_err_t err, const char *errstr, const char *raw,
+                        size_t raw_len, const char *tenant) {
+        if (err != AB_ERR_TOO_LARGE) {
+                produce_rejected(ing, form_path(form), NULL, raw, raw_len, -1,
+                                 errstr, err, tenant, now_ms(), NULL);
+        } else {
+                ab_metric_inc(AB_METRIC_WITH(ing->m_rejected, ab_err2name(err)));
+        }
+        ab_http_respond_error(req, ab_err2http(err), errstr, NULL);
+}
+
+void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
+                    const char *tenant, int async) {
+        const char *text;
+        size_t len, n, i;
+        json_t *body;
+        batch_t *b;
+        ab_err_t err;
+        char errstr[512];
+        ab_envelope_ctx_t ctx;
+        ab_envelope_t env;
+        int64_t received;
+        int stop = 0;
+
+        text = ab_http_req_body(req, &len);
+        body = ab_envelope_json_parse(text, len, &ing->limits, &err, errstr,
+                                      sizeof(errstr));
+        if (!body) {
+                reject_body(ing, req, form, err, errstr, text, len, tenant);
+                return;
+        }
+        err = ab_envelope_batch_check(body, &ing->limits, &n, errstr,
+                                      sizeof(errstr));
+        if (err) {
+                reject_body(ing, req, form, err, errstr, text, len, tenant);
+                json_decref(body);
+                return;
+        }
+        ab_metric_observe(ing->m_batch_size, (double)n);
+
+        b = calloc(1, sizeof(*b) + n * sizeof(item_t));
+        if (b) {
+                b->pool = malloc(n * ((size_t)ing->conf->max_id_len + 1));
+        }
+        if (!b || !b->pool) {
+                free(b);
+                json_decref(body);
+                ab_http_respond_error(req, 500, "out of memory", NULL);
+                return;
+        }
+        b->ing   = ing;
+        b->req   = req;
+        b->async = async;
+        b->n     = n;
+        /* The producing thread's own reference. */
+        atomic_init(&b->refcnt, 1);
+
+        /* Suspend before the first produce: a report may come back before
+         * this handler returns, and must find the request suspended. */
+        if (!async) {
+                if (ab_http_req_suspend(req) != AB_OK) {
+                        batch_free(b);
+                        json_decref(body);
+                        ab_http_respond_error(req, 500,
+                                              "cannot suspend request", NULL);
+                        return;
+                }
+                atomic_fetch_add(&ing->inflight, 1);
+        }
+
+        memset(&ctx, 0, sizeof(ctx));
+        ctx.catalog          = ing->catalog;
+        ctx.limits           = &ing->limits;
+        ctx.form             = form;
+        ctx.tenant_header    = tenant;
+        ctx.allowed_prefixes = ing->conf->allow_unknown_prefixes;
+        received             = now_ms();
+        ctx.now_ms           = received;
+
+        memset(&env, 0, sizeof(env));
+        for (i = 0; i < n; i++) {
+                item_t *it = &b->items[i];
+                json_t *item = ab_envelope_batch_item(body, i);
+
+                it->batch = b;
+                if (stop) {
+                        it->state = ITEM_FAILED;
+                        it->error = strdup("kafka: producer queue full");
+                        continue;
+                }
+                err = ab_envelope_from_json(&env, item, &ctx, errstr,
+                                            sizeof(errstr));
+                if (err) {
+                        const char *t = tenant;
+                        json_t *cid;
+
+                        if (!t && json_is_object(item) &&
+                            (cid = json_object_get(item, "companyId")) &&
+                            json_is_string(cid)) {
+                                t = json_string_value(cid);
+                        }
+                        it->state = ITEM_REJECTED;
+                        it->error = strdup(errstr);
+                        if (json_is_object(item) &&
+                            json_is_string(json_object_get(item, "id"))) {
+                                it->id = keep_id(b, json_string_value(
+                                                        json_object_get(item, "id")));
+                        }
+                        atomic_fetch_add(&b->refcnt, 1);
+                        if (produce_rejected(ing, form_path(form), item, NULL, 0,
+                                             (ssize_t)i, errstr, err, t,
+                                             received, it) != AB_OK) {
+                                atomic_fetch_sub(&b->refcnt, 1);
+                                ab_metric_inc(AB_METRIC_WITH(ing->m_failed,
+                                                             "rejected_record"));
+                        }
+                        continue;
+                }
+                ab_envelope_set_received(&env, received);
+                it->id    = keep_id(b, env.id);
+                it->state = ITEM_PENDING;
+                atomic_fetch_add(&b->refcnt, 1);
+                err = produce_env(ing, &env, it, errstr, sizeof(errstr));
+                ab_envelope_clear(&env);
+                if (err) {
+                        atomic_fetch_sub(&b->refcnt, 1);
+                        it->state = ITEM_FAILED;
+                        it->error = strdup(errstr);
+                        if (err == AB_ERR_UNAVAILABLE) {
+                                /* Backpressure: stop here, the client
+                                 * retries what failed after Retry-After. */
+                                stop = 1;
+                                ab_metric_inc(AB_METRIC_WITH(ing->m_failed,
+                                                             "queue_full"));
+                        } else {
+                                ab_metric_inc(AB_METRIC_WITH(ing->m_failed,
+                                                             "produce"));
+                        }
+                }
+        }
+        json_decref(body);
+
+        if (async) {
+                /* Answer now from what was queued; reports only count. */
+                answer(b);
+                b->req = NULL;
+        }
+        batch_unref(b);
+}
