@@ -100,7 +100,8 @@ ab_err_t ab_kafka_env2prop(const char *name, char *prop, size_t prop_size) {
                         prop[0] = '\0';
                         return AB_ERR_INVALID;
                 }
-                prop[i] = s[i] == '_' ? '.' : (char)tolower((unsigned char)s[i]);
+                prop[i] = s[i] == '_' ? '.'
+                                      : (char)tolower((unsigned char)s[i]);
         }
         prop[i] = '\0';
         if (i == 0 || prop[0] == '.' || prop[i - 1] == '.') {
@@ -663,8 +664,7 @@ ab_err_t ab_producer_produce_envelope(ab_producer_t *p, const char *topic,
                               "envelope lacks id, name, source or occurredAt");
                 return AB_ERR_INVALID;
         }
-        /* The key rule of ab_envelope_key(): companyId, else id. */
-        key = env->company_id ? env->company_id : env->id;
+        key = ab_envelope_key(env);
         err = ab_producer_produce(p, topic, key, strlen(key), value, value_len,
                                   hdrs, msg_opaque, errstr, errstr_size);
         if (err != AB_OK) {
@@ -1146,10 +1146,10 @@ ab_err_t ab_consumer_commit_message(ab_consumer_t *c,
         return err;
 }
 
-ab_err_t ab_consumer_commit_offsets(ab_consumer_t *c,
-                                    const rd_kafka_topic_partition_list_t *offsets,
-                                    int async, char *errstr,
-                                    size_t errstr_size) {
+ab_err_t
+ab_consumer_commit_offsets(ab_consumer_t *c,
+                           const rd_kafka_topic_partition_list_t *offsets,
+                           int async, char *errstr, size_t errstr_size) {
         if (!offsets || offsets->cnt == 0) {
                 ab_errstr_set(errstr, errstr_size, "no offsets to commit");
                 return AB_ERR_INVALID;

@@ -329,10 +329,10 @@ ab_err_t ab_consumer_commit_message(ab_consumer_t *c,
  *        partition; not taken).
  * @returns as ab_consumer_commit().
  */
-ab_err_t ab_consumer_commit_offsets(ab_consumer_t *c,
-                                    const rd_kafka_topic_partition_list_t *offsets,
-                                    int async, char *errstr,
-                                    size_t errstr_size);
+ab_err_t
+ab_consumer_commit_offsets(ab_consumer_t *c,
+                           const rd_kafka_topic_partition_list_t *offsets,
+                           int async, char *errstr, size_t errstr_size);
 
 /**
  * @brief Pauses fetching on the whole assignment, including partitions

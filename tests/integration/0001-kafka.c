@@ -644,8 +644,8 @@ static void down_up(int use_signals) {
         pc.brokers = ab_itest_broker_bootstrap(b);
         p          = ab_producer_new(&pc, errstr, sizeof(errstr));
         cr_assert(p, "producer: %s", errstr);
-        cr_assert_eq(ab_producer_ready(p, NULL, 0, ab_itest_timeout(10000), errstr,
-                           sizeof(errstr)),
+        cr_assert_eq(ab_producer_ready(p, NULL, 0, ab_itest_timeout(10000),
+                                       errstr, sizeof(errstr)),
                      AB_OK, "ready: %s", errstr);
 
         if (use_signals) {
@@ -657,7 +657,8 @@ static void down_up(int use_signals) {
         }
         /* Signals act asynchronously: poll until readiness fails. */
         dl = ab_itest_deadline(10000);
-        while (ab_producer_ready(p, NULL, 0, 500, errstr, sizeof(errstr)) == AB_OK) {
+        while (ab_producer_ready(p, NULL, 0, 500, errstr, sizeof(errstr)) ==
+               AB_OK) {
                 cr_assert(ab_itest_tick(dl), "still ready with brokers down");
         }
         cr_assert_eq(ab_producer_ready(p, NULL, 0, 500, errstr, sizeof(errstr)),
@@ -671,8 +672,8 @@ static void down_up(int use_signals) {
                              0, "up: %s", reply);
         }
         /* librdkafka reconnects with a backoff of up to 10 s. */
-        cr_assert_eq(ab_producer_ready(p, NULL, 0, ab_itest_timeout(20000), errstr,
-                           sizeof(errstr)),
+        cr_assert_eq(ab_producer_ready(p, NULL, 0, ab_itest_timeout(20000),
+                                       errstr, sizeof(errstr)),
                      AB_OK, "not ready after up: %s", errstr);
         ab_producer_destroy(p);
         ab_itest_broker_stop(b);

@@ -300,7 +300,8 @@ static ab_itest_proc_t *proc_spawn(const char *bin, const char *const *pre,
                 file_fd = open(p->out_path,
                                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         }
-        cr_assert(null_fd != -1 && log_fd != -1 && (out_fd >= 0 || file_fd != -1),
+        cr_assert(null_fd != -1 && log_fd != -1 &&
+                      (out_fd >= 0 || file_fd != -1),
                   "cannot open the log files in %s: %s", ab_itest_tmpdir(),
                   strerror(errno));
         p->pid = spawn(path, argv, envp, in_fd >= 0 ? in_fd : null_fd,
@@ -593,7 +594,7 @@ int ab_itest_http_header(const ab_itest_http_t *res, const char *name,
                 v = line + nlen + 1;
                 v += strspn(v, " \t");
                 vlen = strcspn(v, "\r\n");
-                while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) {
+                while (vlen > 0 && strchr(" \t", v[vlen - 1])) {
                         vlen--;
                 }
                 snprintf(out, out_size, "%.*s", (int)vlen, v);
@@ -803,10 +804,11 @@ ab_itest_broker_t *ab_itest_devbroker_start(const char *const *args) {
                 if (ctl_read_line(b, line, sizeof(line), BOOT_TIMEOUT_MS) ==
                     -1) {
                         ab_itest_proc_dump_log(b->proc);
-                        cr_assert_fail("aetherbus-devbroker printed no BROKERS= "
-                                 "within %d ms (exit status %d)",
-                                 ab_itest_timeout(BOOT_TIMEOUT_MS),
-                                 ab_itest_proc_wait_exit(b->proc, 0));
+                        cr_assert_fail("aetherbus-devbroker printed no "
+                                       "BROKERS= within %d ms (exit "
+                                       "status %d)",
+                                       ab_itest_timeout(BOOT_TIMEOUT_MS),
+                                       ab_itest_proc_wait_exit(b->proc, 0));
                 }
                 if (!strncmp(line, "BROKERS=", 8)) {
                         snprintf(b->bootstrap, sizeof(b->bootstrap), "%s",
@@ -830,10 +832,11 @@ static void kafka_bootstrap(ab_itest_broker_t *b) {
                 return;
         }
         if (access(path, R_OK) != 0) {
-                cr_assert_fail("AB_TEST_KAFKA=kafka but %s is missing (%s): the "
-                         "kafka fixture (tools/kafka/kafka.sh start) did not "
-                         "run or failed; or set KAFKA_BROKERS",
-                         path, strerror(errno));
+                cr_assert_fail("AB_TEST_KAFKA=kafka but %s is missing "
+                               "(%s): the kafka fixture (tools/kafka/kafka.sh "
+                               "start) did not run or failed; or set "
+                               "KAFKA_BROKERS",
+                               path, strerror(errno));
         }
         data = read_file(path, &len);
         while (len > 0 && strchr(" \t\r\n", data[len - 1])) {
@@ -1029,8 +1032,8 @@ static void admin_create(ab_itest_broker_t *b, const char *const *topics,
         rd_kafka_AdminOptions_destroy(opts);
         if (!ev) {
                 rd_kafka_queue_destroy(q);
-                cr_assert_fail("CreateTopics on %s (%s) gave no result", b->bootstrap,
-                         b->kind);
+                cr_assert_fail("CreateTopics on %s (%s) gave no result",
+                               b->bootstrap, b->kind);
         }
         res = rd_kafka_event_CreateTopics_result(ev);
         if (!res || rd_kafka_event_error(ev)) {
@@ -1038,9 +1041,9 @@ static void admin_create(ab_itest_broker_t *b, const char *const *topics,
                          rd_kafka_event_error_string(ev));
                 rd_kafka_event_destroy(ev);
                 rd_kafka_queue_destroy(q);
-                cr_assert_fail("CreateTopics on %s (%s): %s (a devbroker has no "
-                         "controller for the Admin API)",
-                         b->bootstrap, b->kind, errstr);
+                cr_assert_fail("CreateTopics on %s (%s): %s (a devbroker "
+                               "has no controller for the Admin API)",
+                               b->bootstrap, b->kind, errstr);
         }
         results = rd_kafka_CreateTopics_result_topics(res, &n);
         for (i = 0; i < n; i++) {
@@ -1060,7 +1063,8 @@ static void admin_create(ab_itest_broker_t *b, const char *const *topics,
                                      : rd_kafka_err2str(err));
                         rd_kafka_event_destroy(ev);
                         rd_kafka_queue_destroy(q);
-                        cr_assert_fail("CreateTopics on %s: %s", b->kind, errstr);
+                        cr_assert_fail("CreateTopics on %s: %s", b->kind,
+                                       errstr);
                 }
         }
         rd_kafka_event_destroy(ev);
@@ -1289,7 +1293,8 @@ size_t ab_itest_consume(ab_itest_broker_t *b, const char *topic, size_t want,
                                    ab_itest_timeout(META_TIMEOUT_MS), errstr,
                                    sizeof(errstr)) != AB_OK) {
                 ab_consumer_destroy(c);
-                cr_assert_fail("read back %s from %s: %s", topic, b->kind, errstr);
+                cr_assert_fail("read back %s from %s: %s", topic, b->kind,
+                               errstr);
         }
         while (n < want && ab_itest_now_ms() < dl) {
                 if (ab_consumer_poll(c, 100, &msg, errstr, sizeof(errstr)) !=
@@ -1370,4 +1375,197 @@ void ab_itest_produce(ab_itest_broker_t *b, const char *topic,
                   "produce to %s on %s: no delivery report", topic, b->kind);
         cr_assert(b->dr_err == AB_OK, "produce to %s on %s: %s", topic,
                   b->kind, b->dr_errstr);
+}
+
+/* ------------------------------------------------------------------ */
+/* Services and JSON (appended for the service tests)                  */
+/* ------------------------------------------------------------------ */
+
+#include "ab_avro.h"
+
+#define SERVICE_START_TRIES 3
+#define SERVICE_HEALTH_MS   30000
+
+ab_itest_proc_t *ab_itest_service_start(ab_itest_broker_t *b, const char *bin,
+                                        const char *topic_prefix,
+                                        const char *const *env, int *portp) {
+        const char *vars[64];
+        char brokers[1100];
+        char tprefix[300];
+        char port_s[32];
+        ab_itest_proc_t *p;
+        size_t n;
+        size_t i;
+        int attempt;
+        int port = -1;
+
+        for (attempt = 0; attempt < SERVICE_START_TRIES; attempt++) {
+                port = ab_itest_free_port();
+                cr_assert(port > 0, "no free port on 127.0.0.1");
+                snprintf(brokers, sizeof(brokers), "KAFKA_BROKERS=%s",
+                         b->bootstrap);
+                snprintf(tprefix, sizeof(tprefix), "TOPIC_PREFIX=%s",
+                         topic_prefix ? topic_prefix : "");
+                snprintf(port_s, sizeof(port_s), "PORT=%d", port);
+                n         = 0;
+                vars[n++] = brokers;
+                if (topic_prefix) {
+                        vars[n++] = tprefix;
+                }
+                vars[n++] = port_s;
+                for (i = 0; env && env[i] && n < 63; i++) {
+                        vars[n++] = env[i];
+                }
+                vars[n] = NULL;
+                p = ab_itest_proc_start(bin, NULL, vars);
+                cr_assert(p, "cannot spawn %s", bin);
+                if (ab_itest_proc_wait_healthz(p, port, SERVICE_HEALTH_MS) ==
+                    0) {
+                        *portp = port;
+                        return p;
+                }
+                if (ab_itest_proc_alive(p)) {
+                        ab_itest_proc_destroy(p);
+                        cr_assert_fail("%s did not answer /healthz on port %d",
+                                       bin, port);
+                }
+                ab_itest_proc_destroy(p); /* exited: maybe the port */
+        }
+        cr_assert_fail("%s exited before serving, %d times (last port %d)",
+                       bin, SERVICE_START_TRIES, port);
+        return NULL;
+}
+
+long ab_itest_http_wait_status(int port, const char *path, long want,
+                               int timeout_ms) {
+        int64_t dl = ab_itest_deadline(timeout_ms);
+        ab_itest_http_t res;
+        char url[512];
+        long status;
+
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+        for (;;) {
+                http_do("GET", url, NULL, NULL, 0, 5000, &res);
+                status = res.status;
+                ab_itest_http_clear(&res);
+                if (status == want || !ab_itest_tick(dl)) {
+                        return status;
+                }
+        }
+}
+
+json_t *ab_itest_http_json(const ab_itest_http_t *res) {
+        json_error_t jerr;
+
+        if (!res->body) {
+                return NULL;
+        }
+        return json_loadb(res->body, res->body_len, 0, &jerr);
+}
+
+static ab_avro_codec_t *itest_codec;
+static char itest_codec_err[256];
+
+static void codec_init_once(void) {
+        itest_codec = ab_avro_codec_new(NULL, itest_codec_err,
+                                        sizeof(itest_codec_err));
+}
+
+json_t *ab_itest_record_json(const ab_itest_record_t *rec, char *errstr,
+                             size_t errstr_size) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        const unsigned char *v = (const unsigned char *)rec->value;
+        json_error_t jerr;
+        json_t *doc = NULL;
+
+        if (!v || rec->value_len == 0) {
+                snprintf(errstr, errstr_size, "%s[%d]@%lld: no value",
+                         rec->topic, (int)rec->partition,
+                         (long long)rec->offset);
+                return NULL;
+        }
+        if (rec->value_len >= 2 && v[0] == AB_AVRO_MAGIC0 &&
+            v[1] == AB_AVRO_MAGIC1) {
+                pthread_once(&once, codec_init_once);
+                if (!itest_codec) {
+                        snprintf(errstr, errstr_size, "codec: %s",
+                                 itest_codec_err);
+                        return NULL;
+                }
+                if (ab_avro_decode(itest_codec, v, rec->value_len, &doc,
+                                   errstr, errstr_size) != AB_OK) {
+                        return NULL;
+                }
+                return doc;
+        }
+        doc = json_loadb(rec->value, rec->value_len, 0, &jerr);
+        if (!doc) {
+                snprintf(errstr, errstr_size,
+                         "%s[%d]@%lld: neither Avro nor JSON: %s", rec->topic,
+                         (int)rec->partition, (long long)rec->offset,
+                         jerr.text);
+        }
+        return doc;
+}
+
+size_t ab_itest_consume_all(ab_itest_broker_t *b, const char *topic,
+                            int timeout_ms, ab_itest_record_t **recsp) {
+        int64_t n = ab_itest_topic_count(b, topic);
+
+        *recsp = NULL;
+        if (n <= 0) {
+                return 0;
+        }
+        return ab_itest_consume(b, topic, (size_t)n, timeout_ms, recsp);
+}
+
+const ab_itest_record_t *ab_itest_records_find(const ab_itest_record_t *recs,
+                                               size_t cnt, const char *name,
+                                               const char *value) {
+        const char *v;
+        size_t i;
+
+        for (i = 0; i < cnt; i++) {
+                v = ab_itest_record_header(&recs[i], name);
+                if (v && !strcmp(v, value)) {
+                        return &recs[i];
+                }
+        }
+        return NULL;
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+size_t ab_itest_records_missing(const ab_itest_record_t *recs, size_t cnt,
+                                const char *name, const char *const *ids,
+                                size_t id_cnt, const char **first_missingp) {
+        const char **have;
+        const char *v;
+        size_t have_cnt = 0;
+        size_t missing  = 0;
+        size_t i;
+
+        if (first_missingp) {
+                *first_missingp = NULL;
+        }
+        have = calloc(cnt ? cnt : 1, sizeof(*have));
+        cr_assert(have, "out of memory");
+        for (i = 0; i < cnt; i++) {
+                if ((v = ab_itest_record_header(&recs[i], name))) {
+                        have[have_cnt++] = v;
+                }
+        }
+        qsort(have, have_cnt, sizeof(*have), cmp_str);
+        for (i = 0; i < id_cnt; i++) {
+                if (!bsearch(&ids[i], have, have_cnt, sizeof(*have),
+                             cmp_str)) {
+                        if (missing++ == 0 && first_missingp) {
+                                *first_missingp = ids[i];
+                        }
+                }
+        }
+        free(have);
+        return missing;
 }

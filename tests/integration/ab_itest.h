@@ -367,4 +367,73 @@ int ab_itest_http_header(const ab_itest_http_t *res, const char *name,
 /** @brief Frees what \p res holds and zeroes it. */
 void ab_itest_http_clear(ab_itest_http_t *res);
 
+/* ------------------------------------------------------------------ */
+/* Services and JSON (appended for the service tests)                  */
+/* ------------------------------------------------------------------ */
+
+#include <jansson.h>
+
+/**
+ * @brief Starts service \p bin (a name in AB_BIN_DIR) against \p b with
+ *        KAFKA_BROKERS, TOPIC_PREFIX=\p topic_prefix (may be NULL: not
+ *        set), PORT=a free port and then \p env (NULL-terminated, may be
+ *        NULL; a later NAME wins), and waits until /healthz answers 200.
+ *        Retries on a fresh port when the process exits before that (a
+ *        port taken meanwhile). Aborts the test when it cannot start.
+ * @returns the process (ab_itest_proc_destroy() it) with *portp set.
+ */
+ab_itest_proc_t *ab_itest_service_start(ab_itest_broker_t *b, const char *bin,
+                                        const char *topic_prefix,
+                                        const char *const *env, int *portp);
+
+/**
+ * @brief Polls GET http://127.0.0.1:<port><path> until it answers
+ *        \p want or \p timeout_ms passes.
+ * @returns the last status seen (0 when no response came).
+ */
+long ab_itest_http_wait_status(int port, const char *path, long want,
+                               int timeout_ms);
+
+/**
+ * @returns the JSON document of \p res's body, or NULL when it is not
+ *          JSON (json_decref() it).
+ */
+json_t *ab_itest_http_json(const ab_itest_http_t *res);
+
+/**
+ * @brief Decodes a record value: an Avro single-object envelope (0xC3
+ *        0x01 + fingerprint of schemas/envelope.avsc) or, else, JSON text
+ *        (events.rejected records).
+ * @returns the document (json_decref() it), or NULL with \p errstr.
+ */
+json_t *ab_itest_record_json(const ab_itest_record_t *rec, char *errstr,
+                             size_t errstr_size);
+
+/**
+ * @brief Reads every record \p topic holds now: as many as its high
+ *        watermarks count (ab_itest_topic_count()), within \p timeout_ms.
+ * @returns the number read (compare it with the count you expect); *recsp
+ *          as ab_itest_consume().
+ */
+size_t ab_itest_consume_all(ab_itest_broker_t *b, const char *topic,
+                            int timeout_ms, ab_itest_record_t **recsp);
+
+/**
+ * @returns the first of \p cnt records whose header \p name equals
+ *          \p value, or NULL.
+ */
+const ab_itest_record_t *ab_itest_records_find(const ab_itest_record_t *recs,
+                                               size_t cnt, const char *name,
+                                               const char *value);
+
+/**
+ * @brief Checks that each of \p ids is the value of header \p name (e.g.
+ *        "ce_id") of some record in \p recs.
+ * @returns how many are missing; *first_missingp (may be NULL) points to
+ *          the first missing id (borrowed from \p ids), or NULL.
+ */
+size_t ab_itest_records_missing(const ab_itest_record_t *recs, size_t cnt,
+                                const char *name, const char *const *ids,
+                                size_t id_cnt, const char **first_missingp);
+
 #endif

@@ -239,7 +239,8 @@ static int create_topic(devbroker_t *db, const char *topic, int partitions,
         return 0;
 }
 
-/* <prefix><p> for every catalog prefix, <prefix>rejected, <prefix>deadletter. */
+/* <prefix><p> for every catalog prefix, then <prefix>rejected and
+ * <prefix>deadletter. */
 static int create_catalog_topics(devbroker_t *db, char *errstr,
                                  size_t errstr_size) {
         static const char *const system[] = {AB_CATALOG_TOPIC_REJECTED,
