@@ -182,35 +182,35 @@ static ab_err_t metrics_init(ingest_t *ing, char *errstr, size_t errstr_size) {
                 return AB_ERR_NOMEM;
         }
         ing->m_accepted = ab_metrics_counter(
-            ing->metrics, "aetherbus_ingest_events_accepted_total",
+            ing->metrics, "events_accepted_total",
             "Events acknowledged by Kafka (acks=all), by topic.", "topic",
             errstr, errstr_size);
         ing->m_rejected = ab_metrics_counter(
-            ing->metrics, "aetherbus_ingest_events_rejected_total",
+            ing->metrics, "events_rejected_total",
             "Items or bodies that failed validation, by error code.", "code",
             errstr, errstr_size);
         ing->m_failed = ab_metrics_counter(
-            ing->metrics, "aetherbus_ingest_events_failed_total",
+            ing->metrics, "events_failed_total",
             "Events Kafka did not take (answered 503 or lost async), by "
             "reason.",
             "reason", errstr, errstr_size);
         ing->m_security = ab_metrics_counter(
-            ing->metrics, "aetherbus_ingest_security_events_total",
+            ing->metrics, "security_events_total",
             "Authorization decisions recorded, by event type and outcome.",
             "type,outcome", errstr, errstr_size);
         ing->m_batch_size = ab_metrics_histogram(
-            ing->metrics, "aetherbus_ingest_batch_size",
+            ing->metrics, "batch_size",
             "Events per accepted request body.", NULL, batch_bounds,
             sizeof(batch_bounds) / sizeof(batch_bounds[0]), errstr,
             errstr_size);
         if (!ing->m_accepted || !ing->m_rejected || !ing->m_failed ||
             !ing->m_security || !ing->m_batch_size ||
             !ab_metrics_gauge_fn(ing->metrics,
-                                 "aetherbus_ingest_producer_queue_length",
+                                 "producer_queue_length",
                                  "Records waiting for Kafka acknowledgement.",
                                  gauge_outq, ing, errstr, errstr_size) ||
             !ab_metrics_gauge_fn(ing->metrics,
-                                 "aetherbus_ingest_requests_waiting",
+                                 "requests_waiting",
                                  "Requests held open until Kafka acknowledges "
                                  "their events.",
                                  gauge_inflight, ing, errstr, errstr_size)) {
