@@ -632,7 +632,9 @@ void ab_conf_help(const ab_conf_spec_t *spec, FILE *fp) {
                 } else if (r->flags & AB_CONF_SECRET) {
                         fprintf(fp, " Secret.");
                 } else if (r->def) {
-                        fprintf(fp, " Default: %s.", *r->def ? r->def : "\"\"");
+                        /* Quoted: a default such as "events." would
+                         * otherwise read as a sentence end. */
+                        fprintf(fp, " Default: \"%s\"", r->def);
                 }
                 fprintf(fp, "\n");
         }
