@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 
+#include "ab_conf.h"
 #include "ab_log.h"
 #include "devbroker.h"
 
@@ -98,14 +99,6 @@ static int parse_listen(const char *s, struct sockaddr_in *sin) {
         return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
 }
 
-static int legal_prefix(const char *s) {
-        size_t n = strlen(s);
-
-        return n < 200 && strspn(s, "abcdefghijklmnopqrstuvwxyz"
-                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                    "0123456789._-") == n;
-}
-
 int main(int argc, char **argv) {
         static const struct option opts[] = {
             {"listen", required_argument, NULL, 'l'},
@@ -158,11 +151,13 @@ int main(int argc, char **argv) {
                         }
                         break;
                 case 't':
-                        if (!legal_prefix(optarg)) {
-                                return usage(argv[0], 2,
-                                             "--topic-prefix: only "
-                                             "[a-zA-Z0-9._-], under 200 "
-                                             "characters");
+                        if (ab_conf_check_topic_prefix(optarg, errstr,
+                                                       sizeof(errstr))) {
+                                char why[600];
+
+                                snprintf(why, sizeof(why), "--topic-prefix: %s",
+                                         errstr);
+                                return usage(argv[0], 2, why);
                         }
                         conf.topic_prefix = optarg;
                         break;
