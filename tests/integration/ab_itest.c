@@ -1510,9 +1510,13 @@ json_t *ab_itest_record_json(const ab_itest_record_t *rec, char *errstr,
 
 size_t ab_itest_consume_all(ab_itest_broker_t *b, const char *topic,
                             int timeout_ms, ab_itest_record_t **recsp) {
-        int64_t n = ab_itest_topic_count(b, topic);
+        int64_t dl = ab_itest_deadline(timeout_ms);
+        int64_t n;
 
         *recsp = NULL;
+        /* a fresh topic's watermarks may not answer at once */
+        while ((n = ab_itest_topic_count(b, topic)) < 0 && ab_itest_tick(dl)) {
+        }
         if (n <= 0) {
                 return 0;
         }

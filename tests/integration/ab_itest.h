@@ -411,7 +411,9 @@ json_t *ab_itest_record_json(const ab_itest_record_t *rec, char *errstr,
 
 /**
  * @brief Reads every record \p topic holds now: as many as its high
- *        watermarks count (ab_itest_topic_count()), within \p timeout_ms.
+ *        watermarks count (ab_itest_topic_count(), retried while it fails:
+ *        a real broker may not answer ListOffsets for a just-created
+ *        topic), within \p timeout_ms.
  * @returns the number read (compare it with the count you expect); *recsp
  *          as ab_itest_consume().
  */
