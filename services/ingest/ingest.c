@@ -348,7 +348,8 @@ static void check_ready(ingest_t *ing) {
         free(topics);
 
         pthread_mutex_lock(&ing->ready_lock);
-        if (ready != ing->ready) {
+        if (ready != ing->ready ||
+            (!ready && strcmp(reason, ing->ready_reason) != 0)) {
                 if (ready) {
                         ab_info("kafka", "ready: %s answers with every topic",
                                 ing->conf->common.kafka_brokers);
