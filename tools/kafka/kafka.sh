@@ -13,6 +13,12 @@
 #   kafka.sh start STATE_DIR   start a fresh broker, print BROKERS=host:port,
 #                              write STATE_DIR/bootstrap and STATE_DIR/pid
 #   kafka.sh stop STATE_DIR    stop it (SIGTERM, then SIGKILL), remove state
+#   kafka.sh stop --keep STATE_DIR
+#                              stop it but keep its config, ports and data
+#   kafka.sh start --resume STATE_DIR
+#                              start the broker kept by stop --keep again:
+#                              same ports, cluster id and topics (tests that
+#                              stop and restart a broker)
 #
 # Environment:
 #   AB_KAFKA_VERSION     org.apache.kafka:kafka_2.13 version (default: the
@@ -54,8 +60,8 @@ usage() {
         fi
         cat >&2 <<EOF
 Usage: kafka.sh fetch
-       kafka.sh start STATE_DIR
-       kafka.sh stop STATE_DIR
+       kafka.sh start [--resume] STATE_DIR
+       kafka.sh stop [--keep] STATE_DIR
 
   fetch   resolve Apache Kafka $VERSION (kafka_2.13) with Maven into
           $LIBS (once; reused while the stamp matches pom.xml)
@@ -64,7 +70,10 @@ Usage: kafka.sh fetch
           answers metadata; prints BROKERS=127.0.0.1:PORT and writes
           STATE_DIR/bootstrap and STATE_DIR/pid. Exits non-zero with the tail
           of the broker log when it cannot start.
+          --resume: start the broker that stop --keep left in STATE_DIR
+          again, on the same ports with the same data (no new storage).
   stop    SIGTERM the broker by PID (SIGKILL after ${STOP_TIMEOUT}s), remove STATE_DIR
+          --keep: keep STATE_DIR (config, ports, data) for start --resume.
 EOF
         exit "$code"
 }
@@ -280,7 +289,7 @@ fail_start() {
 # One attempt on fresh ports. Sets RETRY=1 when a port was taken meanwhile
 # (the caller retries with new ones); any other failure exits.
 start_once() {
-        local state=$1 java=$2 ports port cport cid pid t0
+        local state=$1 java=$2 ports port cport cid
 
         ports=$(free_ports)
         read -r port cport <<<"$ports"
@@ -295,6 +304,22 @@ start_once() {
                 fail_start "$state" "" "formatting KRaft storage failed"
         fi
 
+        if ! launch "$state" "$java" "$port" "$cport"; then
+                say "port $port or $cport was taken meanwhile; retrying"
+                RETRY=1
+        fi
+}
+
+# Runs the broker of STATE_DIR (its server.properties) and waits until it
+# answers metadata on port; prints BROKERS=. Returns 1 when a port was
+# taken; any other failure exits.
+launch() {
+        local state=$1 java=$2 port=$3 cport=$4 pid t0 from
+
+        jvm_opts "$state"
+        # only this run's lines count (a resumed broker's log has old ones)
+        touch "$state/kafka.log"
+        from=$(($(stat -c %s "$state/kafka.log") + 1))
         setsid "$java" "${JVM_OPTS[@]}" -cp "$LIBS/*" kafka.Kafka \
                 "$state/server.properties" </dev/null >>"$state/kafka.log" 2>&1 &
         pid=$!
@@ -303,16 +328,14 @@ start_once() {
         t0=$SECONDS
         while ((SECONDS - t0 < START_TIMEOUT)); do
                 if ! alive "$pid"; then
-                        if grep -q 'Address already in use' "$state/kafka.log"; then
-                                say "port $port or $cport was taken meanwhile; retrying"
+                        if tail -c "+$from" "$state/kafka.log" | grep -q 'Address already in use'; then
                                 rm -f "$state/pid"
-                                RETRY=1
-                                return 0
+                                return 1
                         fi
                         fail_start "$state" "" "the broker exited"
                 fi
                 # the log line is cheap to look for; then the real check
-                if grep -q 'Kafka Server started' "$state/kafka.log" &&
+                if tail -c "+$from" "$state/kafka.log" | grep -q 'Kafka Server started' &&
                         kcat -b "127.0.0.1:$port" -L -m 5 >/dev/null 2>&1; then
                         echo "127.0.0.1:$port" >"$state/bootstrap"
                         say "Kafka $VERSION up at 127.0.0.1:$port (controller $cport, pid $pid, $((SECONDS - t0))s after launch)"
@@ -322,6 +345,33 @@ start_once() {
                 sleep 0.25
         done
         fail_start "$state" "$pid" "no metadata answer from 127.0.0.1:$port within ${START_TIMEOUT}s"
+}
+
+# The broker that stop --keep left in STATE_DIR, on its old ports and data.
+resume() {
+        local state=$1 java port cport
+
+        need kcat
+        java=$(java_bin)
+        fetch
+        [ -d "$state" ] || die "nothing to resume: $state does not exist"
+        state=$(cd "$state" && pwd)
+        if [ ! -f "$state/$MARKER" ] || [ ! -f "$state/server.properties" ] ||
+                [ ! -d "$state/data" ]; then
+                die "nothing to resume in $state: start it, then stop --keep"
+        fi
+        if running_pid "$state" >/dev/null; then
+                die "a broker already runs in $state"
+        fi
+        port=$(sed -n 's|^listeners=PLAINTEXT://127\.0\.0\.1:\([0-9]*\),.*|\1|p' "$state/server.properties")
+        cport=$(sed -n 's|^listeners=.*CONTROLLER://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$state/server.properties")
+        if [ -z "$port" ] || [ -z "$cport" ]; then
+                die "no listeners in $state/server.properties"
+        fi
+        echo "--- resumed by kafka.sh start --resume ---" >>"$state/kafka.log"
+        if ! launch "$state" "$java" "$port" "$cport"; then
+                fail_start "$state" "" "port $port or $cport is taken now: cannot resume on the same ports"
+        fi
 }
 
 start() {
@@ -361,14 +411,14 @@ do_stop() {
 }
 
 stop() {
-        local state=$1
+        local state=$1 keep=${2:-}
 
         if [ ! -d "$state" ]; then
                 say "nothing to stop in $state"
                 return 0
         fi
         state=$(cd "$state" && pwd)
-        do_stop "$state"
+        do_stop "$state" "$keep"
 }
 
 [ $# -ge 1 ] || usage 2 "missing mode"
@@ -381,12 +431,26 @@ fetch)
         echo "$LIBS"
         ;;
 start)
+        opt=
+        if [ "${1:-}" = --resume ]; then
+                opt=resume
+                shift
+        fi
         [ $# -eq 1 ] || usage 2 "start needs STATE_DIR"
-        start "$1"
+        if [ -n "$opt" ]; then
+                resume "$1"
+        else
+                start "$1"
+        fi
         ;;
 stop)
+        opt=
+        if [ "${1:-}" = --keep ]; then
+                opt=keep
+                shift
+        fi
         [ $# -eq 1 ] || usage 2 "stop needs STATE_DIR"
-        stop "$1"
+        stop "$1" "$opt"
         ;;
 -h | --help | help)
         usage 0
