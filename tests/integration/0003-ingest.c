@@ -35,21 +35,12 @@ static char prefix[64];
 
 /* Broker, the catalog's topics under a fresh prefix, a ready service. */
 static void start(const char *const *env) {
-        b = ab_itest_broker_start();
-        ab_itest_prefix(prefix, sizeof(prefix));
-        ab_itest_catalog_topics_create(b, prefix, PARTITIONS);
-        svc = ab_itest_service_start(b, "aetherbus-ingest", prefix, env,
-                                     &port);
-        cr_assert_eq(ab_itest_http_wait_status(port, "/readyz", 200, WAIT_MS),
-                     200, "ingest on %s never became ready",
-                     ab_itest_broker_kind(b));
+        svc = ab_itest_stack_start("aetherbus-ingest", PARTITIONS, env, WAIT_MS,
+                                   &b, prefix, sizeof(prefix), &port);
 }
 
 static void teardown(void) {
-        ab_itest_proc_destroy(svc);
-        svc = NULL;
-        ab_itest_broker_stop(b);
-        b = NULL;
+        ab_itest_stack_stop(&svc, &b);
 }
 
 TestSuite(ingest, .fini = teardown, .timeout = 180);

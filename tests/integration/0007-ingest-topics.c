@@ -41,10 +41,7 @@ static void start(void) {
 }
 
 static void teardown(void) {
-        ab_itest_proc_destroy(svc);
-        svc = NULL;
-        ab_itest_broker_stop(b);
-        b = NULL;
+        ab_itest_stack_stop(&svc, &b);
 }
 
 TestSuite(ingest_topics, .fini = teardown, .timeout = 120);

@@ -55,14 +55,8 @@ static client_t clients[CLIENTS];
 static atomic_int ok_requests;
 
 static void start(void) {
-        b = ab_itest_broker_start();
-        ab_itest_prefix(prefix, sizeof(prefix));
-        ab_itest_catalog_topics_create(b, prefix, PARTITIONS);
-        svc = ab_itest_service_start(b, "aetherbus-ingest", prefix, NULL,
-                                     &port);
-        cr_assert_eq(ab_itest_http_wait_status(port, "/readyz", 200, WAIT_MS),
-                     200, "ingest on %s never became ready",
-                     ab_itest_broker_kind(b));
+        svc = ab_itest_stack_start("aetherbus-ingest", PARTITIONS, NULL, WAIT_MS,
+                                   &b, prefix, sizeof(prefix), &port);
 }
 
 static void clients_join(void) {
@@ -84,10 +78,7 @@ static void teardown(void) {
                 free(clients[i].ids);
         }
         memset(clients, 0, sizeof(clients));
-        ab_itest_proc_destroy(svc);
-        svc = NULL;
-        ab_itest_broker_stop(b);
-        b = NULL;
+        ab_itest_stack_stop(&svc, &b);
 }
 
 TestSuite(ingest_load, .fini = teardown, .timeout = 240);

@@ -1573,3 +1573,27 @@ size_t ab_itest_records_missing(const ab_itest_record_t *recs, size_t cnt,
         free(have);
         return missing;
 }
+
+ab_itest_proc_t *ab_itest_stack_start(const char *bin, int partitions,
+                                      const char *const *env, int timeout_ms,
+                                      ab_itest_broker_t **bp, char *prefix,
+                                      size_t prefix_size, int *portp) {
+        ab_itest_proc_t *svc;
+
+        *bp = ab_itest_broker_start();
+        ab_itest_prefix(prefix, prefix_size);
+        ab_itest_catalog_topics_create(*bp, prefix, partitions);
+        svc = ab_itest_service_start(*bp, bin, prefix, env, portp);
+        cr_assert_eq(ab_itest_http_wait_status(*portp, "/readyz", 200,
+                                               timeout_ms),
+                     200, "%s on %s never became ready", bin,
+                     ab_itest_broker_kind(*bp));
+        return svc;
+}
+
+void ab_itest_stack_stop(ab_itest_proc_t **svcp, ab_itest_broker_t **bp) {
+        ab_itest_proc_destroy(*svcp);
+        *svcp = NULL;
+        ab_itest_broker_stop(*bp);
+        *bp = NULL;
+}

@@ -438,4 +438,21 @@ size_t ab_itest_records_missing(const ab_itest_record_t *recs, size_t cnt,
                                 const char *name, const char *const *ids,
                                 size_t id_cnt, const char **first_missingp);
 
+
+
+/**
+ * @brief The usual fixture of a service test: the broker under test, the
+ *        catalog's topics (\p partitions each) under a fresh prefix written
+ *        to \p prefix, and service \p bin started on them and ready
+ *        (/readyz 200 within \p timeout_ms). Aborts the test otherwise.
+ * @returns the process with *bp and *portp set.
+ */
+ab_itest_proc_t *ab_itest_stack_start(const char *bin, int partitions,
+                                      const char *const *env, int timeout_ms,
+                                      ab_itest_broker_t **bp, char *prefix,
+                                      size_t prefix_size, int *portp);
+
+/** @brief Stops what ab_itest_stack_start() started; NULLs both. */
+void ab_itest_stack_stop(ab_itest_proc_t **svcp, ab_itest_broker_t **bp);
+
 #endif
