@@ -418,10 +418,10 @@ Test(conf, help_lists_every_setting) {
                               "A test service.\n"),
                   "%s", buf);
         cr_assert(strstr(buf, "  --port=1..65535\n"
-                              "      PORT. HTTP listen port. Default: 8080.\n"),
+                              "      PORT. HTTP listen port. Default: \"8080\"\n"),
                   "%s", buf);
         cr_assert(strstr(buf, "  --mode=off|audit|enforce\n"
-                              "      MODE. Mode. Default: audit.\n"),
+                              "      MODE. Mode. Default: \"audit\"\n"),
                   "%s", buf);
         cr_assert(strstr(buf, "  --max-body-bytes=SIZE (1K..64M)\n"), "%s",
                   buf);
