@@ -8,7 +8,10 @@
  * errors leave the item untouched and the envelope cleared, an accepted
  * envelope is complete, routable and serialises to JSON that parses back,
  * the payload limit is exact (json_dumpb agrees), and time formatting
- * round-trips through the parser. A broken promise is abort().
+ * round-trips through the parser. The fast parser behind
+ * ab_envelope_json_parse() must agree with jansson (json_loadb with
+ * JSON_REJECT_DUPLICATES) on every input: same verdict, equal trees.
+ * A broken promise is abort().
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -114,7 +117,7 @@ static void run_time(const uint8_t *data, size_t size) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ab_envelope_limits_t lim;
         char errstr[256] = "";
-        json_t *body, *item;
+        json_t *body, *item, *ref;
         size_t n, i;
         ab_err_t err;
 
@@ -126,12 +129,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ab_envelope_limits_default(&lim);
         body = ab_envelope_json_parse((const char *)data, size, &lim, &err,
                                       errstr, sizeof(errstr));
+        ref  = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES,
+                          NULL);
         if (!body) {
                 CHECK(err == AB_ERR_MALFORMED || err == AB_ERR_TOO_LARGE);
                 CHECK(errstr[0] != '\0');
+                /* Refused by our own limits (depth, size, top-level type)
+                 * or by jansson; never a text both would take. */
+                CHECK(!ref || err == AB_ERR_TOO_LARGE ||
+                      strstr(errstr, "nested") ||
+                      !(json_is_array(ref) || json_is_object(ref)));
+                json_decref(ref);
                 return 0;
         }
         CHECK(err == AB_OK);
+        CHECK(ref != NULL && json_equal(body, ref));
+        json_decref(ref);
         if (ab_envelope_batch_check(body, &lim, &n, errstr, sizeof(errstr)) ==
             AB_OK) {
                 CHECK(n >= 1 && n <= lim.max_batch);
