@@ -224,6 +224,7 @@ ingest_t *ingest_new(const ingest_conf_t *conf, char *errstr,
         ingest_t *ing;
         ab_producer_conf_t pc;
         ab_http_conf_t hc;
+        const char *props[] = {"linger.ms", conf->linger_ms, NULL};
         size_t i;
         char topic[256];
 
@@ -283,7 +284,7 @@ ingest_t *ingest_new(const ingest_conf_t *conf, char *errstr,
 
         ab_producer_conf_init(&pc);
         pc.brokers             = conf->common.kafka_brokers;
-        pc.linger_ms           = conf->linger_ms;
+        pc.props               = props;
         pc.batch_num_messages  = conf->batch_num_messages;
         pc.queue_max_messages  = conf->queue_max_messages;
         pc.queue_max_kbytes    = (int)(conf->queue_max_bytes / 1024);

@@ -4,12 +4,30 @@
  * is an environment variable with a matching flag; --help is generated from
  * this table, so the help text here is the documentation.
  */
+#include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ingest_config.h"
 
 static const char *modes[] = {"off", "audit", "enforce"};
+
+/* librdkafka takes a fractional linger.ms; so do we, in its range. */
+static ab_err_t check_linger(const char *value, char *errstr,
+                             size_t errstr_size) {
+        char *end;
+        double v;
+
+        errno = 0;
+        v     = strtod(value, &end);
+        if (errno || end == value || *end || !(v >= 0 && v <= 1000)) {
+                ab_errstr_set(errstr, errstr_size,
+                              "must be a number of milliseconds in 0..1000");
+                return AB_ERR_INVALID;
+        }
+        return AB_OK;
+}
 
 static const ab_conf_row_t rows[] = {
     AB_CONF_COMMON_ROWS(ingest_conf_t, common, "8080"),
@@ -122,12 +140,13 @@ static const ab_conf_row_t rows[] = {
      .help   = "Idle or slow connections are closed after this."},
     {.env    = "KAFKA_LINGER_MS",
      .flag   = "linger-ms",
-     .type   = AB_CONF_INT,
-     .def    = "1",
-     .min    = 0,
-     .max    = 1000,
+     .type   = AB_CONF_STR,
+     .def    = "0.5",
      .offset = offsetof(ingest_conf_t, linger_ms),
-     .help   = "Producer linger.ms: how long a batch waits for more events."},
+     .help   = "Producer linger.ms, fractions allowed (0..1000): how long a "
+               "batch waits for more events. 0.5 measured best for one "
+               "event per request; 1 costs a third of that rate.",
+     .check  = check_linger},
     {.env    = "KAFKA_BATCH_NUM_MESSAGES",
      .flag   = "batch-num-messages",
      .type   = AB_CONF_INT,
