@@ -22,6 +22,10 @@
 
 #define SLOTS    512 /* tenants tracked at once; the oldest is reused */
 #define TENANT_MAX 128
+#define TENANT_EVENT_MAX 256 /* longest companyId an envelope takes */
+/* All tenants together get this many times one tenant's budget, so a
+ * client rotating x-tenant cannot turn denials into a flood. */
+#define GLOBAL_FACTOR 10
 
 typedef struct slot_s {
         char tenant[TENANT_MAX]; /* "" = requests without a tenant */
@@ -40,6 +44,8 @@ struct ingest_rbac_s {
         char **audit_tenants;
         size_t audit_cnt;
         pthread_mutex_t lock;
+        int64_t g_window; /* minute of g_sent */
+        int g_sent;
         slot_t slots[SLOTS];
 };
 
@@ -86,8 +92,12 @@ ingest_rbac_t *ingest_rbac_new(ingest_t *ing, char *errstr,
                         while (*tok == ' ') {
                                 tok++;
                         }
-                        if (*tok) {
-                                rbac->audit_tenants[rbac->audit_cnt++] = strdup(tok);
+                        if (*tok &&
+                            !(rbac->audit_tenants[rbac->audit_cnt++] = strdup(tok))) {
+                                free(copy);
+                                ingest_rbac_destroy(rbac);
+                                ab_errstr_set(errstr, errstr_size, "out of memory");
+                                return NULL;
                         }
                 }
                 free(copy);
@@ -200,9 +210,15 @@ static int budget(ingest_rbac_t *rbac, const char *tenant, int *suppressedp) {
                 s->window = minute;
                 s->sent   = 0;
         }
-        ok = s->sent < rbac->ing->conf->rbac_events_per_min;
+        if (rbac->g_window != minute) {
+                rbac->g_window = minute;
+                rbac->g_sent   = 0;
+        }
+        ok = s->sent < rbac->ing->conf->rbac_events_per_min &&
+             rbac->g_sent < rbac->ing->conf->rbac_events_per_min * GLOBAL_FACTOR;
         if (ok) {
                 s->sent++;
+                rbac->g_sent++;
                 *suppressedp  = s->suppressed;
                 s->suppressed = 0;
         } else {
@@ -212,25 +228,54 @@ static int budget(ingest_rbac_t *rbac, const char *tenant, int *suppressedp) {
         return ok;
 }
 
+/* A tenant header the envelope cannot carry (too long, not UTF-8) must
+ * not hide the request's record: it is recorded by its digest. */
+static const char *tenant_for_event(const char *tenant, char *buf,
+                                    size_t buf_size) {
+        unsigned char sha[SHA256_DIGEST_LENGTH];
+        json_t *probe;
+        size_t i, of;
+
+        if (!tenant) {
+                return NULL;
+        }
+        if (strlen(tenant) <= TENANT_EVENT_MAX &&
+            (probe = json_string(tenant))) {
+                json_decref(probe);
+                return tenant;
+        }
+        SHA256((const unsigned char *)tenant, strlen(tenant), sha);
+        of = (size_t)snprintf(buf, buf_size, "sha256:");
+        for (i = 0; i < sizeof(sha) && of + 3 <= buf_size; i++) {
+                of += (size_t)snprintf(buf + of, buf_size - of, "%02x", sha[i]);
+        }
+        return buf;
+}
+
 static void record(ingest_t *ing, ab_http_req_t *req, const char *type,
                    const char *tenant, const char *reason, int enforced) {
         int suppressed = 0;
         json_t *payload;
         char errstr[256];
+        char digest[80];
         const char *outcome = strstr(type, "denied") ? "denied" : "allowed";
+        const char *t;
 
         if (!budget(ing->rbac, tenant, &suppressed)) {
                 ab_metric_inc(AB_METRIC_WITH(ing->m_security, type, "suppressed"));
                 return;
         }
-        payload = json_pack("{s:s,s:s,s:s,s:s,s:b,s:s?,s:i}", "path",
+        t       = tenant_for_event(tenant, digest, sizeof(digest));
+        payload = json_pack("{s:s,s:s,s:s,s:s,s:b,s:s?,s:i,s:b}", "path",
                             ab_http_req_path(req), "method",
                             ab_http_req_method(req), "reason", reason, "mode",
                             ingest_rbac_mode_name(ingest_rbac_mode(ing)),
                             "enforced", enforced, "remote",
-                            ab_http_req_remote(req), "suppressed", suppressed);
-        if (ingest_emit(ing, type, tenant, payload, errstr, sizeof(errstr))) {
+                            ab_http_req_remote(req), "suppressed", suppressed,
+                            "tenantDigested", t && t != tenant);
+        if (ingest_emit(ing, type, t, payload, errstr, sizeof(errstr))) {
                 ab_warn("rbac", "cannot emit %s: %s", type, errstr);
+                ab_metric_inc(AB_METRIC_WITH(ing->m_security, type, "lost"));
                 return;
         }
         ab_metric_inc(AB_METRIC_WITH(ing->m_security, type, outcome));

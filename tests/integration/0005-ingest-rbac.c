@@ -253,6 +253,62 @@ Test(ingest_rbac, denial_records_are_rate_limited_per_tenant) {
         ab_itest_http_clear(&res);
 }
 
+Test(ingest_rbac, all_tenants_together_are_capped_at_ten_budgets) {
+        static const char *const env[] = {"RBAC_EVENTS_PER_MIN=2", NULL};
+        ab_itest_http_t res;
+        char tenant[32];
+        char metric[256];
+        int64_t dl;
+        size_t i;
+
+        start(env);
+        dl = ab_itest_deadline(15000);
+        while (wall_ms() % 60000 > 50000) {
+                cr_assert(ab_itest_tick(dl), "clock did not pass a minute");
+        }
+        /* A client rotating x-tenant: each tenant is under its own budget,
+         * all of them together are not. */
+        for (i = 0; i < 30; i++) {
+                snprintf(tenant, sizeof(tenant), "rot%zu", i);
+                cr_assert_eq(bus(tenant, 0, &res), 403, "denial %zu: %s", i,
+                             res.body);
+                ab_itest_http_clear(&res);
+        }
+        /* Decisions are counted before each 403: 20 sent, 10 suppressed,
+         * so no more than 20 records can ever arrive. */
+        request("GET", "/metrics", NULL, NULL, &res);
+        snprintf(metric, sizeof(metric),
+                 "\naetherbus_ingest_security_events_total{type=\"security."
+                 "rbac.denied\",outcome=\"suppressed\"} 10\n");
+        cr_assert_not_null(strstr(res.body, metric), "no%.*s in /metrics",
+                           (int)strlen(metric) - 1, metric);
+        ab_itest_http_clear(&res);
+        json_decref(security_records(20));
+}
+
+Test(ingest_rbac, an_overlong_tenant_header_is_recorded_by_its_digest) {
+        static char th[400];
+        const char *hdrs[] = {th, NULL};
+        ab_itest_http_t res;
+        json_t *recs, *doc;
+
+        start(NULL);
+        memcpy(th, "x-tenant: ", 10);
+        memset(th + 10, 'T', 300);
+        th[310] = '\0';
+        cr_assert_eq(request("POST", "/bus/events", hdrs, BUS_EVENT, &res), 403,
+                     "%s", res.body);
+        ab_itest_http_clear(&res);
+        /* The denial is still recorded: hiding it took only a long header. */
+        recs = security_records(1);
+        doc  = json_array_get(recs, 0);
+        cr_assert_eq(strncmp(jstr(doc, "companyId"), "sha256:", 7), 0, "%s",
+                     jstr(doc, "companyId"));
+        cr_assert(json_is_true(json_object_get(json_object_get(doc, "payload"),
+                                               "tenantDigested")));
+        json_decref(recs);
+}
+
 Test(ingest_rbac, admin_paths_need_x_ops_in_enforce_mode) {
         static const char *const ops[] = {"x-ops: 1", NULL};
         ab_itest_http_t res;
