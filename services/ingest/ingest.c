@@ -37,6 +37,13 @@ static int ready_cb(void *opaque, char *reason, size_t reason_size) {
 int ingest_ready(ingest_t *ing, char *reason, size_t reason_size) {
         int ready;
 
+        /* Draining: tell the load balancer before clients find out. */
+        if (!atomic_load(&ing->accepting)) {
+                if (reason) {
+                        snprintf(reason, reason_size, "shutting down");
+                }
+                return 0;
+        }
         pthread_mutex_lock(&ing->ready_lock);
         ready = ing->ready;
         if (!ready && reason) {

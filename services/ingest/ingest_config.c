@@ -103,7 +103,7 @@ static const ab_conf_row_t rows[] = {
      .flag   = "max-id-length",
      .type   = AB_CONF_INT,
      .def    = "128",
-     .min    = 1,
+     .min    = 36, /* the UUIDs the server generates */
      .max    = 1024,
      .offset = offsetof(ingest_conf_t, max_id_len),
      .help   = "Longest event id."},
@@ -201,8 +201,27 @@ static const ab_conf_row_t rows[] = {
     {.env = NULL},
 };
 
+/* Bytes a record carries besides its payload, at most: the other
+ * envelope fields (each bounded) and the CloudEvents headers that repeat
+ * them, with room to spare. */
+#define RECORD_OVERHEAD (8 * 1024)
+
 static ab_err_t finalize(void *confp, char *errstr, size_t errstr_size) {
         ingest_conf_t *conf = confp;
+        const char *mmb     = getenv("RDKAFKA_MESSAGE_MAX_BYTES");
+        long long max_msg   = mmb ? atoll(mmb) : 1000000; /* librdkafka's */
+
+        /* A payload the producer cannot send would be answered 503 and
+         * retried forever; refuse the setting instead. */
+        if ((long long)conf->max_payload + RECORD_OVERHEAD > max_msg) {
+                ab_errstr_set(errstr, errstr_size,
+                              "MAX_PAYLOAD_BYTES (%zu) + %d bytes of envelope "
+                              "must fit in message.max.bytes (%lld); raise "
+                              "RDKAFKA_MESSAGE_MAX_BYTES (and the topics' "
+                              "max.message.bytes) or lower the payload limit",
+                              conf->max_payload, RECORD_OVERHEAD, max_msg);
+                return AB_ERR_INVALID;
+        }
 
         if (conf->ingest_token && !*conf->ingest_token) {
                 ab_errstr_set(errstr, errstr_size,

@@ -47,15 +47,16 @@ static void publish(ab_http_req_t *req, ingest_t *ing, ab_form_t form) {
                 ab_http_respond_error(req, 503, "shutting down", NULL);
                 return;
         }
+        /* Credentials first: an anonymous client learns nothing else. */
+        if (!ingest_rbac_check_token(ing, req)) {
+                return;
+        }
         if (!is_json(ab_http_req_header(req, "Content-Type"))) {
                 ab_http_respond_error(
                     req, 415, "Content-Type must be application/json",
                     json_string(ab_http_req_header(req, "Content-Type")
                                     ? ab_http_req_header(req, "Content-Type")
                                     : "(none)"));
-                return;
-        }
-        if (!ingest_rbac_check_token(ing, req)) {
                 return;
         }
         tenant = ab_http_req_header(req, "x-tenant");

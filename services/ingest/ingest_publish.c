@@ -311,7 +311,16 @@ void ingest_publish_dr(const ab_delivery_t *dr, void *opaque) {
                         ab_metric_inc(AB_METRIC_WITH(ing->m_accepted, dr->topic));
                 }
         } else if (it->state == ITEM_PENDING) {
-                if (dr->err) {
+                if (dr->err == AB_ERR_TOO_LARGE) {
+                        /* The broker's size limit: resending the same
+                         * event can never work, so no Retry-After. */
+                        it->state = ITEM_REJECTED;
+                        if (asprintf(&it->error, "kafka: %s",
+                                     dr->errstr ? dr->errstr : "record too large") < 0) {
+                                it->error = NULL;
+                        }
+                        ab_metric_inc(AB_METRIC_WITH(ing->m_rejected, "TOO_LARGE"));
+                } else if (dr->err) {
                         it->state = ITEM_FAILED;
                         if (asprintf(&it->error, "kafka: %s",
                                      dr->errstr ? dr->errstr : "delivery failed") < 0) {
@@ -563,8 +572,16 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                 ab_envelope_clear(&env);
                 if (err) {
                         atomic_fetch_sub(&b->refcnt, 1);
-                        it->state = ITEM_FAILED;
                         it->error = strdup(errstr);
+                        if (err == AB_ERR_TOO_LARGE || err == AB_ERR_INVALID) {
+                                /* Permanent: a retry cannot fix it, so the
+                                 * item is rejected, never a 503. */
+                                it->state = ITEM_REJECTED;
+                                ab_metric_inc(AB_METRIC_WITH(ing->m_rejected,
+                                                             ab_err2name(err)));
+                                continue;
+                        }
+                        it->state = ITEM_FAILED;
                         if (err == AB_ERR_UNAVAILABLE) {
                                 /* Backpressure: stop here, the client
                                  * retries what failed after Retry-After. */

@@ -298,3 +298,46 @@ Test(ingest_errors, right_bearer_token_is_accepted) {
         start_token();
         assert_still_serves(hdrs);
 }
+
+Test(ingest_errors, credentials_are_checked_before_the_content_type) {
+        static const char *const hdrs[] = {"Content-Type: text/plain", NULL};
+        ab_itest_http_t res;
+
+        start_token();
+        /* An anonymous client learns nothing about what else is wrong. */
+        cr_assert_eq(request("POST", "/events/ingest", hdrs, "x", &res), 401,
+                     "%s", res.body);
+        ab_itest_http_clear(&res);
+}
+
+/* Settings that could never work stop the start with exit 2. */
+static void assert_refused_at_start(const char *const *env,
+                                    const char *needle) {
+        ab_itest_proc_t *p;
+        char *log;
+        int rc;
+
+        p = ab_itest_proc_start("aetherbus-ingest", NULL, env);
+        rc = ab_itest_proc_wait_exit(p, WAIT_MS);
+        log = ab_itest_proc_log(p);
+        cr_assert_eq(rc, 2, "exit %d, log: %s", rc, log ? log : "");
+        cr_assert_not_null(log && strstr(log, needle) ? log : NULL,
+                           "no \"%s\" in: %s", needle, log ? log : "");
+        free(log);
+        ab_itest_proc_destroy(p);
+}
+
+Test(ingest_errors, a_payload_limit_over_message_max_bytes_is_refused_at_start) {
+        static const char *const env[] = {"MAX_PAYLOAD_BYTES=4M",
+                                          "MAX_BODY_BYTES=8M",
+                                          "KAFKA_QUEUE_MAX_BYTES=64M", NULL};
+
+        /* Such payloads would be answered 503 and retried forever. */
+        assert_refused_at_start(env, "message.max.bytes");
+}
+
+Test(ingest_errors, an_id_limit_below_a_uuid_is_refused_at_start) {
+        static const char *const env[] = {"MAX_ID_LENGTH=10", NULL};
+
+        assert_refused_at_start(env, "MAX_ID_LENGTH");
+}
