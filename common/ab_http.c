@@ -433,6 +433,17 @@ const char *ab_http_req_body(const ab_http_req_t *req, size_t *lenp) {
         return req->body && req->len ? req->body : "";
 }
 
+void ab_http_req_body_release(ab_http_req_t *req) {
+        /* A body a connection would not keep anyway goes now rather than
+         * when a suspended request is finally answered. */
+        if (req->cap > RETAIN_MAX) {
+                free(req->body);
+                req->body = NULL;
+                req->cap  = 0;
+        }
+        req->len = 0;
+}
+
 const char *ab_http_req_remote(ab_http_req_t *req) {
         const union MHD_ConnectionInfo *ci;
         const struct sockaddr *sa;

@@ -155,6 +155,14 @@ const char *ab_http_req_header(const ab_http_req_t *req, const char *name);
  */
 const char *ab_http_req_body(const ab_http_req_t *req, size_t *lenp);
 
+/**
+ * @brief Drops the body once the handler has parsed it, so a request held
+ *        for a long time (suspended) does not hold its body too: bounded
+ *        memory when Kafka is slow. Call on the handler's thread, before
+ *        it returns; ab_http_req_body() answers "" afterwards.
+ */
+void ab_http_req_body_release(ab_http_req_t *req);
+
 /** @returns the client's IP address as text ("127.0.0.1", "::1"). */
 const char *ab_http_req_remote(ab_http_req_t *req);
 

@@ -446,10 +446,10 @@ static const char *form_path(ab_form_t form) {
 
 /* Whole-body failures: answered at once, recorded best-effort. */
 static void reject_body(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
-                        ab_err_t err, const char *errstr, const char *raw,
-                        size_t raw_len, const char *tenant) {
+                        ab_err_t err, const char *errstr, json_t *parsed,
+                        const char *raw, size_t raw_len, const char *tenant) {
         if (err != AB_ERR_TOO_LARGE) {
-                produce_rejected(ing, form_path(form), NULL, raw, raw_len, -1,
+                produce_rejected(ing, form_path(form), parsed, raw, raw_len, -1,
                                  errstr, err, tenant, now_ms(), NULL);
         } else {
                 ab_metric_inc(AB_METRIC_WITH(ing->m_rejected, ab_err2name(err)));
@@ -471,16 +471,21 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
         int stop = 0;
 
         text = ab_http_req_body(req, &len);
+        /* text is released below once parsed: not used after that. */
         body = ab_envelope_json_parse(text, len, &ing->limits, &err, errstr,
                                       sizeof(errstr));
         if (!body) {
-                reject_body(ing, req, form, err, errstr, text, len, tenant);
+                reject_body(ing, req, form, err, errstr, NULL, text, len,
+                            tenant);
                 return;
         }
+        /* The tree holds everything now; the held request need not. */
+        ab_http_req_body_release(req);
         err = ab_envelope_batch_check(body, &ing->limits, &n, errstr,
                                       sizeof(errstr));
         if (err) {
-                reject_body(ing, req, form, err, errstr, text, len, tenant);
+                /* The text is gone: the parsed body is the original. */
+                reject_body(ing, req, form, err, errstr, body, NULL, 0, tenant);
                 json_decref(body);
                 return;
         }

@@ -341,3 +341,27 @@ Test(ingest_errors, an_id_limit_below_a_uuid_is_refused_at_start) {
 
         assert_refused_at_start(env, "MAX_ID_LENGTH");
 }
+
+Test(ingest_errors, empty_batch_is_recorded_on_rejected_with_the_parsed_body) {
+        ab_itest_record_t *recs = NULL;
+        ab_itest_http_t res;
+        char topic[256];
+        char errstr[256];
+        json_t *doc;
+
+        start_limited();
+        /* Parsed fine, refused as a batch: by then the raw text has been
+         * released, so the record carries the parsed body. */
+        cr_assert_eq(post_json("/events/ingest", "[]", NULL, &res), 400, "%s",
+                     res.body);
+        ab_itest_http_clear(&res);
+        snprintf(topic, sizeof(topic), "%srejected", prefix);
+        cr_assert_eq(ab_itest_topic_wait_count(b, topic, 1, WAIT_MS), 1);
+        cr_assert_eq(ab_itest_consume_all(b, topic, WAIT_MS, &recs), 1);
+        doc = ab_itest_record_json(&recs[0], errstr, sizeof(errstr));
+        cr_assert_not_null(doc, "%s", errstr);
+        cr_assert(json_is_array(json_object_get(doc, "original")));
+        json_decref(doc);
+        ab_itest_records_free(recs, 1);
+        assert_still_serves(NULL);
+}
