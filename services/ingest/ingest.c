@@ -379,8 +379,28 @@ static void sleep_ms(int ms) {
         }
 }
 
+/* Refreshes readiness until the drain starts (accepting drops to 0). */
+static void *ready_loop(void *opaque) {
+        ingest_t *ing = opaque;
+        int slept;
+
+        while (atomic_load(&ing->accepting)) {
+                for (slept = 0;
+                     atomic_load(&ing->accepting) && slept < READY_INTERVAL_MS;
+                     slept += 100) {
+                        sleep_ms(100);
+                }
+                if (atomic_load(&ing->accepting)) {
+                        check_ready(ing);
+                }
+        }
+        return NULL;
+}
+
 ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run) {
         char errstr[512];
+        pthread_t readier;
+        int readier_ok;
         int waited = 0;
         ab_err_t err;
         ab_producer_stats_t st;
@@ -400,15 +420,14 @@ ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run) {
                 ab_warn("kafka", "cannot emit core.startup: %s", errstr);
         }
 
+        /* Readiness runs beside this loop: a metadata request can block
+         * for READY_TIMEOUT_MS, and SIGTERM must not wait for it. */
+        readier_ok = pthread_create(&readier, NULL, ready_loop, ing) == 0;
+        if (!readier_ok) {
+                ab_warn("main", "no readiness thread: readiness frozen");
+        }
         while (*run) {
-                int slept;
-
-                for (slept = 0; *run && slept < READY_INTERVAL_MS; slept += 100) {
-                        sleep_ms(100);
-                }
-                if (*run) {
-                        check_ready(ing);
-                }
+                sleep_ms(100);
                 if (ab_producer_fatal(ing->producer, errstr, sizeof(errstr))) {
                         ab_error("kafka", "fatal producer error, draining: %s",
                                  errstr);
@@ -431,6 +450,9 @@ ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run) {
                                           ? ing->conf->shutdown_timeout_ms - waited
                                           : 0));
         ab_http_stop(ing->http, 1000);
+        if (readier_ok) {
+                pthread_join(readier, NULL);
+        }
         ab_producer_stats(ing->producer, &st);
         ab_info("main",
                 "stopped: produced %llu, delivered %llu, failed %llu, "
