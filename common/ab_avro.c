@@ -1115,38 +1115,6 @@ static void jw_ch(jw_t *w, char c) {
         w->len++;
 }
 
-/* Length of the valid UTF-8 sequence at p (lead >= 0x80), or 0. */
-static size_t jw_utf8(const unsigned char *p, const unsigned char *end) {
-        uint32_t v;
-        size_t i, n;
-
-        if (*p >= 0xC2 && *p <= 0xDF) {
-                n = 2;
-                v = *p & 0x1F;
-        } else if (*p >= 0xE0 && *p <= 0xEF) {
-                n = 3;
-                v = *p & 0x0F;
-        } else if (*p >= 0xF0 && *p <= 0xF4) {
-                n = 4;
-                v = *p & 0x07;
-        } else {
-                return 0;
-        }
-        if ((size_t)(end - p) < n) {
-                return 0;
-        }
-        for (i = 1; i < n; i++) {
-                if (p[i] < 0x80 || p[i] > 0xBF) {
-                        return 0;
-                }
-                v = (v << 6) | (p[i] & 0x3F);
-        }
-        if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) ||
-            (n == 3 && v < 0x800) || (n == 4 && v < 0x10000)) {
-                return 0;
-        }
-        return n;
-}
 
 /* jansson's dump_string(): '"', '\\' and control characters escaped. */
 static int jw_string(jw_t *w, const char *str, size_t len) {
@@ -1168,7 +1136,7 @@ static int jw_string(jw_t *w, const char *str, size_t len) {
                         break;
                 }
                 if (*s >= 0x80) {
-                        if (!(n = jw_utf8(s, end))) {
+                        if (!(n = ab_envelope_utf8_seq(s, end))) {
                                 return -1;
                         }
                         jw_put(w, s, n);

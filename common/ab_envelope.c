@@ -156,7 +156,8 @@ static void fp_ws(fp_t *fp) {
 
 /* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0:
  * jansson's rules (no overlong forms, no surrogates, <= U+10FFFF). */
-static size_t fp_utf8(const unsigned char *p, const unsigned char *end) {
+size_t ab_envelope_utf8_seq(const unsigned char *p,
+                            const unsigned char *end) {
         uint32_t v;
         size_t i, n;
 
@@ -232,7 +233,7 @@ static int fp_unescape(fp_t *fp, const unsigned char *p, size_t of,
                                 b[of++] = (char)*p++;
                                 continue;
                         }
-                        if (!(n = fp_utf8(p, end))) {
+                        if (!(n = ab_envelope_utf8_seq(p, end))) {
                                 return -1;
                         }
                         memcpy(b + of, p, n);
@@ -328,7 +329,7 @@ static int fp_string(fp_t *fp, const char **sp, size_t *lenp, int escapes) {
                 if (*p < 0x80) {
                         break; /* a backslash or a control character */
                 }
-                if (!(n = fp_utf8(p, end))) {
+                if (!(n = ab_envelope_utf8_seq(p, end))) {
                         return -1;
                 }
                 p += n;

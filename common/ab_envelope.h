@@ -156,6 +156,15 @@ ab_err_t ab_envelope_parse_time(const char *s, int64_t *msp);
 /** @brief Formats \p ms as "YYYY-MM-DDThh:mm:ss.sssZ" into out (>= 25). */
 void ab_envelope_format_time(int64_t ms, char *out, size_t out_size);
 
+/**
+ * @brief Length of the valid UTF-8 sequence at \p p (lead byte >= 0x80,
+ *        \p end bounds it) by jansson's rules: no overlong forms, no
+ *        surrogates, at most U+10FFFF. Shared by the fast JSON parser and
+ *        the Avro payload writer so both accept exactly what jansson does.
+ * @returns 2..4, or 0 when the bytes are not valid UTF-8.
+ */
+size_t ab_envelope_utf8_seq(const unsigned char *p, const unsigned char *end);
+
 /** @brief Writes a random (v4) UUID, 36 chars + NUL, into out (>= 37). */
 void ab_envelope_uuid(char *out, size_t out_size);
 
