@@ -94,6 +94,16 @@ static int64_t wall_ms(void) {
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Budgets are per wall-clock minute: start a flood early in one, so it
+ * all falls inside it. */
+static void within_one_minute(void) {
+        int64_t dl = ab_itest_deadline(15000);
+
+        while (wall_ms() % 60000 > 50000) {
+                cr_assert(ab_itest_tick(dl), "clock did not pass a minute");
+        }
+}
+
 static json_t *decode(const ab_itest_record_t *rec) {
         char errstr[512];
         json_t *doc = ab_itest_record_json(rec, errstr, sizeof(errstr));
@@ -214,15 +224,10 @@ Test(ingest_rbac, denial_records_are_rate_limited_per_tenant) {
         ab_itest_http_t res;
         json_t *recs;
         char metric[256];
-        int64_t dl;
         size_t i;
 
         start(env);
-        /* The budget is per wall-clock minute: keep the flood inside one. */
-        dl = ab_itest_deadline(15000);
-        while (wall_ms() % 60000 > 50000) {
-                cr_assert(ab_itest_tick(dl), "clock did not pass a minute");
-        }
+        within_one_minute();
         for (i = 0; i < 10; i++) {
                 cr_assert_eq(bus("flood", 0, &res), 403, "denial %zu: %s", i,
                              res.body);
@@ -258,14 +263,10 @@ Test(ingest_rbac, all_tenants_together_are_capped_at_ten_budgets) {
         ab_itest_http_t res;
         char tenant[32];
         char metric[256];
-        int64_t dl;
         size_t i;
 
         start(env);
-        dl = ab_itest_deadline(15000);
-        while (wall_ms() % 60000 > 50000) {
-                cr_assert(ab_itest_tick(dl), "clock did not pass a minute");
-        }
+        within_one_minute();
         /* A client rotating x-tenant: each tenant is under its own budget,
          * all of them together are not. */
         for (i = 0; i < 30; i++) {
