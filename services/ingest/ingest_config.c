@@ -138,6 +138,16 @@ static const ab_conf_row_t rows[] = {
      .max    = 3600,
      .offset = offsetof(ingest_conf_t, http_timeout_s),
      .help   = "Idle or slow connections are closed after this."},
+    {.env    = "MAX_INFLIGHT_REQUESTS",
+     .flag   = "max-inflight-requests",
+     .type   = AB_CONF_INT,
+     .def    = "512",
+     .min    = 1,
+     .max    = 100000,
+     .offset = offsetof(ingest_conf_t, max_inflight),
+     .help   = "Requests held open for Kafka at once; beyond it 503 + "
+               "Retry-After, so a slow Kafka cannot grow memory without "
+               "bound."},
     {.env    = "KAFKA_LINGER_MS",
      .flag   = "linger-ms",
      .type   = AB_CONF_STR,

@@ -34,6 +34,7 @@ typedef struct ingest_conf_s {
         int http_threads;
         int http_max_connections;
         int http_timeout_s;
+        int max_inflight;
         char *linger_ms;            /**< librdkafka takes fractions */
         int batch_num_messages;
         int64_t delivery_timeout_ms;

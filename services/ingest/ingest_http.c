@@ -72,6 +72,13 @@ static void publish(ab_http_req_t *req, ingest_t *ing, ab_form_t form) {
                                       json_string(reason));
                 return;
         }
+        if (atomic_load(&ing->inflight) >= ing->conf->max_inflight) {
+                ab_http_req_set_retry_after(req, (unsigned)ing->conf->retry_after_s);
+                ab_http_respond_error(
+                    req, 503, "too many requests waiting for Kafka",
+                    json_integer(ing->conf->max_inflight));
+                return;
+        }
         ingest_publish(ing, req, form, tenant,
                        is_true(ab_http_req_query(req, "async")));
 }
