@@ -154,6 +154,13 @@ static void fp_ws(fp_t *fp) {
         }
 }
 
+int64_t ab_envelope_now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0:
  * jansson's rules (no overlong forms, no surrogates, <= U+10FFFF). */
 size_t ab_envelope_utf8_seq(const unsigned char *p,
@@ -1094,7 +1101,6 @@ static ab_err_t build_bus(json_t *item, const ab_envelope_ctx_t *ctx,
                           size_t errstr_size) {
         json_t *doc, *hdr = NULL, *v;
         const char *key;
-        struct timespec ts;
         char buf[40];
         int64_t now;
         int rc = 0;
@@ -1130,11 +1136,7 @@ static ab_err_t build_bus(json_t *item, const ab_envelope_ctx_t *ctx,
         if (f->occurred) {
                 rc |= json_object_set(doc, "occurredAt", f->occurred);
         } else {
-                now = ctx->now_ms;
-                if (now == 0) {
-                        clock_gettime(CLOCK_REALTIME, &ts);
-                        now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-                }
+                now = ctx->now_ms ? ctx->now_ms : ab_envelope_now_ms();
                 ab_envelope_format_time(now, buf, sizeof(buf));
                 f->occurred_ms = now;
                 rc |= json_object_set_new(doc, "occurredAt", json_string(buf));

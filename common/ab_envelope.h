@@ -165,6 +165,10 @@ void ab_envelope_format_time(int64_t ms, char *out, size_t out_size);
  */
 size_t ab_envelope_utf8_seq(const unsigned char *p, const unsigned char *end);
 
+/** @returns the wall clock in ms since the epoch: the clock of receivedAt
+ *           and of a generated occurredAt. */
+int64_t ab_envelope_now_ms(void);
+
 /** @brief Writes a random (v4) UUID, 36 chars + NUL, into out (>= 37). */
 void ab_envelope_uuid(char *out, size_t out_size);
 

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ab_log.h"
 #include "ingest.h"
@@ -45,13 +44,6 @@ typedef struct batch_s {
         size_t pool_of;
         item_t items[];
 } batch_t;
-
-static int64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *keep_id(batch_t *b, const char *id) {
         size_t len;
@@ -450,7 +442,7 @@ static void reject_body(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                         const char *raw, size_t raw_len, const char *tenant) {
         if (err != AB_ERR_TOO_LARGE) {
                 produce_rejected(ing, form_path(form), parsed, raw, raw_len, -1,
-                                 errstr, err, tenant, now_ms(), NULL);
+                                 errstr, err, tenant, ab_envelope_now_ms(), NULL);
         } else {
                 ab_metric_inc(AB_METRIC_WITH(ing->m_rejected, ab_err2name(err)));
         }
@@ -527,7 +519,7 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
         ctx.form             = form;
         ctx.tenant_header    = tenant;
         ctx.allowed_prefixes = ing->conf->allow_unknown_prefixes;
-        received             = now_ms();
+        received             = ab_envelope_now_ms();
         ctx.now_ms           = received;
 
         memset(&env, 0, sizeof(env));

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -48,13 +47,6 @@ struct ingest_rbac_s {
         int g_sent;
         slot_t slots[SLOTS];
 };
-
-static int64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 ingest_rbac_t *ingest_rbac_new(ingest_t *ing, char *errstr,
                                size_t errstr_size) {
@@ -174,7 +166,7 @@ static int budget(ingest_rbac_t *rbac, const char *tenant, int *suppressedp) {
         uint64_t h = 1469598103934665603ULL;
         const char *p;
         slot_t *s, *victim = NULL;
-        int64_t now = now_ms(), minute = now / 60000;
+        int64_t now = ab_envelope_now_ms(), minute = now / 60000;
         size_t i, idx;
         int ok;
 
