@@ -77,10 +77,6 @@ ab_err_t ingest_emit(ingest_t *ing, const char *type, const char *tenant,
         json_t *item;
         ab_envelope_t env;
         ab_envelope_ctx_t ctx;
-        char buf[4096];
-        char topicbuf[256];
-        const char *topic;
-        size_t len;
         ab_err_t err;
 
         item = json_pack("{s:s,s:s,s:o}", "source", "aetherbus-ingest", "type",
@@ -103,14 +99,7 @@ ab_err_t ingest_emit(ingest_t *ing, const char *type, const char *tenant,
                 return err;
         }
         ab_envelope_set_received(&env, env.occurred_at_ms);
-        topic = ingest_topic(ing, &env, topicbuf, sizeof(topicbuf));
-        err   = ab_avro_encode(ing->codec, &env, buf, sizeof(buf), &len, errstr,
-                               errstr_size);
-        if (!err && topic) {
-                err = ab_producer_produce_envelope(ing->producer, topic, &env,
-                                                   buf, len, NULL, errstr,
-                                                   errstr_size);
-        }
+        err = ingest_produce(ing, &env, NULL, errstr, errstr_size);
         ab_envelope_clear(&env);
         return err;
 }

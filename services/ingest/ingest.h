@@ -106,6 +106,16 @@ const ab_http_route_t *ingest_http_routes(void);
 void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                     const char *tenant, int async);
 
+/**
+ * @brief Encodes \p env (Avro single-object) and produces it to its topic
+ *        with key and CloudEvents headers; the delivery report comes back
+ *        to ingest_publish_dr() with \p msg_opaque.
+ * @returns AB_OK once queued; AB_ERR_UNAVAILABLE when the queue is full,
+ *          AB_ERR_INVALID when no topic fits, or the producer's error.
+ */
+ab_err_t ingest_produce(ingest_t *ing, const ab_envelope_t *env,
+                        void *msg_opaque, char *errstr, size_t errstr_size);
+
 /** @brief The producer's delivery report callback (opaque = ing). */
 void ingest_publish_dr(const ab_delivery_t *dr, void *opaque);
 

@@ -393,10 +393,8 @@ static ab_err_t produce_rejected(ingest_t *ing, const char *path,
         return err;
 }
 
-/* Encodes env and produces it to its topic. */
-static ab_err_t produce_env(ingest_t *ing, const ab_envelope_t *env,
-                            void *msg_opaque, char *errstr,
-                            size_t errstr_size) {
+ab_err_t ingest_produce(ingest_t *ing, const ab_envelope_t *env,
+                        void *msg_opaque, char *errstr, size_t errstr_size) {
         char stackbuf[4096];
         char topicbuf[256];
         char *buf = stackbuf;
@@ -565,7 +563,7 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                 it->id    = keep_id(b, env.id);
                 it->state = ITEM_PENDING;
                 atomic_fetch_add(&b->refcnt, 1);
-                err = produce_env(ing, &env, it, errstr, sizeof(errstr));
+                err = ingest_produce(ing, &env, it, errstr, sizeof(errstr));
                 ab_envelope_clear(&env);
                 if (err) {
                         atomic_fetch_sub(&b->refcnt, 1);
