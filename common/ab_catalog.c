@@ -487,3 +487,65 @@ ab_err_t ab_catalog_topic(const char *topic_prefix, const char *prefix,
         }
         return AB_OK;
 }
+
+ab_err_t ab_catalog_topics_init(ab_catalog_topics_t *t, const ab_catalog_t *cat,
+                                const char *topic_prefix, char *errstr,
+                                size_t errstr_size) {
+        static const char *const system[AB_CATALOG_SYSTEM_TOPICS] = {
+            AB_CATALOG_TOPIC_REJECTED, AB_CATALOG_TOPIC_DEADLETTER};
+        char name[256];
+        const char *sfx;
+        size_t i;
+
+        memset(t, 0, sizeof(*t));
+        t->prefix_cnt = ab_catalog_prefix_count(cat);
+        t->cnt        = t->prefix_cnt + AB_CATALOG_SYSTEM_TOPICS;
+        t->names      = calloc(t->cnt + 1, sizeof(char *));
+        if (!t->names) {
+                ab_errstr_set(errstr, errstr_size, "out of memory");
+                return AB_ERR_NOMEM;
+        }
+        for (i = 0; i < t->cnt; i++) {
+                sfx = i < t->prefix_cnt ? ab_catalog_prefix_get(cat, i)
+                                        : system[i - t->prefix_cnt];
+                if (ab_catalog_topic(topic_prefix, sfx, name, sizeof(name)) !=
+                    AB_OK) {
+                        ab_errstr_set(errstr, errstr_size,
+                                      "topic prefix \"%s\" + \"%s\" is not a "
+                                      "legal Kafka topic name ([a-zA-Z0-9._-], "
+                                      "at most 249 chars)",
+                                      topic_prefix ? topic_prefix : "", sfx);
+                        ab_catalog_topics_clear(t);
+                        return AB_ERR_INVALID;
+                }
+                if (!(t->names[i] = strdup(name))) {
+                        ab_errstr_set(errstr, errstr_size, "out of memory");
+                        ab_catalog_topics_clear(t);
+                        return AB_ERR_NOMEM;
+                }
+        }
+        t->rejected   = t->names[t->prefix_cnt];
+        t->deadletter = t->names[t->prefix_cnt + 1];
+        return AB_OK;
+}
+
+void ab_catalog_topics_clear(ab_catalog_topics_t *t) {
+        size_t i;
+
+        for (i = 0; t->names && i < t->cnt; i++) {
+                free(t->names[i]);
+        }
+        free(t->names);
+        memset(t, 0, sizeof(*t));
+}
+
+ssize_t ab_catalog_topics_find(const ab_catalog_topics_t *t, const char *topic) {
+        size_t i;
+
+        for (i = 0; i < t->cnt; i++) {
+                if (!strcmp(t->names[i], topic)) {
+                        return (ssize_t)i;
+                }
+        }
+        return -1;
+}

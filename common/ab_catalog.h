@@ -9,6 +9,7 @@
 #define AB_CATALOG_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "ab_err.h"
 
@@ -91,6 +92,40 @@ ab_err_t ab_catalog_topic(const char *topic_prefix, const char *prefix,
 /** The suffixes of the two system topics, after TOPIC_PREFIX. */
 #define AB_CATALOG_TOPIC_REJECTED   "rejected"
 #define AB_CATALOG_TOPIC_DEADLETTER "deadletter"
+
+/** Topics of the whole bus, from ab_catalog_topics_new(): one per catalog
+ *  prefix (index = prefix index), then the system topics. */
+typedef struct ab_catalog_topics_s {
+        char **names;      /**< cnt names, NULL-terminated */
+        size_t cnt;        /**< prefix_cnt + AB_CATALOG_SYSTEM_TOPICS */
+        size_t prefix_cnt; /**< names[0..prefix_cnt) are the prefixes' */
+        const char *rejected;   /**< names[prefix_cnt] */
+        const char *deadletter; /**< names[prefix_cnt + 1] */
+} ab_catalog_topics_t;
+
+/** How many system topics follow the prefixes' (rejected, deadletter). */
+#define AB_CATALOG_SYSTEM_TOPICS 2
+
+/**
+ * @brief The one topic table every service, tool and test uses:
+ *        \p topic_prefix + each catalog prefix, then + "rejected" and
+ *        + "deadletter".
+ * @returns AB_OK with \p t filled (ab_catalog_topics_clear() it), or
+ *          AB_ERR_INVALID naming the prefix that makes an illegal topic
+ *          name, or AB_ERR_NOMEM.
+ */
+ab_err_t ab_catalog_topics_init(ab_catalog_topics_t *t, const ab_catalog_t *cat,
+                                const char *topic_prefix, char *errstr,
+                                size_t errstr_size);
+
+/** @brief Frees what ab_catalog_topics_init() made; zeroes \p t. */
+void ab_catalog_topics_clear(ab_catalog_topics_t *t);
+
+/**
+ * @returns the index of \p topic in \p t, or -1 when it is not a topic of
+ *          the bus.
+ */
+ssize_t ab_catalog_topics_find(const ab_catalog_topics_t *t, const char *topic);
 
 /** The embedded schemas (NUL-terminated), for /events/schema and tools. */
 extern const char ab_schema_catalog_json[];

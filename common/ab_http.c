@@ -856,7 +856,10 @@ static void h_readyz(ab_http_req_t *req, void *opaque) {
 
         reason[0] = '\0';
         if (!req->srv->conf.ready ||
-            req->srv->conf.ready(opaque, reason, sizeof(reason))) {
+            req->srv->conf.ready(req->srv->conf.ready_opaque
+                                     ? req->srv->conf.ready_opaque
+                                     : opaque,
+                                 reason, sizeof(reason))) {
                 respond_static(req, 200, CT_JSON, "{\"status\":\"ready\"}");
                 return;
         }

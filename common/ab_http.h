@@ -90,6 +90,7 @@ typedef struct ab_http_conf_s {
          *  \p reason. NULL: always ready. Runs on a server thread. */
         int (*ready)(void *opaque, char *reason, size_t reason_size);
         void *opaque;             /**< passed to handlers and ready() */
+        void *ready_opaque;       /**< passed to ready() instead; may be NULL */
 } ab_http_conf_t;
 
 /**

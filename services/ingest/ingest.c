@@ -15,7 +15,6 @@
 #include "ab_log.h"
 #include "ingest.h"
 
-#define READY_INTERVAL_MS 2000
 #define READY_TIMEOUT_MS  3000
 
 static double gauge_outq(void *opaque) {
@@ -30,27 +29,10 @@ static double gauge_inflight(void *opaque) {
         return (double)atomic_load(&ing->inflight);
 }
 
-static int ready_cb(void *opaque, char *reason, size_t reason_size) {
-        return ingest_ready(opaque, reason, reason_size);
-}
+static int check_ready(void *opaque, char *reason, size_t reason_size);
 
 int ingest_ready(ingest_t *ing, char *reason, size_t reason_size) {
-        int ready;
-
-        /* Draining: tell the load balancer before clients find out. */
-        if (!atomic_load(&ing->accepting)) {
-                if (reason) {
-                        snprintf(reason, reason_size, "shutting down");
-                }
-                return 0;
-        }
-        pthread_mutex_lock(&ing->ready_lock);
-        ready = ing->ready;
-        if (!ready && reason) {
-                snprintf(reason, reason_size, "%s", ing->ready_reason);
-        }
-        pthread_mutex_unlock(&ing->ready_lock);
-        return ready;
+        return ab_service_ready(ing->svc, reason, reason_size);
 }
 
 const char *ingest_topic(ingest_t *ing, const ab_envelope_t *env, char *buf,
@@ -58,10 +40,10 @@ const char *ingest_topic(ingest_t *ing, const ab_envelope_t *env, char *buf,
         size_t i;
 
         if (env->entry) {
-                for (i = 0; i < ing->topic_cnt; i++) {
+                for (i = 0; i < ing->topics.prefix_cnt; i++) {
                         if (!strcmp(ab_catalog_prefix_get(ing->catalog, i),
                                     env->entry->prefix)) {
-                                return ing->topics[i];
+                                return ing->topics.names[i];
                         }
                 }
         }
@@ -135,12 +117,12 @@ static char *schema_json(ingest_t *ing, size_t *lenp, char *errstr,
                               "description", e->description));
         }
         prefixes = json_array();
-        for (i = 0; i < ing->topic_cnt; i++) {
+        for (i = 0; i < ing->topics.prefix_cnt; i++) {
                 json_array_append_new(
                     prefixes,
                     json_pack("{s:s,s:s}", "prefix",
                               ab_catalog_prefix_get(ing->catalog, i), "topic",
-                              ing->topics[i]));
+                              ing->topics.names[i]));
         }
         doc = json_pack(
             "{s:i,s:[s,s],s:{s:[s,s,s,s,s],s:s},s:o,s:o,s:{s:s,s:s},s:o,"
@@ -149,7 +131,8 @@ static char *schema_json(ingest_t *ing, size_t *lenp, char *errstr,
             "POST /events/ingest", "POST /bus/events", "sources", "business",
             "storefront", "admin", "api", "bot", "agent", "platform",
             "[a-z0-9][a-z0-9._-]{0,63}", "events", events, "prefixes", prefixes,
-            "topics", "rejected", ing->topic_rejected, "deadletter", "",
+            "topics", "rejected", ing->topics.rejected, "deadletter",
+            ing->topics.deadletter,
             "avro", avsc, "kafka", "key", "companyId, else id", "value",
             "Avro single-object encoding (0xC3 0x01 + CRC-64-AVRO "
             "fingerprint + body)",
@@ -160,10 +143,6 @@ static char *schema_json(ingest_t *ing, size_t *lenp, char *errstr,
                 ab_errstr_set(errstr, errstr_size, "cannot build the schema document");
                 return NULL;
         }
-        ab_catalog_topic(ing->conf->common.topic_prefix,
-                         AB_CATALOG_TOPIC_DEADLETTER, topic, sizeof(topic));
-        json_object_set_new(json_object_get(doc, "topics"), "deadletter",
-                            json_string(topic));
         out = json_dumps(doc, JSON_COMPACT);
         json_decref(doc);
         *lenp = out ? strlen(out) : 0;
@@ -190,17 +169,13 @@ static ab_err_t metrics_init(ingest_t *ing, char *errstr, size_t errstr_size) {
             "Events Kafka did not take (answered 503 or lost async), by "
             "reason.",
             "reason", errstr, errstr_size);
-        ing->m_security = ab_metrics_counter(
-            ing->metrics, "security_events_total",
-            "Authorization decisions recorded, by event type and outcome.",
-            "type,outcome", errstr, errstr_size);
         ing->m_batch_size = ab_metrics_histogram(
             ing->metrics, "batch_size",
             "Events per accepted request body.", NULL, batch_bounds,
             sizeof(batch_bounds) / sizeof(batch_bounds[0]), errstr,
             errstr_size);
         if (!ing->m_accepted || !ing->m_rejected || !ing->m_failed ||
-            !ing->m_security || !ing->m_batch_size ||
+            !ing->m_batch_size ||
             !ab_metrics_gauge_fn(ing->metrics,
                                  "producer_queue_length",
                                  "Records waiting for Kafka acknowledgement.",
@@ -219,10 +194,8 @@ ingest_t *ingest_new(const ingest_conf_t *conf, char *errstr,
                      size_t errstr_size) {
         ingest_t *ing;
         ab_producer_conf_t pc;
-        ab_http_conf_t hc;
+        ab_service_def_t def;
         const char *props[] = {"linger.ms", conf->linger_ms, NULL};
-        size_t i;
-        char topic[256];
 
         ing = calloc(1, sizeof(*ing));
         if (!ing) {
@@ -230,14 +203,7 @@ ingest_t *ingest_new(const ingest_conf_t *conf, char *errstr,
                 return NULL;
         }
         ing->conf = conf;
-        pthread_mutex_init(&ing->ready_lock, NULL);
-        snprintf(ing->ready_reason, sizeof(ing->ready_reason),
-                 "Kafka not checked yet");
-        atomic_init(&ing->accepting, 1);
         atomic_init(&ing->inflight, 0);
-        if (gethostname(ing->host, sizeof(ing->host) - 1) != 0) {
-                snprintf(ing->host, sizeof(ing->host), "unknown");
-        }
 
         ab_envelope_limits_default(&ing->limits);
         ing->limits.max_id_len        = (size_t)conf->max_id_len;
@@ -247,34 +213,10 @@ ingest_t *ingest_new(const ingest_conf_t *conf, char *errstr,
 
         if (!(ing->catalog = ab_catalog_new(errstr, errstr_size)) ||
             !(ing->codec = ab_avro_codec_new(NULL, errstr, errstr_size)) ||
-            metrics_init(ing, errstr, errstr_size) != AB_OK) {
-                goto fail;
-        }
-
-        ing->topic_cnt = ab_catalog_prefix_count(ing->catalog);
-        ing->topics    = calloc(ing->topic_cnt, sizeof(char *));
-        if (!ing->topics) {
-                ab_errstr_set(errstr, errstr_size, "out of memory");
-                goto fail;
-        }
-        for (i = 0; i < ing->topic_cnt; i++) {
-                if (ab_catalog_topic(conf->common.topic_prefix,
-                                     ab_catalog_prefix_get(ing->catalog, i),
-                                     topic, sizeof(topic)) != AB_OK ||
-                    !(ing->topics[i] = strdup(topic))) {
-                        ab_errstr_set(errstr, errstr_size,
-                                      "TOPIC_PREFIX: \"%s%s\" is not a valid "
-                                      "topic name",
-                                      conf->common.topic_prefix,
-                                      ab_catalog_prefix_get(ing->catalog, i));
-                        goto fail;
-                }
-        }
-        if (ab_catalog_topic(conf->common.topic_prefix,
-                             AB_CATALOG_TOPIC_REJECTED, ing->topic_rejected,
-                             sizeof(ing->topic_rejected)) != AB_OK) {
-                ab_errstr_set(errstr, errstr_size,
-                              "TOPIC_PREFIX: not a valid topic prefix");
+            metrics_init(ing, errstr, errstr_size) != AB_OK ||
+            ab_catalog_topics_init(&ing->topics, ing->catalog,
+                                   conf->common.topic_prefix, errstr,
+                                   errstr_size) != AB_OK) {
                 goto fail;
         }
 
@@ -288,10 +230,8 @@ ingest_t *ingest_new(const ingest_conf_t *conf, char *errstr,
         pc.poll_thread         = 1;
         pc.dr_cb               = ingest_publish_dr;
         pc.opaque              = ing;
-        if (!(ing->producer = ab_producer_new(&pc, errstr, errstr_size))) {
-                goto fail;
-        }
-        if (!(ing->rbac = ingest_rbac_new(ing, errstr, errstr_size))) {
+        if (!(ing->producer = ab_producer_new(&pc, errstr, errstr_size)) ||
+            ingest_rbac_init(ing, errstr, errstr_size) != AB_OK) {
                 goto fail;
         }
         if (!(ing->schema_json = schema_json(ing, &ing->schema_json_len, errstr,
@@ -299,20 +239,16 @@ ingest_t *ingest_new(const ingest_conf_t *conf, char *errstr,
                 goto fail;
         }
 
-        memset(&hc, 0, sizeof(hc));
-        hc.service         = "ingest";
-        hc.bind            = conf->bind;
-        hc.port            = conf->common.port;
-        hc.max_body        = conf->max_body;
-        hc.max_connections = (unsigned)conf->http_max_connections;
-        hc.timeout_s       = (unsigned)conf->http_timeout_s;
-        hc.threads         = (unsigned)conf->http_threads;
-        hc.retry_after_s   = (unsigned)conf->retry_after_s;
-        hc.routes          = ingest_http_routes();
-        hc.metrics         = ing->metrics;
-        hc.ready           = ready_cb;
-        hc.opaque          = ing;
-        if (!(ing->http = ab_http_new(&hc, errstr, errstr_size))) {
+        memset(&def, 0, sizeof(def));
+        def.name     = "ingest";
+        def.common   = &conf->common;
+        def.sc       = &conf->svc;
+        def.max_body = conf->max_body;
+        def.routes   = ingest_http_routes();
+        def.metrics  = ing->metrics;
+        def.check    = check_ready;
+        def.opaque   = ing;
+        if (!(ing->svc = ab_service_new(&def, errstr, errstr_size))) {
                 goto fail;
         }
         return ing;
@@ -323,100 +259,38 @@ fail:
 }
 
 /* Asks the cluster for every topic we write to; the reason names what is
- * missing so /readyz tells an operator what to create. */
-static void check_ready(ingest_t *ing) {
-        const char **topics;
-        char reason[512];
-        int ready;
-        size_t i;
-
-        topics = calloc(ing->topic_cnt + 1, sizeof(char *));
-        if (!topics) {
-                return;
-        }
-        for (i = 0; i < ing->topic_cnt; i++) {
-                topics[i] = ing->topics[i];
-        }
-        topics[ing->topic_cnt] = ing->topic_rejected;
-        reason[0]              = '\0';
-        ready = ab_producer_ready(ing->producer, topics, ing->topic_cnt + 1,
-                                  READY_TIMEOUT_MS, reason,
-                                  sizeof(reason)) == AB_OK;
-        free(topics);
-
-        pthread_mutex_lock(&ing->ready_lock);
-        if (ready != ing->ready ||
-            (!ready && strcmp(reason, ing->ready_reason) != 0)) {
-                if (ready) {
-                        ab_info("kafka", "ready: %s answers with every topic",
-                                ing->conf->common.kafka_brokers);
-                } else {
-                        ab_error("kafka", "not ready: %s", reason);
-                }
-        }
-        ing->ready = ready;
-        snprintf(ing->ready_reason, sizeof(ing->ready_reason), "%s",
-                 ready ? "" : reason);
-        pthread_mutex_unlock(&ing->ready_lock);
-}
-
-static void sleep_ms(int ms) {
-        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-        while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
-                break; /* a signal: let the caller look at the run flag */
-        }
-}
-
-/* Refreshes readiness until the drain starts (accepting drops to 0). */
-static void *ready_loop(void *opaque) {
+ * missing so /readyz tells an operator what to create. The deadletter
+ * topic is the sink's to write, not ingest's. */
+static int check_ready(void *opaque, char *reason, size_t reason_size) {
         ingest_t *ing = opaque;
-        int slept;
 
-        while (atomic_load(&ing->accepting)) {
-                for (slept = 0;
-                     atomic_load(&ing->accepting) && slept < READY_INTERVAL_MS;
-                     slept += 100) {
-                        sleep_ms(100);
-                }
-                if (atomic_load(&ing->accepting)) {
-                        check_ready(ing);
-                }
-        }
-        return NULL;
+        return ab_producer_ready(ing->producer,
+                                 (const char *const *)ing->topics.names,
+                                 ing->topics.prefix_cnt + 1, READY_TIMEOUT_MS,
+                                 reason, reason_size) == AB_OK;
 }
 
 ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run) {
         char errstr[512];
-        pthread_t readier;
-        int readier_ok;
         int waited = 0;
+        int64_t budget = ing->conf->svc.shutdown_timeout_ms;
         ab_err_t err;
         ab_producer_stats_t st;
 
-        check_ready(ing);
-        if (ab_http_start(ing->http, errstr, sizeof(errstr)) != AB_OK) {
+        if (ab_service_start(ing->svc, errstr, sizeof(errstr)) != AB_OK) {
                 ab_error("http", "cannot listen: %s", errstr);
                 return AB_ERR_IO;
         }
-        ab_info("http", "listening on %s:%d", ing->conf->bind,
-                ab_http_port(ing->http));
         if (ingest_emit(ing, "core.startup", NULL,
                         json_pack("{s:s,s:s,s:s,s:i}", "service",
                                   "aetherbus-ingest", "version", AB_VERSION,
-                                  "host", ing->host, "pid", (int)getpid()),
+                                  "host", ab_service_host(ing->svc), "pid",
+                                  (int)getpid()),
                         errstr, sizeof(errstr)) != AB_OK) {
                 ab_warn("kafka", "cannot emit core.startup: %s", errstr);
         }
-
-        /* Readiness runs beside this loop: a metadata request can block
-         * for READY_TIMEOUT_MS, and SIGTERM must not wait for it. */
-        readier_ok = pthread_create(&readier, NULL, ready_loop, ing) == 0;
-        if (!readier_ok) {
-                ab_warn("main", "no readiness thread: readiness frozen");
-        }
         while (*run) {
-                sleep_ms(100);
+                ab_service_sleep_ms(100);
                 if (ab_producer_fatal(ing->producer, errstr, sizeof(errstr))) {
                         ab_error("kafka", "fatal producer error, draining: %s",
                                  errstr);
@@ -428,20 +302,14 @@ ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run) {
          * then flush whatever is left, all within one bound. */
         ab_info("main", "stopping: %d requests waiting for Kafka",
                 atomic_load(&ing->inflight));
-        atomic_store(&ing->accepting, 0);
-        while (atomic_load(&ing->inflight) > 0 &&
-               waited < ing->conf->shutdown_timeout_ms) {
-                sleep_ms(50);
+        ab_service_drain(ing->svc);
+        while (atomic_load(&ing->inflight) > 0 && waited < budget) {
+                ab_service_sleep_ms(50);
                 waited += 50;
         }
         err = ab_producer_flush(ing->producer,
-                                (int)(ing->conf->shutdown_timeout_ms > waited
-                                          ? ing->conf->shutdown_timeout_ms - waited
-                                          : 0));
-        ab_http_stop(ing->http, 1000);
-        if (readier_ok) {
-                pthread_join(readier, NULL);
-        }
+                                (int)(budget > waited ? budget - waited : 0));
+        ab_service_stop(ing->svc, 1000);
         ab_producer_stats(ing->producer, &st);
         ab_info("main",
                 "stopped: produced %llu, delivered %llu, failed %llu, "
@@ -453,22 +321,16 @@ ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run) {
 }
 
 void ingest_destroy(ingest_t *ing) {
-        size_t i;
-
         if (!ing) {
                 return;
         }
-        ab_http_destroy(ing->http);
+        ab_service_destroy(ing->svc);
         ab_producer_destroy(ing->producer);
-        ingest_rbac_destroy(ing->rbac);
+        ab_auth_destroy(ing->auth);
         ab_avro_codec_destroy(ing->codec);
         ab_catalog_destroy(ing->catalog);
-        for (i = 0; ing->topics && i < ing->topic_cnt; i++) {
-                free(ing->topics[i]);
-        }
-        free(ing->topics);
+        ab_catalog_topics_clear(&ing->topics);
         free(ing->schema_json);
         ab_metrics_destroy(ing->metrics);
-        pthread_mutex_destroy(&ing->ready_lock);
         free(ing);
 }

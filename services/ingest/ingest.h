@@ -12,41 +12,33 @@
 #include <signal.h>
 #include <stdatomic.h>
 
+#include "ab_auth.h"
 #include "ab_avro.h"
 #include "ab_catalog.h"
 #include "ab_envelope.h"
 #include "ab_http.h"
 #include "ab_kafka.h"
 #include "ab_metrics.h"
+#include "ab_service.h"
 #include "ingest_config.h"
-
-typedef struct ingest_rbac_s ingest_rbac_t;
 
 typedef struct ingest_s {
         const ingest_conf_t *conf; /**< not owned */
         ab_catalog_t *catalog;
         ab_avro_codec_t *codec;
         ab_producer_t *producer;
-        ab_http_t *http;
+        ab_service_t *svc;
         ab_metrics_t *metrics;
-        ingest_rbac_t *rbac;
+        ab_auth_t *auth;
+        ab_auth_token_t ingest_token;
         ab_envelope_limits_t limits;
 
-        /* Topic of every catalog prefix, index = catalog prefix index, and
-         * the system topic for rejected items. */
-        char **topics;
-        size_t topic_cnt;
-        char topic_rejected[256];
+        /* Topic of every catalog prefix (index = catalog prefix index),
+         * then the system topics. */
+        ab_catalog_topics_t topics;
 
         char *schema_json; /**< GET /events/schema body, built once */
         size_t schema_json_len;
-        char host[256];
-
-        /* Readiness, refreshed by ingest_run(); read by every request. */
-        pthread_mutex_t ready_lock;
-        int ready;
-        char ready_reason[512];
-        atomic_int accepting; /**< 0 once SIGTERM started the drain */
 
         atomic_int inflight; /**< requests waiting for delivery reports */
 
@@ -54,7 +46,6 @@ typedef struct ingest_s {
         ab_metric_t *m_rejected;  /**< {reason} */
         ab_metric_t *m_failed;    /**< {reason} */
         ab_metric_t *m_requests_waiting;
-        ab_metric_t *m_security;  /**< {type,outcome} */
         ab_metric_t *m_batch_size;
 } ingest_t;
 
@@ -120,9 +111,8 @@ ab_err_t ingest_produce(ingest_t *ing, const ab_envelope_t *env,
 void ingest_publish_dr(const ab_delivery_t *dr, void *opaque);
 
 /* ingest_rbac.c */
-ingest_rbac_t *ingest_rbac_new(ingest_t *ing, char *errstr,
-                               size_t errstr_size);
-void ingest_rbac_destroy(ingest_rbac_t *rbac);
+/** @brief Builds ing->auth (admin guard, RBAC) and the ingest token. */
+ab_err_t ingest_rbac_init(ingest_t *ing, char *errstr, size_t errstr_size);
 
 /**
  * @brief Checks the ingest token (when configured) in constant time.
@@ -130,18 +120,7 @@ void ingest_rbac_destroy(ingest_rbac_t *rbac);
  */
 int ingest_rbac_check_token(ingest_t *ing, ab_http_req_t *req);
 
-/**
- * @brief RBAC for /bus/events and /admin/...: x-ops must be "1" in enforce
- *        mode. Emits security.rbac.denied for denials and audited passes,
- *        security.rbac.allowed for audit tenants, rate-limited per tenant.
- * @returns 1 when the request may go on, else 0 after answering 403.
- */
-int ingest_rbac_check(ingest_t *ing, ab_http_req_t *req, const char *tenant);
-
 /** @brief GET/PUT /admin/rbac handler. */
 void ingest_rbac_admin(ab_http_req_t *req, void *opaque);
-
-/** @returns the current RBAC mode (ingest_rbac_mode_t). */
-int ingest_rbac_mode(ingest_t *ing);
 
 #endif

@@ -11,8 +11,6 @@
 
 #include "ingest_config.h"
 
-static const char *modes[] = {"off", "audit", "enforce"};
-
 /* librdkafka takes a fractional linger.ms; so do we, in its range. */
 static ab_err_t check_linger(const char *value, char *errstr,
                              size_t errstr_size) {
@@ -31,12 +29,7 @@ static ab_err_t check_linger(const char *value, char *errstr,
 
 static const ab_conf_row_t rows[] = {
     AB_CONF_COMMON_ROWS(ingest_conf_t, common, "8080"),
-    {.env    = "BIND_ADDRESS",
-     .flag   = "bind",
-     .type   = AB_CONF_STR,
-     .def    = "0.0.0.0",
-     .offset = offsetof(ingest_conf_t, bind),
-     .help   = "Numeric address the HTTP server listens on."},
+    AB_SERVICE_CONF_ROWS(ingest_conf_t, svc, "0"),
     {.env    = "EVENT_INGEST_TOKEN",
      .flag   = "ingest-token",
      .type   = AB_CONF_STR,
@@ -44,36 +37,6 @@ static const ab_conf_row_t rows[] = {
      .flags  = AB_CONF_SECRET,
      .help   = "When set, POST /events/ingest and /bus/events require it in "
                "x-event-token or Authorization: Bearer."},
-    {.env    = "ADMIN_TOKEN",
-     .flag   = "admin-token",
-     .type   = AB_CONF_STR,
-     .offset = offsetof(ingest_conf_t, admin_token),
-     .flags  = AB_CONF_SECRET,
-     .help   = "Token for PUT /admin/rbac (x-admin-token or Authorization: "
-               "Bearer); unset disables run-time RBAC changes."},
-    {.env    = "RBAC_MODE",
-     .flag   = "rbac-mode",
-     .type   = AB_CONF_ENUM,
-     .def    = "enforce",
-     .values = "off|audit|enforce",
-     .offset = offsetof(ingest_conf_t, rbac_mode),
-     .help   = "x-ops check on /bus/events and /admin/*: enforce answers "
-               "403, audit lets the request through but records it."},
-    {.env    = "RBAC_AUDIT_TENANTS",
-     .flag   = "rbac-audit-tenants",
-     .type   = AB_CONF_STR,
-     .offset = offsetof(ingest_conf_t, rbac_audit_tenants),
-     .help   = "Comma-separated tenants whose allowed requests also emit "
-               "security.rbac.allowed."},
-    {.env    = "RBAC_EVENTS_PER_MIN",
-     .flag   = "rbac-events-per-min",
-     .type   = AB_CONF_INT,
-     .def    = "60",
-     .min    = 1,
-     .max    = 100000,
-     .offset = offsetof(ingest_conf_t, rbac_events_per_min),
-     .help   = "At most this many security.rbac.* events per tenant and "
-               "minute; the rest are counted and reported as suppressed."},
     {.env    = "MAX_BODY_BYTES",
      .flag   = "max-body-bytes",
      .type   = AB_CONF_SIZE,
@@ -114,30 +77,6 @@ static const ab_conf_row_t rows[] = {
      .help   = "Dotted names outside the catalog accepted for these "
                "prefixes (comma list, or * for any); their topic must "
                "exist."},
-    {.env    = "HTTP_THREADS",
-     .flag   = "http-threads",
-     .type   = AB_CONF_INT,
-     .def    = "0",
-     .min    = 0,
-     .max    = 64,
-     .offset = offsetof(ingest_conf_t, http_threads),
-     .help   = "HTTP worker threads; 0 = one per CPU."},
-    {.env    = "HTTP_MAX_CONNECTIONS",
-     .flag   = "http-max-connections",
-     .type   = AB_CONF_INT,
-     .def    = "1024",
-     .min    = 1,
-     .max    = 100000,
-     .offset = offsetof(ingest_conf_t, http_max_connections),
-     .help   = "Concurrent connections; beyond it new ones are refused."},
-    {.env    = "HTTP_TIMEOUT_S",
-     .flag   = "http-timeout-s",
-     .type   = AB_CONF_INT,
-     .def    = "30",
-     .min    = 1,
-     .max    = 3600,
-     .offset = offsetof(ingest_conf_t, http_timeout_s),
-     .help   = "Idle or slow connections are closed after this."},
     {.env    = "MAX_INFLIGHT_REQUESTS",
      .flag   = "max-inflight-requests",
      .type   = AB_CONF_INT,
@@ -191,23 +130,6 @@ static const ab_conf_row_t rows[] = {
      .max    = 2047LL * 1024 * 1024,
      .offset = offsetof(ingest_conf_t, queue_max_bytes),
      .help   = "Bytes held for Kafka at most; beyond it 503."},
-    {.env    = "RETRY_AFTER_S",
-     .flag   = "retry-after-s",
-     .type   = AB_CONF_INT,
-     .def    = "1",
-     .min    = 1,
-     .max    = 3600,
-     .offset = offsetof(ingest_conf_t, retry_after_s),
-     .help   = "Retry-After sent with 503 answers."},
-    {.env    = "SHUTDOWN_TIMEOUT_MS",
-     .flag   = "shutdown-timeout-ms",
-     .type   = AB_CONF_DURATION,
-     .def    = "20s",
-     .min    = 0,
-     .max    = 600000,
-     .offset = offsetof(ingest_conf_t, shutdown_timeout_ms),
-     .help   = "On SIGTERM, how long in-flight requests and the producer "
-               "get to finish."},
     {.env = NULL},
 };
 
@@ -238,9 +160,7 @@ static ab_err_t finalize(void *confp, char *errstr, size_t errstr_size) {
                               "EVENT_INGEST_TOKEN: must not be empty when set");
                 return AB_ERR_INVALID;
         }
-        if (conf->admin_token && !*conf->admin_token) {
-                ab_errstr_set(errstr, errstr_size,
-                              "ADMIN_TOKEN: must not be empty when set");
+        if (ab_service_conf_check(&conf->svc, errstr, errstr_size) != AB_OK) {
                 return AB_ERR_INVALID;
         }
         /* A request must fit into the producer queue, or a valid batch
@@ -269,22 +189,3 @@ const ab_conf_spec_t ingest_conf_spec = {
     .rows     = rows,
     .finalize = finalize,
 };
-
-const char *ingest_rbac_mode_name(int mode) {
-        if (mode < 0 || mode > INGEST_RBAC_ENFORCE) {
-                return "?";
-        }
-        return modes[mode];
-}
-
-ab_err_t ingest_rbac_mode_parse(const char *s, int *modep) {
-        int i;
-
-        for (i = 0; s && i <= INGEST_RBAC_ENFORCE; i++) {
-                if (!strcmp(s, modes[i])) {
-                        *modep = i;
-                        return AB_OK;
-                }
-        }
-        return AB_ERR_INVALID;
-}

@@ -42,8 +42,8 @@ static void publish(ab_http_req_t *req, ingest_t *ing, ab_form_t form) {
         const char *tenant;
         char reason[512];
 
-        if (!atomic_load(&ing->accepting)) {
-                ab_http_req_set_retry_after(req, (unsigned)ing->conf->retry_after_s);
+        if (!ab_service_accepting(ing->svc)) {
+                ab_http_req_set_retry_after(req, (unsigned)ing->conf->svc.retry_after_s);
                 ab_http_respond_error(req, 503, "shutting down", NULL);
                 return;
         }
@@ -63,17 +63,17 @@ static void publish(ab_http_req_t *req, ingest_t *ing, ab_form_t form) {
         if (tenant && !*tenant) {
                 tenant = NULL;
         }
-        if (form == AB_FORM_BUS && !ingest_rbac_check(ing, req, tenant)) {
+        if (form == AB_FORM_BUS && !ab_auth_rbac(ing->auth, req, tenant)) {
                 return;
         }
         if (!ingest_ready(ing, reason, sizeof(reason))) {
-                ab_http_req_set_retry_after(req, (unsigned)ing->conf->retry_after_s);
+                ab_http_req_set_retry_after(req, (unsigned)ing->conf->svc.retry_after_s);
                 ab_http_respond_error(req, 503, "Kafka is not available",
                                       json_string(reason));
                 return;
         }
         if (atomic_load(&ing->inflight) >= ing->conf->max_inflight) {
-                ab_http_req_set_retry_after(req, (unsigned)ing->conf->retry_after_s);
+                ab_http_req_set_retry_after(req, (unsigned)ing->conf->svc.retry_after_s);
                 ab_http_respond_error(
                     req, 503, "too many requests waiting for Kafka",
                     json_integer(ing->conf->max_inflight));
@@ -100,9 +100,8 @@ static void h_schema(ab_http_req_t *req, void *opaque) {
 
 static void h_admin(ab_http_req_t *req, void *opaque) {
         ingest_t *ing = opaque;
-        const char *tenant = ab_http_req_header(req, "x-tenant");
 
-        if (!ingest_rbac_check(ing, req, tenant && *tenant ? tenant : NULL)) {
+        if (!ab_auth_admin(ing->auth, req)) {
                 return;
         }
         ab_http_respond_error(req, 404, "no such admin resource",
@@ -111,9 +110,8 @@ static void h_admin(ab_http_req_t *req, void *opaque) {
 
 static void h_admin_rbac(ab_http_req_t *req, void *opaque) {
         ingest_t *ing = opaque;
-        const char *tenant = ab_http_req_header(req, "x-tenant");
 
-        if (!ingest_rbac_check(ing, req, tenant && *tenant ? tenant : NULL)) {
+        if (!ab_auth_admin(ing->auth, req)) {
                 return;
         }
         ingest_rbac_admin(req, opaque);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "ab_log.h"
+#include "ab_record.h"
 #include "ingest.h"
 
 typedef enum {
@@ -225,7 +226,7 @@ static void answer(batch_t *b) {
                                    (json_int_t)rej, "failed", (json_int_t)fail,
                                    "results", results_json(b));
                 ab_http_req_set_retry_after(b->req,
-                                            (unsigned)b->ing->conf->retry_after_s);
+                                            (unsigned)b->ing->conf->svc.retry_after_s);
         } else if (rej == 0) {
                 char *text;
                 size_t len;
@@ -340,51 +341,31 @@ static ab_err_t produce_rejected(ingest_t *ing, const char *path,
                                  const char *reason, ab_err_t code,
                                  const char *tenant, int64_t received,
                                  void *msg_opaque) {
-        json_t *rec;
+        ab_record_failure_t f;
         char *val;
+        size_t len;
         char errstr[256];
         rd_kafka_headers_t *hdrs;
         ab_err_t err;
 
-        rec = json_pack("{s:s,s:s,s:s,s:s?,s:I}", "reason", reason, "code",
-                        ab_err2name(code), "path", path, "tenant", tenant,
-                        "receivedAt", (json_int_t)received);
-        if (!rec) {
+        ab_record_failure_init(&f, AB_RECORD_REJECTED);
+        f.reason            = reason;
+        f.code              = ab_err2name(code);
+        f.path              = path;
+        f.tenant            = tenant;
+        f.received_at_ms    = received;
+        f.index             = index;
+        f.original          = original;
+        f.original_text     = original ? NULL : raw;
+        f.original_text_len = raw_len;
+        val = ab_record_failure_encode(&f, &len, errstr, sizeof(errstr));
+        if (!val) {
                 return AB_ERR_NOMEM;
         }
-        if (index >= 0) {
-                json_object_set_new(rec, "index", json_integer(index));
-        }
-        if (original) {
-                json_object_set(rec, "original", original);
-        } else if (raw) {
-                /* Unparseable bodies keep their first KiB as text. */
-                json_object_set_new(rec, "originalText",
-                                    json_stringn_nocheck(raw, raw_len > 1024
-                                                                  ? 1024
-                                                                  : raw_len));
-        }
-        val = json_dumps(rec, JSON_COMPACT);
-        json_decref(rec);
-        if (!val) {
-                /* originalText may hold invalid UTF-8: retry without it. */
-                rec = json_pack("{s:s,s:s,s:s,s:s?,s:I}", "reason", reason,
-                                "code", ab_err2name(code), "path", path,
-                                "tenant", tenant, "receivedAt",
-                                (json_int_t)received);
-                val = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
-                json_decref(rec);
-                if (!val) {
-                        return AB_ERR_NOMEM;
-                }
-        }
-        hdrs = rd_kafka_headers_new(2);
-        rd_kafka_header_add(hdrs, "content-type", -1, "application/json", -1);
-        rd_kafka_header_add(hdrs, "ce_type", -1, "aetherbus.rejected", -1);
-        err = ab_producer_produce(ing->producer, ing->topic_rejected, tenant,
-                                  tenant ? strlen(tenant) : 0, val,
-                                  strlen(val), hdrs, msg_opaque, errstr,
-                                  sizeof(errstr));
+        hdrs = ab_record_failure_headers(&f);
+        err  = ab_producer_produce(ing->producer, ing->topics.rejected, tenant,
+                                   tenant ? strlen(tenant) : 0, val, len, hdrs,
+                                   msg_opaque, errstr, sizeof(errstr));
         if (err) {
                 rd_kafka_headers_destroy(hdrs);
         }

@@ -12,16 +12,10 @@
 
 static volatile sig_atomic_t run = 1;
 
-static void stop(int sig) {
-        (void)sig;
-        run = 0;
-}
-
 int main(int argc, char **argv) {
         ingest_conf_t conf;
         ingest_t *ing;
         char errstr[512];
-        struct sigaction sa;
         int rc;
 
         memset(&conf, 0, sizeof(conf));
@@ -38,11 +32,7 @@ int main(int argc, char **argv) {
                 return 2;
         }
 
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = stop;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        signal(SIGPIPE, SIG_IGN);
+        ab_service_signals(&run);
 
         rc = ingest_run(ing, &run) == AB_OK ? 0 : 1;
 

@@ -1119,33 +1119,20 @@ void ab_itest_topic_create(ab_itest_broker_t *b, const char *topic,
 size_t ab_itest_catalog_topics_create(ab_itest_broker_t *b,
                                       const char *prefix, int partitions) {
         ab_catalog_t *cat;
+        ab_catalog_topics_t t;
         char errstr[512];
-        char **names;
         size_t n;
-        size_t i;
 
         cat = ab_catalog_new(errstr, sizeof(errstr));
         cr_assert(cat, "catalog: %s", errstr);
-        n     = ab_catalog_prefix_count(cat) + 2;
-        names = calloc(n, sizeof(*names));
-        cr_assert(names, "out of memory");
-        for (i = 0; i < n; i++) {
-                names[i] = malloc(256);
-                cr_assert(names[i], "out of memory");
-                cr_assert(ab_catalog_topic(
-                              prefix,
-                              i + 2 < n ? ab_catalog_prefix_get(cat, i)
-                              : i + 2 == n ? AB_CATALOG_TOPIC_REJECTED
-                                           : AB_CATALOG_TOPIC_DEADLETTER,
-                              names[i], 256) == AB_OK,
-                          "prefix %s makes an illegal topic name", prefix);
-        }
+        cr_assert(ab_catalog_topics_init(&t, cat, prefix, errstr,
+                                         sizeof(errstr)) == AB_OK,
+                  "%s", errstr);
         ab_catalog_destroy(cat);
-        ab_itest_topics_create(b, (const char *const *)names, n, partitions);
-        for (i = 0; i < n; i++) {
-                free(names[i]);
-        }
-        free(names);
+        ab_itest_topics_create(b, (const char *const *)t.names, t.cnt,
+                               partitions);
+        n = t.cnt;
+        ab_catalog_topics_clear(&t);
         return n;
 }
 

@@ -62,65 +62,32 @@ typedef struct {
         char origin[TOPIC_SIZE];
 } cluster_t;
 
-static int add(admin_topics_t *at, const char *topic_prefix, const char *sfx,
-               char *errstr, size_t errstr_size) {
-        char name[TOPIC_SIZE];
-        size_t i;
-
-        if (ab_catalog_topic(topic_prefix, sfx, name, sizeof(name)) != AB_OK) {
-                ab_errstr_set(errstr, errstr_size,
-                              "topic prefix \"%s\" + \"%s\" is not a legal "
-                              "Kafka topic name ([a-zA-Z0-9._-], at most 249 "
-                              "chars)",
-                              topic_prefix, sfx);
-                return -1;
-        }
-        for (i = 0; i < at->cnt; i++) {
-                if (!strcmp(at->wants[i].name, name)) {
-                        return 0;
-                }
-        }
-        memset(&at->wants[at->cnt], 0, sizeof(at->wants[at->cnt]));
-        memcpy(at->wants[at->cnt].name, name, sizeof(name));
-        at->cnt++;
-        return 0;
-}
-
 admin_topics_t *admin_topics_new(const ab_catalog_t *cat,
                                  const char *topic_prefix, char *errstr,
                                  size_t errstr_size) {
         admin_topics_t *at;
-        size_t pcnt;
+        ab_catalog_topics_t t;
         size_t i;
 
+        if (ab_catalog_topics_init(&t, cat, topic_prefix, errstr,
+                                   errstr_size) != AB_OK) {
+                return NULL;
+        }
         at = calloc(1, sizeof(*at));
-        if (!at) {
+        if (!at || !(at->wants = calloc(t.cnt, sizeof(*at->wants)))) {
                 ab_errstr_set(errstr, errstr_size, "out of memory");
+                ab_catalog_topics_clear(&t);
+                admin_topics_destroy(at);
                 return NULL;
         }
         at->partitions         = 3;
         at->replication_factor = -1;
-        pcnt                   = ab_catalog_prefix_count(cat);
-        at->wants              = calloc(pcnt + 2, sizeof(*at->wants));
-        if (!at->wants) {
-                ab_errstr_set(errstr, errstr_size, "out of memory");
-                admin_topics_destroy(at);
-                return NULL;
+        for (i = 0; i < t.cnt; i++) {
+                snprintf(at->wants[i].name, sizeof(at->wants[i].name), "%s",
+                         t.names[i]);
         }
-        for (i = 0; i < pcnt; i++) {
-                if (add(at, topic_prefix, ab_catalog_prefix_get(cat, i), errstr,
-                        errstr_size) == -1) {
-                        admin_topics_destroy(at);
-                        return NULL;
-                }
-        }
-        if (add(at, topic_prefix, AB_CATALOG_TOPIC_REJECTED, errstr,
-                errstr_size) == -1 ||
-            add(at, topic_prefix, AB_CATALOG_TOPIC_DEADLETTER, errstr,
-                errstr_size) == -1) {
-                admin_topics_destroy(at);
-                return NULL;
-        }
+        at->cnt = t.cnt;
+        ab_catalog_topics_clear(&t);
         return at;
 }
 

@@ -239,15 +239,11 @@ static int create_topic(devbroker_t *db, const char *topic, int partitions,
         return 0;
 }
 
-/* <prefix><p> for every catalog prefix, then <prefix>rejected and
- * <prefix>deadletter. */
+/* Every topic of the bus (ab_catalog_topics_init). */
 static int create_catalog_topics(devbroker_t *db, char *errstr,
                                  size_t errstr_size) {
-        static const char *const system[] = {AB_CATALOG_TOPIC_REJECTED,
-                                             AB_CATALOG_TOPIC_DEADLETTER};
         ab_catalog_t *cat;
-        char topic[256];
-        size_t n;
+        ab_catalog_topics_t t;
         size_t i;
         int ret = 0;
 
@@ -255,26 +251,20 @@ static int create_catalog_topics(devbroker_t *db, char *errstr,
         if (!cat) {
                 return -1;
         }
-        n = ab_catalog_prefix_count(cat);
-        for (i = 0; ret == 0 && i < n + 2; i++) {
-                if (ab_catalog_topic(db->conf.topic_prefix,
-                                     i < n ? ab_catalog_prefix_get(cat, i)
-                                           : system[i - n],
-                                     topic, sizeof(topic)) != AB_OK) {
-                        ab_errstr_set(errstr, errstr_size,
-                                      "topic prefix \"%s\" makes an illegal "
-                                      "topic name",
-                                      db->conf.topic_prefix);
-                        ret = -1;
-                        break;
-                }
-                ret = create_topic(db, topic, db->conf.partitions, errstr,
+        if (ab_catalog_topics_init(&t, cat, db->conf.topic_prefix, errstr,
+                                   errstr_size) != AB_OK) {
+                ab_catalog_destroy(cat);
+                return -1;
+        }
+        for (i = 0; ret == 0 && i < t.cnt; i++) {
+                ret = create_topic(db, t.names[i], db->conf.partitions, errstr,
                                    errstr_size);
         }
         if (ret == 0) {
                 ab_info(COMP, "created %zu topics \"%s*\" with %d partitions",
-                        n + 2, db->conf.topic_prefix, db->conf.partitions);
+                        t.cnt, db->conf.topic_prefix, db->conf.partitions);
         }
+        ab_catalog_topics_clear(&t);
         ab_catalog_destroy(cat);
         return ret;
 }
