@@ -79,6 +79,9 @@ struct ab_consumer_s {
         rd_kafka_t *rk;
         int has_group;
         atomic_int paused;
+        void (*on_assign)(void *, rd_kafka_topic_partition_list_t *);
+        void (*on_revoke)(void *, const rd_kafka_topic_partition_list_t *, int);
+        void *opaque;
 };
 
 /* ------------------------------------------------------------------ */
@@ -768,6 +771,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 ab_info(COMP, "%s: assigned %d partition(s): %s",
                         rd_kafka_name(rk), parts->cnt, desc);
+                if (c->on_assign) {
+                        c->on_assign(c->opaque, parts);
+                }
                 if (coop) {
                         error = rd_kafka_incremental_assign(rk, parts);
                 } else {
@@ -780,6 +786,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 ab_info(COMP, "%s: %s %d partition(s): %s", rd_kafka_name(rk),
                         rd_kafka_assignment_lost(rk) ? "lost" : "revoked",
                         parts->cnt, desc);
+                if (c->on_revoke) {
+                        c->on_revoke(c->opaque, parts,
+                                     rd_kafka_assignment_lost(rk));
+                }
                 if (!rd_kafka_assignment_lost(rk)) {
                         commit_stored(rk);
                 }
@@ -865,6 +875,9 @@ ab_consumer_t *ab_consumer_new(const ab_consumer_conf_t *cc, char *errstr,
         /* librdkafka serves a consumer's queue only with a group id; in
          * assign mode the private group is never joined nor committed. */
         c->has_group = cc->group_id != NULL;
+        c->on_assign = cc->on_assign;
+        c->on_revoke = cc->on_revoke;
+        c->opaque    = cc->opaque;
         if (!c->has_group) {
                 clock_gettime(CLOCK_REALTIME, &ts);
                 snprintf(group, sizeof(group), "aetherbus-assign-%ld-%lx",

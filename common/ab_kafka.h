@@ -248,6 +248,17 @@ typedef struct ab_consumer_conf_s {
         const char *auto_offset_reset; /**< "earliest" (default) or "latest" */
         int session_timeout_ms;        /**< 0 keeps librdkafka's */
         const char *const *props;      /**< more name, value pairs or NULL */
+        /** Group mode: called with the partitions about to be assigned;
+         *  it may set their offsets (e.g. from a store of its own). May
+         *  be NULL. */
+        void (*on_assign)(void *opaque, rd_kafka_topic_partition_list_t *parts);
+        /** Group mode: called with the partitions about to be revoked or
+         *  lost, before the stored offsets are committed, so the service
+         *  stores what is done and drops the rest. May be NULL. */
+        void (*on_revoke)(void *opaque,
+                          const rd_kafka_topic_partition_list_t *parts,
+                          int lost);
+        void *opaque;                  /**< first argument of the hooks */
 } ab_consumer_conf_t;
 
 /** @brief Fills \p cc with the defaults. */

@@ -1,0 +1,631 @@
+/* aetherbus - Apache-2.0
+ *
+ * ab_consume: batch reads, decoding by topic, at-least-once offset
+ * bookkeeping, the timestamp start position, catch-up progress and lag
+ * metrics shared by the consumer services.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ab_catalog.h"
+#include "ab_consume.h"
+#include "ab_log.h"
+
+#define COMP "consume"
+#define LAG_INTERVAL_MS 2000
+#define COMMIT_INTERVAL_MS 1000
+#define MAX_PARTS 4096
+
+typedef struct part_s {
+        char *topic;
+        int32_t partition;
+        int64_t target;  /* log end at start: the catch-up goal (-1: none) */
+        int64_t done;    /* next offset whose work is not durable, -1 */
+        int64_t read;    /* next offset to read, -1 unknown */
+        int assigned;
+        ab_metric_t *m_lag;
+} part_t;
+
+struct ab_consume_s {
+        ab_consume_conf_t conf;
+        ab_consumer_t *consumer;
+        rd_kafka_t *rk;
+        rd_kafka_queue_t *queue;
+        char *topic_rejected;
+        char *topic_deadletter;
+        char **topics;
+        part_t *parts;
+        size_t part_cnt;
+        size_t last_part; /* cache: records come in runs per partition */
+        int64_t last_lag_ms;
+        int64_t last_commit_ms;
+        int stored_since_commit;
+        ab_metric_t *m_records; /* {topic,kind} */
+        ab_metric_t *m_lag;     /* {topic,partition} */
+        ab_metric_t *m_lag_total;
+        ab_metric_t *m_errors;  /* {reason} */
+};
+
+const char *ab_consume_kind_name(ab_consume_kind_t kind) {
+        static const char *const names[] = {"accepted", "rejected",
+                                            "deadletter", "undecodable"};
+
+        return kind <= AB_CONSUME_UNDECODABLE ? names[kind] : "?";
+}
+
+static part_t *part_find(ab_consume_t *c, const char *topic,
+                         int32_t partition, int create) {
+        size_t i;
+        part_t *p, *np;
+        char pbuf[16];
+
+        if (c->last_part < c->part_cnt) {
+                p = &c->parts[c->last_part];
+                if (p->partition == partition && !strcmp(p->topic, topic)) {
+                        return p;
+                }
+        }
+        for (i = 0; i < c->part_cnt; i++) {
+                p = &c->parts[i];
+                if (p->partition == partition && !strcmp(p->topic, topic)) {
+                        c->last_part = i;
+                        return p;
+                }
+        }
+        if (!create || c->part_cnt >= MAX_PARTS) {
+                return NULL;
+        }
+        np = realloc(c->parts, (c->part_cnt + 1) * sizeof(*np));
+        if (!np) {
+                return NULL;
+        }
+        c->parts = np;
+        p        = &c->parts[c->part_cnt];
+        memset(p, 0, sizeof(*p));
+        if (!(p->topic = strdup(topic))) {
+                return NULL;
+        }
+        p->partition = partition;
+        p->target    = -1;
+        p->done      = -1;
+        p->read      = -1;
+        if (c->m_lag) {
+                snprintf(pbuf, sizeof(pbuf), "%" PRId32, partition);
+                p->m_lag = AB_METRIC_WITH(c->m_lag, topic, pbuf);
+        }
+        c->last_part = c->part_cnt;
+        c->part_cnt++;
+        return p;
+}
+
+static void on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts) {
+        ab_consume_t *c = opaque;
+        part_t *p;
+        int i;
+
+        for (i = 0; i < parts->cnt; i++) {
+                p = part_find(c, parts->elems[i].topic,
+                              parts->elems[i].partition, 1);
+                if (p) {
+                        p->assigned = 1;
+                        p->done     = -1;
+                        p->read     = -1;
+                }
+        }
+        if (c->conf.on_assign) {
+                c->conf.on_assign(c->conf.opaque, parts);
+        }
+}
+
+static void on_revoke(void *opaque,
+                      const rd_kafka_topic_partition_list_t *parts, int lost) {
+        ab_consume_t *c = opaque;
+        part_t *p;
+        int i;
+
+        /* The service stores what it finished first, then the wrapper
+         * commits: what is not done is the next owner's to redo. */
+        if (c->conf.on_revoke) {
+                c->conf.on_revoke(c->conf.opaque, parts, lost);
+        }
+        for (i = 0; i < parts->cnt; i++) {
+                p = part_find(c, parts->elems[i].topic,
+                              parts->elems[i].partition, 0);
+                if (p) {
+                        p->assigned = 0;
+                        if (p->m_lag) {
+                                ab_metric_set(p->m_lag, 0);
+                        }
+                }
+        }
+}
+
+static ab_err_t metrics_init(ab_consume_t *c, char *errstr,
+                             size_t errstr_size) {
+        ab_metrics_t *reg = c->conf.metrics;
+
+        if (!reg) {
+                return AB_OK;
+        }
+        c->m_records = ab_metrics_counter(
+            reg, "consumer_records_total",
+            "Records read, by topic and what they decoded to (accepted, "
+            "rejected, deadletter, undecodable).",
+            "topic,kind", errstr, errstr_size);
+        c->m_lag = ab_metrics_gauge(
+            reg, "consumer_lag",
+            "Records on the partition not yet durably processed (log end - "
+            "done).",
+            "topic,partition", errstr, errstr_size);
+        c->m_lag_total = ab_metrics_gauge(
+            reg, "consumer_lag_total",
+            "Sum of consumer_lag over the assignment.", NULL, errstr,
+            errstr_size);
+        c->m_errors = ab_metrics_counter(
+            reg, "consumer_errors_total",
+            "Consumer errors reported by librdkafka, by error name.",
+            "reason", errstr, errstr_size);
+        return c->m_records && c->m_lag && c->m_lag_total && c->m_errors
+                   ? AB_OK
+                   : AB_ERR_INTERNAL;
+}
+
+ab_consume_t *ab_consume_new(const ab_consume_conf_t *conf, char *errstr,
+                             size_t errstr_size) {
+        ab_consume_t *c;
+        ab_consumer_conf_t cc;
+        char topic[256];
+        size_t i;
+
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                ab_errstr_set(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        c->conf      = *conf;
+        c->last_part = (size_t)-1;
+        c->topics    = calloc(conf->topic_cnt + 1, sizeof(char *));
+        if (!c->topics) {
+                ab_errstr_set(errstr, errstr_size, "out of memory");
+                goto fail;
+        }
+        for (i = 0; i < conf->topic_cnt; i++) {
+                if (!(c->topics[i] = strdup(conf->topics[i]))) {
+                        ab_errstr_set(errstr, errstr_size, "out of memory");
+                        goto fail;
+                }
+        }
+        c->conf.topics = (const char *const *)c->topics;
+        if (ab_catalog_topic(conf->topic_prefix, AB_CATALOG_TOPIC_REJECTED,
+                             topic, sizeof(topic)) != AB_OK ||
+            !(c->topic_rejected = strdup(topic)) ||
+            ab_catalog_topic(conf->topic_prefix, AB_CATALOG_TOPIC_DEADLETTER,
+                             topic, sizeof(topic)) != AB_OK ||
+            !(c->topic_deadletter = strdup(topic))) {
+                ab_errstr_set(errstr, errstr_size,
+                              "TOPIC_PREFIX: not a valid topic prefix");
+                goto fail;
+        }
+        if (metrics_init(c, errstr, errstr_size) != AB_OK) {
+                goto fail;
+        }
+        ab_consumer_conf_init(&cc);
+        cc.brokers            = conf->brokers;
+        cc.group_id           = conf->group_id;
+        cc.session_timeout_ms = conf->session_timeout_ms;
+        cc.props              = conf->props;
+        cc.on_assign          = on_assign;
+        cc.on_revoke          = on_revoke;
+        cc.opaque             = c;
+        if (!(c->consumer = ab_consumer_new(&cc, errstr, errstr_size))) {
+                goto fail;
+        }
+        c->rk    = ab_consumer_handle(c->consumer);
+        c->queue = rd_kafka_queue_get_consumer(c->rk);
+        return c;
+
+fail:
+        ab_consume_destroy(c);
+        return NULL;
+}
+
+/* The first offset of each partition with a timestamp >= start_ms. A
+ * broker that cannot look timestamps up (the mock answers -1 even for
+ * timestamp 0 of a non-empty partition) is read from the beginning; a
+ * real broker's -1 means nothing that new: start at the end. */
+static void seek_by_time(ab_consume_t *c, rd_kafka_topic_partition_list_t *list,
+                         int timeout_ms) {
+        rd_kafka_topic_partition_list_t *probe;
+        rd_kafka_resp_err_t err;
+        int64_t lo, hi;
+        int i;
+
+        for (i = 0; i < list->cnt; i++) {
+                list->elems[i].offset = c->conf.start_ms;
+        }
+        err = rd_kafka_offsets_for_times(c->rk, list, timeout_ms);
+        if (err) {
+                ab_warn(COMP, "timestamp lookup failed (%s): reading from the "
+                              "beginning",
+                        rd_kafka_err2str(err));
+                for (i = 0; i < list->cnt; i++) {
+                        list->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+                }
+                return;
+        }
+        probe = NULL;
+        for (i = 0; i < list->cnt; i++) {
+                if (list->elems[i].offset >= 0 && !list->elems[i].err) {
+                        continue;
+                }
+                if (!probe) {
+                        probe = rd_kafka_topic_partition_list_copy(list);
+                        for (int j = 0; j < probe->cnt; j++) {
+                                probe->elems[j].offset = 0;
+                        }
+                        if (rd_kafka_offsets_for_times(c->rk, probe, timeout_ms)) {
+                                rd_kafka_topic_partition_list_destroy(probe);
+                                probe = NULL;
+                        }
+                }
+                lo = hi = 0;
+                rd_kafka_query_watermark_offsets(c->rk, list->elems[i].topic,
+                                                 list->elems[i].partition, &lo,
+                                                 &hi, timeout_ms);
+                if (hi > lo && (!probe || probe->elems[i].offset < 0)) {
+                        list->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+                } else {
+                        list->elems[i].offset = RD_KAFKA_OFFSET_END;
+                }
+                list->elems[i].err = 0;
+        }
+        if (probe) {
+                rd_kafka_topic_partition_list_destroy(probe);
+        }
+}
+
+ab_err_t ab_consume_start(ab_consume_t *c, int timeout_ms, char *errstr,
+                          size_t errstr_size) {
+        rd_kafka_topic_partition_list_t *list = NULL;
+        rd_kafka_resp_err_t err;
+        ab_err_t ret;
+        int64_t lo, hi, total = 0;
+        part_t *p;
+        int i;
+
+        c->last_commit_ms = ab_envelope_now_ms();
+        if (c->conf.group_id) {
+                return ab_consumer_subscribe(c->consumer, c->conf.topics,
+                                             c->conf.topic_cnt, errstr,
+                                             errstr_size);
+        }
+        ret = ab_consumer_assign_all(c->consumer, c->conf.topics,
+                                     c->conf.topic_cnt,
+                                     RD_KAFKA_OFFSET_BEGINNING, timeout_ms,
+                                     errstr, errstr_size);
+        if (ret) {
+                return ret;
+        }
+        if (rd_kafka_assignment(c->rk, &list) || !list) {
+                ab_errstr_set(errstr, errstr_size, "no assignment");
+                return AB_ERR_KAFKA;
+        }
+        if (c->conf.start_ms > 0) {
+                seek_by_time(c, list, timeout_ms);
+        }
+        for (i = 0; i < list->cnt; i++) {
+                p = part_find(c, list->elems[i].topic,
+                              list->elems[i].partition, 1);
+                if (!p) {
+                        continue;
+                }
+                p->assigned = 1;
+                lo = hi = -1;
+                if (rd_kafka_query_watermark_offsets(
+                        c->rk, p->topic, p->partition, &lo, &hi, timeout_ms) ==
+                    RD_KAFKA_RESP_ERR_NO_ERROR) {
+                        p->target = hi;
+                        total += hi - (list->elems[i].offset >= 0
+                                           ? list->elems[i].offset
+                                           : lo);
+                }
+        }
+        err = rd_kafka_assign(c->rk, list);
+        rd_kafka_topic_partition_list_destroy(list);
+        if (err) {
+                ab_errstr_set(errstr, errstr_size, "assign: %s",
+                              rd_kafka_err2str(err));
+                return AB_ERR_KAFKA;
+        }
+        ab_info(COMP, "reading %zu partition(s) from %s; about %" PRId64
+                      " records to catch up",
+                c->part_cnt,
+                c->conf.start_ms > 0 ? "a timestamp" : "the beginning", total);
+        return AB_OK;
+}
+
+void ab_consume_set_offset(rd_kafka_topic_partition_list_t *parts,
+                           const char *topic, int32_t partition,
+                           int64_t offset) {
+        rd_kafka_topic_partition_t *tp;
+
+        tp = rd_kafka_topic_partition_list_find(parts, topic, partition);
+        if (tp) {
+                tp->offset = offset;
+        }
+}
+
+void ab_consume_decode(ab_consume_t *c, const char *topic, const void *value,
+                       size_t len, ab_consume_rec_t *rec) {
+        ab_err_t err;
+        ab_record_kind_t fk;
+
+        rec->topic     = topic;
+        rec->value     = value;
+        rec->value_len = len;
+        if (!value || len == 0) {
+                rec->kind = AB_CONSUME_UNDECODABLE;
+                snprintf(rec->error, sizeof(rec->error), "empty value");
+                return;
+        }
+        if (!strcmp(topic, c->topic_rejected) ||
+            !strcmp(topic, c->topic_deadletter)) {
+                fk  = !strcmp(topic, c->topic_rejected) ? AB_RECORD_REJECTED
+                                                        : AB_RECORD_DEADLETTER;
+                err = ab_record_failure_decode(fk, value, len, &rec->fail_doc,
+                                               &rec->fail, rec->error,
+                                               sizeof(rec->error));
+                rec->kind = err ? AB_CONSUME_UNDECODABLE
+                                : fk == AB_RECORD_REJECTED ? AB_CONSUME_REJECTED
+                                                           : AB_CONSUME_DEADLETTER;
+                return;
+        }
+        err = ab_avro_decode_envelope(c->conf.codec, value, len, &rec->env,
+                                      rec->error, sizeof(rec->error));
+        rec->kind = err ? AB_CONSUME_UNDECODABLE : AB_CONSUME_ACCEPTED;
+}
+
+void ab_consume_rec_clear(ab_consume_rec_t *rec) {
+        ab_envelope_clear(&rec->env);
+        json_decref(rec->fail_doc);
+        if (rec->msg) {
+                rd_kafka_message_destroy(rec->msg);
+        }
+        memset(rec, 0, sizeof(*rec));
+}
+
+static int64_t lag_refresh(ab_consume_t *c) {
+        int64_t lo, hi, base, lag, total = 0;
+        part_t *p;
+        size_t i;
+
+        for (i = 0; i < c->part_cnt; i++) {
+                p = &c->parts[i];
+                if (!p->assigned) {
+                        continue;
+                }
+                lo = hi = -1;
+                if (rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition,
+                                                   &lo, &hi) ||
+                    hi < 0) {
+                        continue;
+                }
+                base = p->done >= 0 ? p->done : p->read >= 0 ? p->read : lo;
+                lag  = hi > base ? hi - base : 0;
+                total += lag;
+                if (p->m_lag) {
+                        ab_metric_set(p->m_lag, (double)lag);
+                }
+        }
+        if (c->m_lag_total) {
+                ab_metric_set(c->m_lag_total, (double)total);
+        }
+        return total;
+}
+
+size_t ab_consume_poll(ab_consume_t *c, ab_consume_rec_t *recs, size_t max,
+                       int timeout_ms) {
+        rd_kafka_message_t **msgs;
+        rd_kafka_message_t *stack[256];
+        ssize_t n;
+        size_t i, out = 0;
+        rd_kafka_message_t *m;
+        ab_consume_rec_t *rec;
+        part_t *p;
+        int64_t now = ab_envelope_now_ms();
+        char errstr[256];
+
+        if (max > 256) {
+                max = 256;
+        }
+        msgs = stack;
+        n    = rd_kafka_consume_batch_queue(c->queue, timeout_ms, msgs, max);
+        for (i = 0; n > 0 && i < (size_t)n; i++) {
+                m = msgs[i];
+                if (m->err) {
+                        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                                ab_warn(COMP, "consume %s [%d]: %s",
+                                        m->rkt ? rd_kafka_topic_name(m->rkt) : "-",
+                                        m->partition,
+                                        rd_kafka_message_errstr(m));
+                                if (c->m_errors) {
+                                        ab_metric_inc(AB_METRIC_WITH(
+                                            c->m_errors, rd_kafka_err2name(m->err)));
+                                }
+                        }
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                rec = &recs[out++];
+                memset(rec, 0, sizeof(*rec));
+                rec->msg          = m;
+                rec->partition    = m->partition;
+                rec->offset       = m->offset;
+                rec->timestamp_ms = rd_kafka_message_timestamp(m, NULL);
+                rec->key          = m->key;
+                rec->key_len      = m->key_len;
+                ab_consume_decode(c, rd_kafka_topic_name(m->rkt), m->payload,
+                                  m->len, rec);
+                if (rec->kind == AB_CONSUME_UNDECODABLE) {
+                        ab_warn(COMP, "undecodable record %s [%d] @%" PRId64
+                                      ": %s",
+                                rec->topic, rec->partition, rec->offset,
+                                rec->error);
+                }
+                if (c->m_records) {
+                        ab_metric_inc(AB_METRIC_WITH(c->m_records, rec->topic,
+                                                     ab_consume_kind_name(rec->kind)));
+                }
+                if ((p = part_find(c, rec->topic, rec->partition, 0))) {
+                        p->read = rec->offset + 1;
+                }
+        }
+        if (n < 0) {
+                ab_consume_fatal(c, errstr, sizeof(errstr));
+        }
+        if (c->conf.group_id && c->stored_since_commit &&
+            now - c->last_commit_ms >= COMMIT_INTERVAL_MS) {
+                if (ab_consume_commit(c, 1, errstr, sizeof(errstr))) {
+                        ab_warn(COMP, "commit: %s", errstr);
+                }
+        }
+        if (now - c->last_lag_ms >= LAG_INTERVAL_MS) {
+                c->last_lag_ms = now;
+                lag_refresh(c);
+        }
+        return out;
+}
+
+ab_err_t ab_consume_done_at(ab_consume_t *c, const char *topic,
+                            int32_t partition, int64_t offset) {
+        rd_kafka_topic_partition_list_t *list;
+        rd_kafka_resp_err_t err;
+        part_t *p;
+
+        p = part_find(c, topic, partition, 0);
+        if (p && offset + 1 > p->done) {
+                p->done = offset + 1;
+        }
+        if (!c->conf.group_id) {
+                return AB_OK;
+        }
+        list = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(list, topic, partition)->offset =
+            offset + 1;
+        err = rd_kafka_offsets_store(c->rk, list);
+        if (!err && list->elems[0].err) {
+                err = list->elems[0].err;
+        }
+        rd_kafka_topic_partition_list_destroy(list);
+        if (err) {
+                /* _STATE: the partition went to another member, which
+                 * redoes the work from the last commit. */
+                ab_debug(COMP, "store %s [%d] @%" PRId64 ": %s", topic,
+                         partition, offset, rd_kafka_err2str(err));
+                return AB_ERR_KAFKA;
+        }
+        c->stored_since_commit = 1;
+        return AB_OK;
+}
+
+ab_err_t ab_consume_done(ab_consume_t *c, const ab_consume_rec_t *rec) {
+        return ab_consume_done_at(c, rec->topic, rec->partition, rec->offset);
+}
+
+ab_err_t ab_consume_commit(ab_consume_t *c, int async, char *errstr,
+                           size_t errstr_size) {
+        c->last_commit_ms      = ab_envelope_now_ms();
+        c->stored_since_commit = 0;
+        if (!c->conf.group_id) {
+                return AB_OK;
+        }
+        return ab_consumer_commit(c->consumer, async, errstr, errstr_size);
+}
+
+ab_err_t ab_consume_pause_partition(ab_consume_t *c, const char *topic,
+                                    int32_t partition, int pause) {
+        rd_kafka_topic_partition_list_t *list;
+        rd_kafka_resp_err_t err;
+
+        list = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(list, topic, partition);
+        err = pause ? rd_kafka_pause_partitions(c->rk, list)
+                    : rd_kafka_resume_partitions(c->rk, list);
+        rd_kafka_topic_partition_list_destroy(list);
+        return err ? AB_ERR_KAFKA : AB_OK;
+}
+
+int ab_consume_caught_up(ab_consume_t *c, char *progress,
+                         size_t progress_size) {
+        int64_t want = 0, got = 0;
+        size_t i, done = 0, cnt = 0;
+        part_t *p;
+        int64_t pos;
+
+        if (c->conf.group_id) {
+                return 1;
+        }
+        for (i = 0; i < c->part_cnt; i++) {
+                p = &c->parts[i];
+                if (!p->assigned) {
+                        continue;
+                }
+                cnt++;
+                pos = p->read;
+                if (p->target <= 0 || pos >= p->target) {
+                        done++;
+                        continue;
+                }
+                want += p->target;
+                got += pos > 0 ? pos : 0;
+        }
+        if (progress) {
+                snprintf(progress, progress_size,
+                         "catching up: %zu of %zu partitions read to their "
+                         "end, %" PRId64 " records to go",
+                         done, cnt, want - got);
+        }
+        return done == cnt;
+}
+
+int64_t ab_consume_lag(ab_consume_t *c) {
+        return lag_refresh(c);
+}
+
+ab_err_t ab_consume_fatal(ab_consume_t *c, char *errstr, size_t errstr_size) {
+        return ab_consumer_fatal(c->consumer, errstr, errstr_size);
+}
+
+ab_consumer_t *ab_consume_consumer(ab_consume_t *c) {
+        return c->consumer;
+}
+
+void ab_consume_destroy(ab_consume_t *c) {
+        char errstr[256];
+        size_t i;
+
+        if (!c) {
+                return;
+        }
+        if (c->consumer && c->conf.group_id &&
+            ab_consume_commit(c, 0, errstr, sizeof(errstr)) != AB_OK) {
+                ab_warn(COMP, "final commit: %s", errstr);
+        }
+        if (c->queue) {
+                rd_kafka_queue_destroy(c->queue);
+        }
+        ab_consumer_destroy(c->consumer);
+        for (i = 0; i < c->part_cnt; i++) {
+                free(c->parts[i].topic);
+        }
+        free(c->parts);
+        for (i = 0; c->topics && c->topics[i]; i++) {
+                free(c->topics[i]);
+        }
+        free(c->topics);
+        free(c->topic_rejected);
+        free(c->topic_deadletter);
+        free(c);
+}
