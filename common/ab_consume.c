@@ -231,23 +231,52 @@ fail:
         return NULL;
 }
 
-/* The first offset of each partition with a timestamp >= start_ms. A
- * broker that cannot look timestamps up (the mock answers -1 even for
- * timestamp 0 of a non-empty partition) is read from the beginning; a
- * real broker's -1 means nothing that new: start at the end. */
+/* Whether the broker answers timestamp lookups truthfully: asked for
+ * timestamp 0, a real broker names each non-empty partition's first
+ * offset; librdkafka 2.0.2's mock does not. */
+static int lookups_work(ab_consume_t *c,
+                        const rd_kafka_topic_partition_list_t *list,
+                        int timeout_ms) {
+        rd_kafka_topic_partition_list_t *probe;
+        int64_t lo, hi;
+        int i, ok = 1;
+
+        probe = rd_kafka_topic_partition_list_copy(list);
+        for (i = 0; i < probe->cnt; i++) {
+                probe->elems[i].offset = 0;
+        }
+        if (rd_kafka_offsets_for_times(c->rk, probe, timeout_ms)) {
+                ok = 0;
+        }
+        for (i = 0; ok && i < probe->cnt; i++) {
+                lo = hi = 0;
+                if (rd_kafka_query_watermark_offsets(
+                        c->rk, probe->elems[i].topic, probe->elems[i].partition,
+                        &lo, &hi, timeout_ms) ||
+                    (hi > lo && probe->elems[i].offset != lo)) {
+                        ok = 0;
+                }
+        }
+        rd_kafka_topic_partition_list_destroy(probe);
+        return ok;
+}
+
+/* The first offset of each partition with a timestamp >= start_ms; where
+ * there is none, the end. A broker that cannot look timestamps up is read
+ * from the beginning (the service filters by time while it replays). */
 static void seek_by_time(ab_consume_t *c, rd_kafka_topic_partition_list_t *list,
                          int timeout_ms) {
-        rd_kafka_topic_partition_list_t *probe;
-        rd_kafka_resp_err_t err;
-        int64_t lo, hi;
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__NOT_IMPLEMENTED;
         int i;
 
-        for (i = 0; i < list->cnt; i++) {
-                list->elems[i].offset = c->conf.start_ms;
+        if (lookups_work(c, list, timeout_ms)) {
+                for (i = 0; i < list->cnt; i++) {
+                        list->elems[i].offset = c->conf.start_ms;
+                }
+                err = rd_kafka_offsets_for_times(c->rk, list, timeout_ms);
         }
-        err = rd_kafka_offsets_for_times(c->rk, list, timeout_ms);
         if (err) {
-                ab_warn(COMP, "timestamp lookup failed (%s): reading from the "
+                ab_info(COMP, "no timestamp lookup (%s): reading from the "
                               "beginning",
                         rd_kafka_err2str(err));
                 for (i = 0; i < list->cnt; i++) {
@@ -255,35 +284,14 @@ static void seek_by_time(ab_consume_t *c, rd_kafka_topic_partition_list_t *list,
                 }
                 return;
         }
-        probe = NULL;
         for (i = 0; i < list->cnt; i++) {
-                if (list->elems[i].offset >= 0 && !list->elems[i].err) {
-                        continue;
-                }
-                if (!probe) {
-                        probe = rd_kafka_topic_partition_list_copy(list);
-                        for (int j = 0; j < probe->cnt; j++) {
-                                probe->elems[j].offset = 0;
-                        }
-                        if (rd_kafka_offsets_for_times(c->rk, probe, timeout_ms)) {
-                                rd_kafka_topic_partition_list_destroy(probe);
-                                probe = NULL;
-                        }
-                }
-                lo = hi = 0;
-                rd_kafka_query_watermark_offsets(c->rk, list->elems[i].topic,
-                                                 list->elems[i].partition, &lo,
-                                                 &hi, timeout_ms);
-                if (hi > lo && (!probe || probe->elems[i].offset < 0)) {
-                        list->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
-                } else {
+                if (list->elems[i].offset < 0 || list->elems[i].err) {
                         list->elems[i].offset = RD_KAFKA_OFFSET_END;
+                        list->elems[i].err    = 0;
                 }
-                list->elems[i].err = 0;
         }
-        if (probe) {
-                rd_kafka_topic_partition_list_destroy(probe);
-        }
+        ab_info(COMP, "starting at the first records of the window (timestamp "
+                      "lookup)");
 }
 
 ab_err_t ab_consume_start(ab_consume_t *c, int timeout_ms, char *errstr,

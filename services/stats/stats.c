@@ -1,0 +1,211 @@
+/* aetherbus - Apache-2.0
+ *
+ * stats: builds and runs aetherbus-stats. Every replica assigns itself
+ * every partition of every topic of the bus (no shared group), so each
+ * one holds the whole hour and several behind one Service agree. On start
+ * the hour is rebuilt from Kafka by timestamp; /readyz is 503 until every
+ * partition was read to the end it had at start.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ab_log.h"
+#include "stats.h"
+
+#define BATCH 256
+#define START_TIMEOUT_MS 5000
+
+int64_t stats_now_ms(const stats_t *st) {
+        return ab_envelope_now_ms() + st->conf->clock_offset_ms;
+}
+
+/* Security events are this service's own platform events. */
+static ab_err_t emit(void *opaque, const char *type, const char *tenant,
+                     json_t *payload, char *errstr, size_t errstr_size) {
+        stats_t *st = opaque;
+        ab_envelope_t env;
+        ab_envelope_ctx_t ctx;
+        json_t *item;
+        char buf[8192];
+        char topic[256];
+        size_t len;
+        ab_err_t err;
+
+        item = json_pack("{s:s,s:s,s:o}", "source", "aetherbus-stats", "type",
+                         type, "payload", payload ? payload : json_object());
+        if (!item) {
+                return AB_ERR_NOMEM;
+        }
+        if (tenant) {
+                json_object_set_new(item, "tenant", json_string(tenant));
+        }
+        memset(&env, 0, sizeof(env));
+        memset(&ctx, 0, sizeof(ctx));
+        ctx.catalog = st->catalog;
+        ctx.form    = AB_FORM_BUS;
+        err = ab_envelope_from_json(&env, item, &ctx, errstr, errstr_size);
+        json_decref(item);
+        if (err) {
+                return err;
+        }
+        ab_envelope_set_received(&env, env.occurred_at_ms);
+        err = ab_avro_encode(st->codec, &env, buf, sizeof(buf), &len, errstr,
+                             errstr_size);
+        if (!err) {
+                err = ab_catalog_topic(st->conf->common.topic_prefix,
+                                       env.entry ? env.entry->prefix : env.prefix,
+                                       topic, sizeof(topic));
+        }
+        if (!err) {
+                err = ab_producer_produce_envelope(st->producer, topic, &env,
+                                                   buf, len, NULL, errstr,
+                                                   errstr_size);
+        }
+        ab_envelope_clear(&env);
+        return err;
+}
+
+static int check(void *opaque, char *reason, size_t reason_size) {
+        stats_t *st = opaque;
+
+        if (!st->consume) {
+                snprintf(reason, reason_size, "not reading Kafka yet");
+                return 0;
+        }
+        return ab_consume_caught_up(st->consume, reason, reason_size);
+}
+
+stats_t *stats_new(const stats_conf_t *conf, char *errstr, size_t errstr_size) {
+        stats_t *st;
+        ab_producer_conf_t pc;
+        ab_auth_conf_t ac;
+        ab_service_def_t def;
+
+        st = calloc(1, sizeof(*st));
+        if (!st) {
+                ab_errstr_set(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        st->conf = conf;
+        if (!(st->catalog = ab_catalog_new(errstr, errstr_size)) ||
+            !(st->codec = ab_avro_codec_new(NULL, errstr, errstr_size)) ||
+            ab_catalog_topics_init(&st->topics, st->catalog,
+                                   conf->common.topic_prefix, errstr,
+                                   errstr_size) != AB_OK ||
+            !(st->metrics = ab_metrics_new("stats", errstr, errstr_size)) ||
+            !(st->window = stats_window_new(st->catalog))) {
+                if (!errstr[0]) {
+                        ab_errstr_set(errstr, errstr_size, "out of memory");
+                }
+                goto fail;
+        }
+        ab_producer_conf_init(&pc);
+        pc.brokers     = conf->common.kafka_brokers;
+        pc.poll_thread = 1;
+        if (!(st->producer = ab_producer_new(&pc, errstr, errstr_size))) {
+                goto fail;
+        }
+        memset(&ac, 0, sizeof(ac));
+        ac.admin_token    = conf->svc.admin_token;
+        ac.rbac_mode      = conf->svc.rbac_mode;
+        ac.audit_tenants  = conf->svc.rbac_audit_tenants;
+        ac.events_per_min = conf->svc.rbac_events_per_min;
+        ac.metrics        = st->metrics;
+        ac.emit           = emit;
+        ac.opaque         = st;
+        if (!(st->auth = ab_auth_new(&ac, errstr, errstr_size))) {
+                goto fail;
+        }
+        memset(&def, 0, sizeof(def));
+        def.name    = "stats";
+        def.common  = &conf->common;
+        def.sc      = &conf->svc;
+        def.routes  = stats_http_routes();
+        def.metrics = st->metrics;
+        def.check   = check;
+        def.check_interval_ms = 500;
+        def.opaque  = st;
+        if (!(st->svc = ab_service_new(&def, errstr, errstr_size))) {
+                goto fail;
+        }
+        return st;
+
+fail:
+        stats_destroy(st);
+        return NULL;
+}
+
+static ab_consume_t *consume_new(stats_t *st, char *errstr,
+                                 size_t errstr_size) {
+        ab_consume_conf_t cc;
+
+        memset(&cc, 0, sizeof(cc));
+        cc.brokers      = st->conf->common.kafka_brokers;
+        cc.topics       = (const char *const *)st->topics.names;
+        cc.topic_cnt    = st->topics.cnt;
+        cc.topic_prefix = st->conf->common.topic_prefix;
+        cc.codec        = st->codec;
+        cc.metrics      = st->metrics;
+        /* The hour, plus room for events received late inside it. */
+        cc.start_ms = stats_now_ms(st) - 3600000 - st->conf->skew_allowance_ms;
+        return ab_consume_new(&cc, errstr, errstr_size);
+}
+
+ab_err_t stats_run(stats_t *st, volatile sig_atomic_t *run) {
+        ab_consume_rec_t recs[BATCH];
+        ab_consume_t *c;
+        char errstr[512];
+        size_t n, i;
+        int64_t now;
+
+        if (ab_service_start(st->svc, errstr, sizeof(errstr)) != AB_OK) {
+                ab_error("http", "cannot listen: %s", errstr);
+                return AB_ERR_IO;
+        }
+        /* Topics may not exist yet: keep trying, /readyz says why. */
+        while (*run && !st->consume) {
+                c = consume_new(st, errstr, sizeof(errstr));
+                if (c && ab_consume_start(c, START_TIMEOUT_MS, errstr,
+                                          sizeof(errstr)) == AB_OK) {
+                        st->consume = c;
+                        break;
+                }
+                ab_warn("kafka", "cannot read the topics yet: %s", errstr);
+                ab_consume_destroy(c);
+                ab_service_sleep_ms(1000);
+        }
+        while (*run) {
+                n   = ab_consume_poll(st->consume, recs, BATCH, 100);
+                now = stats_now_ms(st);
+                for (i = 0; i < n; i++) {
+                        stats_window_add(st->window, &recs[i], now);
+                        ab_consume_rec_clear(&recs[i]);
+                }
+                if (ab_consume_fatal(st->consume, errstr, sizeof(errstr))) {
+                        ab_error("kafka", "fatal consumer error: %s", errstr);
+                        break;
+                }
+        }
+        ab_info("main", "stopping");
+        ab_service_stop(st->svc, 1000);
+        ab_producer_flush(st->producer, 2000);
+        return AB_OK;
+}
+
+void stats_destroy(stats_t *st) {
+        if (!st) {
+                return;
+        }
+        ab_service_destroy(st->svc);
+        ab_consume_destroy(st->consume);
+        ab_producer_destroy(st->producer);
+        ab_auth_destroy(st->auth);
+        stats_window_destroy(st->window);
+        ab_catalog_topics_clear(&st->topics);
+        ab_metrics_destroy(st->metrics);
+        ab_avro_codec_destroy(st->codec);
+        ab_catalog_destroy(st->catalog);
+        free(st);
+}

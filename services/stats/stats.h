@@ -1,0 +1,54 @@
+/* aetherbus - Apache-2.0
+ *
+ * stats: the context of aetherbus-stats, shared by its modules. Nothing
+ * outside services/stats includes this header.
+ */
+#ifndef STATS_H
+#define STATS_H
+
+#include <signal.h>
+
+#include "ab_auth.h"
+#include "ab_avro.h"
+#include "ab_catalog.h"
+#include "ab_conf.h"
+#include "ab_consume.h"
+#include "ab_kafka.h"
+#include "ab_metrics.h"
+#include "ab_service.h"
+#include "stats_window.h"
+
+typedef struct stats_conf_s {
+        ab_conf_common_t common;
+        ab_service_conf_common_t svc;
+        int64_t skew_allowance_ms;
+        int clock_offset_ms;
+} stats_conf_t;
+
+extern const ab_conf_spec_t stats_conf_spec;
+
+typedef struct stats_s {
+        const stats_conf_t *conf;
+        ab_catalog_t *catalog;
+        ab_avro_codec_t *codec;
+        ab_catalog_topics_t topics;
+        ab_metrics_t *metrics;
+        ab_producer_t *producer; /* security events */
+        ab_auth_t *auth;
+        ab_consume_t *consume;
+        ab_service_t *svc;
+        stats_window_t *window;
+        ab_metric_t *m_events;   /* {prefix,kind} */
+} stats_t;
+
+stats_t *stats_new(const stats_conf_t *conf, char *errstr, size_t errstr_size);
+ab_err_t stats_run(stats_t *st, volatile sig_atomic_t *run);
+void stats_destroy(stats_t *st);
+
+/** @returns the wall clock the window uses (ms). */
+int64_t stats_now_ms(const stats_t *st);
+
+/** @returns the route table. */
+const ab_http_route_t *stats_http_routes(void);
+
+#endif
