@@ -28,6 +28,7 @@
 #include <avro.h>
 
 #include "ab_avro.h"
+#include "ab_time.h"
 #include "ab_catalog.h"
 
 #define MAX_DEPTH 32        /* schema nesting we accept */
@@ -1883,7 +1884,7 @@ ab_err_t ab_avro_decode_envelope(const ab_avro_codec_t *codec,
         env->payload = json_object_get(doc, "payload");
         env->received_at_ms = json_integer_value(json_object_get(doc, "receivedAt"));
         if (!env->occurred_at ||
-            ab_envelope_parse_time(env->occurred_at, &env->occurred_at_ms)) {
+            ab_time_parse(env->occurred_at, &env->occurred_at_ms)) {
                 ab_errstr_set(errstr, errstr_size,
                               "occurredAt: not an ISO-8601 timestamp with zone");
                 json_decref(doc);

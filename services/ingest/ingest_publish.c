@@ -440,7 +440,7 @@ static void reject_body(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                         const char *raw, size_t raw_len, const char *tenant) {
         if (err != AB_ERR_TOO_LARGE) {
                 produce_rejected(ing, form_path(form), parsed, raw, raw_len, -1,
-                                 errstr, err, tenant, ab_envelope_now_ms(), NULL);
+                                 errstr, err, tenant, ab_time_now_ms(), NULL);
         } else {
                 ab_metric_inc(AB_METRIC_WITH(ing->m_rejected, ab_err2name(err)));
         }
@@ -517,7 +517,7 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
         ctx.form             = form;
         ctx.tenant_header    = tenant;
         ctx.allowed_prefixes = ing->conf->allow_unknown_prefixes;
-        received             = ab_envelope_now_ms();
+        received             = ab_time_now_ms();
         ctx.now_ms           = received;
 
         memset(&env, 0, sizeof(env));

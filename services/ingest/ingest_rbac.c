@@ -166,7 +166,7 @@ static int budget(ingest_rbac_t *rbac, const char *tenant, int *suppressedp) {
         uint64_t h = 1469598103934665603ULL;
         const char *p;
         slot_t *s, *victim = NULL;
-        int64_t now = ab_envelope_now_ms(), minute = now / 60000;
+        int64_t now = ab_time_now_ms(), minute = now / 60000;
         size_t i, idx;
         int ok;
 

@@ -72,7 +72,7 @@ static void run_item(json_t *item, ab_form_t form, const char *tenant,
         CHECK(ab_catalog_check_source(env.entry ? env.entry->family
                                                 : AB_FAMILY_PLATFORM,
                                       env.source, NULL, 0) == AB_OK);
-        CHECK(ab_envelope_parse_time(env.occurred_at, &ms) == AB_OK &&
+        CHECK(ab_time_parse(env.occurred_at, &ms) == AB_OK &&
               ms == env.occurred_at_ms);
         CHECK(ab_envelope_key(&env) != NULL);
         psize = json_dumpb(env.payload, NULL, 0, JSON_COMPACT);
@@ -107,11 +107,11 @@ static void run_time(const uint8_t *data, size_t size) {
         }
         memcpy(s, data, size);
         s[size] = '\0';
-        if (ab_envelope_parse_time(s, &ms) != AB_OK) {
+        if (ab_time_parse(s, &ms) != AB_OK) {
                 return;
         }
-        ab_envelope_format_time(ms, out, sizeof(out));
-        CHECK(ab_envelope_parse_time(out, &back) == AB_OK && back == ms);
+        ab_time_format(ms, out, sizeof(out));
+        CHECK(ab_time_parse(out, &back) == AB_OK && back == ms);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

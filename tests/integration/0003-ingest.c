@@ -211,7 +211,7 @@ Test(ingest, bus_event_gets_tenant_as_company_and_a_generated_uuid) {
         cr_assert_str_eq(jstr(doc, "source"), "peakpro");
         cr_assert_eq(json_integer_value(json_object_get(doc, "schemaVersion")),
                      1);
-        cr_assert_eq(ab_envelope_parse_time(jstr(doc, "occurredAt"), &ms),
+        cr_assert_eq(ab_time_parse(jstr(doc, "occurredAt"), &ms),
                      AB_OK, "generated occurredAt %s", jstr(doc, "occurredAt"));
         payload = json_pack("{s:s}", "record_id", "rec_501");
         cr_assert(json_equal(json_object_get(doc, "payload"), payload));
