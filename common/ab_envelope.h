@@ -145,13 +145,4 @@ const char *ab_envelope_key(const ab_envelope_t *env);
 /** @brief Drops the doc reference and zeroes \p env; safe twice. */
 void ab_envelope_clear(ab_envelope_t *env);
 
-/**
- * @brief Length of the valid UTF-8 sequence at \p p (lead byte >= 0x80,
- *        \p end bounds it) by jansson's rules: no overlong forms, no
- *        surrogates, at most U+10FFFF. Shared by the fast JSON parser and
- *        the Avro payload writer so both accept exactly what jansson does.
- * @returns 2..4, or 0 when the bytes are not valid UTF-8.
- */
-size_t ab_envelope_utf8_seq(const unsigned char *p, const unsigned char *end);
-
 #endif

@@ -9,8 +9,12 @@
  * envelope is complete, routable and serialises to JSON that parses back,
  * the payload limit is exact (json_dumpb agrees), and time formatting
  * round-trips through the parser. The fast parser behind
- * ab_envelope_json_parse() must agree with jansson (json_loadb with
- * JSON_REJECT_DUPLICATES) on every input: same verdict, equal trees.
+ * ab_envelope_json_parse() (ab_json_parse()) must agree with jansson
+ * (json_loadb with JSON_REJECT_DUPLICATES) on every input: same verdict,
+ * equal trees. The
+ * compact writer ab_json_dump() must write json_dumpb(JSON_COMPACT)'s
+ * bytes for every parsed body, count the same size without a buffer and
+ * with one a byte short, and never count less with AB_JSON_BOUND.
  * A broken promise is abort().
  */
 #include <stdint.h>
@@ -18,6 +22,7 @@
 #include <string.h>
 
 #include "ab_envelope.h"
+#include "ab_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -114,6 +119,28 @@ static void run_time(const uint8_t *data, size_t size) {
         CHECK(ab_time_parse(out, &back) == AB_OK && back == ms);
 }
 
+/* ab_json_dump() against json_dumpb(JSON_COMPACT) on one document. */
+static void run_dump(const json_t *doc) {
+        char *want, *got;
+        size_t n;
+
+        n = json_dumpb(doc, NULL, 0, JSON_COMPACT);
+        CHECK(ab_json_dump(doc, NULL, 0, 0) == n);
+        CHECK(ab_json_dump(doc, NULL, 0, AB_JSON_BOUND) >= n);
+        if (n == 0) {
+                return;
+        }
+        want = malloc(n);
+        got  = malloc(n);
+        CHECK(want && got);
+        CHECK(json_dumpb(doc, want, n, JSON_COMPACT) == n);
+        CHECK(ab_json_dump(doc, got, n, 0) == n);
+        CHECK(memcmp(want, got, n) == 0);
+        CHECK(ab_json_dump(doc, got, n - 1, 0) == n);
+        free(want);
+        free(got);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ab_envelope_limits_t lim;
         char errstr[256] = "";
@@ -145,6 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CHECK(err == AB_OK);
         CHECK(ref != NULL && json_equal(body, ref));
         json_decref(ref);
+        run_dump(body);
         if (ab_envelope_batch_check(body, &lim, &n, errstr, sizeof(errstr)) ==
             AB_OK) {
                 CHECK(n >= 1 && n <= lim.max_batch);
