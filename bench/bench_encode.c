@@ -20,6 +20,7 @@
 
 #include "ab_avro.h"
 #include "ab_catalog.h"
+#include "ab_cloudevents.h"
 #include "ab_envelope.h"
 #include "ab_kafka.h"
 
@@ -96,7 +97,7 @@ static int run(const char *name, const char *text, ab_catalog_t *cat,
                                                      sizeof(value), &len,
                                                      errstr, sizeof(errstr));
                         }
-                        if (err || !(hdrs = ab_kafka_ce_headers_new(&env))) {
+                        if (err || !(hdrs = ab_cloudevents_headers_new(&env))) {
                                 fprintf(stderr, "%s: item %zu: %s\n", name, i,
                                         errstr);
                                 return -1;

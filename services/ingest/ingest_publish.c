@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "ab_log.h"
+#include "ab_cloudevents.h"
 #include "ingest.h"
 
 typedef enum {
@@ -383,7 +384,7 @@ static ab_err_t produce_rejected(ingest_t *ing, const char *path,
         rd_kafka_header_add(hdrs, "ce_type", -1, "aetherbus.rejected", -1);
         err = ab_producer_produce(ing->producer, ing->topic_rejected, tenant,
                                   tenant ? strlen(tenant) : 0, val,
-                                  strlen(val), hdrs, msg_opaque, errstr,
+                                  strlen(val), hdrs, 0, msg_opaque, errstr,
                                   sizeof(errstr));
         if (err) {
                 rd_kafka_headers_destroy(hdrs);
@@ -420,7 +421,7 @@ ab_err_t ingest_produce(ingest_t *ing, const ab_envelope_t *env,
                                      errstr_size);
         }
         if (!err) {
-                err = ab_producer_produce_envelope(ing->producer, topic, env,
+                err = ab_cloudevents_produce(ing->producer, topic, env,
                                                    buf, len, msg_opaque,
                                                    errstr, errstr_size);
         }
