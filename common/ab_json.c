@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +105,9 @@ static int too_deep(const char *s, size_t len, size_t max) {
  * Why: jansson's lexer makes a few calls per input byte (read, UTF-8
  * check, buffer append) and copies every string twice; this one scans
  * strings in bulk and copies them once (json_stringn_nocheck).
+ * Recursive, but bounded: ab_json_parse() runs too_deep() first, so it
+ * never nests deeper than max_depth, and FP_DEPTH caps it whatever
+ * max_depth a caller passes.
  */
 #define FP_DEPTH 512
 
