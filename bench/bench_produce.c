@@ -20,6 +20,7 @@
 
 #include "ab_avro.h"
 #include "ab_catalog.h"
+#include "ab_cloudevents.h"
 #include "ab_envelope.h"
 #include "ab_kafka.h"
 
@@ -247,7 +248,7 @@ int main(int argc, char **argv) {
         for (i = 0; i < count; i++) {
                 rec_t *rec = &recs[i % tenants];
                 rd_kafka_headers_t *hdrs =
-                    no_headers ? NULL : ab_kafka_ce_headers_new(&rec->env);
+                    no_headers ? NULL : ab_cloudevents_headers_new(&rec->env);
 
                 for (;;) {
                         err = rd_kafka_producev(

@@ -18,6 +18,7 @@
 
 #include "ab_auth.h"
 #include "ab_envelope.h"
+#include "ab_time.h"
 #include "ab_log.h"
 
 #define SLOTS      512 /* tenants tracked at once; the oldest is reused */
@@ -204,7 +205,7 @@ static int budget(ab_auth_t *auth, const char *tenant, int *suppressedp) {
         uint64_t h = 1469598103934665603ULL;
         const char *p;
         slot_t *s, *victim = NULL;
-        int64_t now = ab_envelope_now_ms(), minute = now / 60000;
+        int64_t now = ab_time_now_ms(), minute = now / 60000;
         size_t i, idx;
         int ok;
 

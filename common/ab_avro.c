@@ -28,10 +28,11 @@
 #include <avro.h>
 
 #include "ab_avro.h"
+#include "ab_json.h"
+#include "ab_time.h"
 #include "ab_catalog.h"
 
 #define MAX_DEPTH 32        /* schema nesting we accept */
-#define JSON_FLAGS  JSON_COMPACT
 #define PAYLOAD_GUESS 2     /* varint bytes reserved before the payload */
 
 /*
@@ -1086,230 +1087,14 @@ static void w_fixed64(wbuf_t *wb, uint64_t v, int n) {
         wb->len += (size_t)n;
 }
 
-/*
- * Compact JSON of the payload, the bytes json_dumpb(JSON_COMPACT) writes
- * and its return (the length; the text only when it fits; 0 on failure),
- * without jansson's callback per token and code point (~6k instructions
- * for a 60-byte payload). Documents deeper than JW_DEPTH, strings that are
- * not valid UTF-8 and reals printed with a locale's comma go to jansson.
- */
-#define JW_DEPTH 64
-
-typedef struct {
-        char *p;
-        size_t size;
-        size_t len;
-} jw_t;
-
-static void jw_put(jw_t *w, const void *s, size_t n) {
-        if (w->len + n <= w->size) {
-                memcpy(w->p + w->len, s, n);
-        }
-        w->len += n;
-}
-
-static void jw_ch(jw_t *w, char c) {
-        if (w->len < w->size) {
-                w->p[w->len] = c;
-        }
-        w->len++;
-}
-
-
-/* jansson's dump_string(): '"', '\\' and control characters escaped. */
-static int jw_string(jw_t *w, const char *str, size_t len) {
-        static const char hex[] = "0123456789ABCDEF";
-        const unsigned char *s = (const unsigned char *)str, *end = s + len;
-        const unsigned char *run;
-        char esc[6];
-        size_t n;
-
-        jw_ch(w, '"');
-        while (s < end) {
-                run = s;
-                while (s < end && *s >= 0x20 && *s < 0x80 && *s != '"' &&
-                       *s != '\\') {
-                        s++;
-                }
-                jw_put(w, run, (size_t)(s - run));
-                if (s >= end) {
-                        break;
-                }
-                if (*s >= 0x80) {
-                        if (!(n = ab_envelope_utf8_seq(s, end))) {
-                                return -1;
-                        }
-                        jw_put(w, s, n);
-                        s += n;
-                        continue;
-                }
-                esc[0] = '\\';
-                n      = 2;
-                switch (*s) {
-                case '"':
-                case '\\':
-                        esc[1] = (char)*s;
-                        break;
-                case '\b':
-                        esc[1] = 'b';
-                        break;
-                case '\f':
-                        esc[1] = 'f';
-                        break;
-                case '\n':
-                        esc[1] = 'n';
-                        break;
-                case '\r':
-                        esc[1] = 'r';
-                        break;
-                case '\t':
-                        esc[1] = 't';
-                        break;
-                default:
-                        esc[1] = 'u';
-                        esc[2] = '0';
-                        esc[3] = '0';
-                        esc[4] = hex[*s >> 4];
-                        esc[5] = hex[*s & 0xF];
-                        n      = 6;
-                        break;
-                }
-                jw_put(w, esc, n);
-                s++;
-        }
-        jw_ch(w, '"');
-        return 0;
-}
-
-/* jansson's jsonp_dtostr() with its default precision (17). */
-static int jw_real(jw_t *w, double v) {
-        char buf[100];
-        char *start, *end;
-        size_t length;
-        int ret;
-
-        ret = snprintf(buf, sizeof(buf), "%.17g", v);
-        if (ret < 0 || (size_t)ret >= sizeof(buf) - 3 || strchr(buf, ',')) {
-                return -1;
-        }
-        length = (size_t)ret;
-        if (!strchr(buf, '.') && !strchr(buf, 'e')) {
-                buf[length++] = '.';
-                buf[length++] = '0';
-                buf[length]   = '\0';
-        }
-        if ((start = strchr(buf, 'e'))) {
-                start++;
-                end = start + 1;
-                if (*start == '-') {
-                        start++;
-                }
-                while (*end == '0') {
-                        end++;
-                }
-                if (end != start) {
-                        memmove(start, end, length - (size_t)(end - buf));
-                        length -= (size_t)(end - start);
-                }
-        }
-        jw_put(w, buf, length);
-        return 0;
-}
-
-static int jw_value(jw_t *w, const json_t *v, int depth) {
-        char buf[24];
-        char *e;
-        uint64_t u;
-        json_int_t iv;
-        const char *key;
-        json_t *val;
-        size_t i;
-        int first;
-
-        switch (json_typeof(v)) {
-        case JSON_OBJECT:
-                if (depth >= JW_DEPTH) {
-                        return -1;
-                }
-                jw_ch(w, '{');
-                first = 1;
-                json_object_keylen_foreach((json_t *)v, key, i, val) {
-                        if (!first) {
-                                jw_ch(w, ',');
-                        }
-                        first = 0;
-                        if (jw_string(w, key, i) || (jw_ch(w, ':'), 0) ||
-                            jw_value(w, val, depth + 1)) {
-                                return -1;
-                        }
-                }
-                jw_ch(w, '}');
-                return 0;
-        case JSON_ARRAY:
-                if (depth >= JW_DEPTH) {
-                        return -1;
-                }
-                jw_ch(w, '[');
-                for (i = 0; i < json_array_size(v); i++) {
-                        if (i) {
-                                jw_ch(w, ',');
-                        }
-                        if (jw_value(w, json_array_get(v, i), depth + 1)) {
-                                return -1;
-                        }
-                }
-                jw_ch(w, ']');
-                return 0;
-        case JSON_STRING:
-                return jw_string(w, json_string_value(v), json_string_length(v));
-        case JSON_INTEGER:
-                iv = json_integer_value(v);
-                u  = iv < 0 ? (uint64_t)0 - (uint64_t)iv : (uint64_t)iv;
-                e  = buf + sizeof(buf);
-                do {
-                        *--e = (char)('0' + u % 10);
-                        u /= 10;
-                } while (u);
-                if (iv < 0) {
-                        *--e = '-';
-                }
-                jw_put(w, e, (size_t)(buf + sizeof(buf) - e));
-                return 0;
-        case JSON_REAL:
-                return jw_real(w, json_real_value(v));
-        case JSON_TRUE:
-                jw_put(w, "true", 4);
-                return 0;
-        case JSON_FALSE:
-                jw_put(w, "false", 5);
-                return 0;
-        case JSON_NULL:
-                jw_put(w, "null", 4);
-                return 0;
-        default:
-                return -1;
-        }
-}
-
-/* json_dumpb(payload, out, size, JSON_COMPACT), faster. */
-static size_t dump_payload(const json_t *payload, char *out, size_t size) {
-        jw_t w = {out, out ? size : 0, 0};
-
-        if ((!json_is_object(payload) && !json_is_array(payload)) ||
-            jw_value(&w, payload, 0) != 0) {
-                return json_dumpb(payload, out, size, JSON_FLAGS);
-        }
-        return w.len;
-}
-
 /* Length-prefixed compact JSON text of payload, dumped in place. */
 static int w_payload(wbuf_t *wb, const json_t *payload) {
         size_t n, avail, v, off;
 
         off = PAYLOAD_GUESS;
         avail = wb->size > wb->len + off ? wb->size - wb->len - off : 0;
-        n = dump_payload(payload, avail ? (char *)wb->p + wb->len + off : NULL,
-                         avail);
+        n = ab_json_dump(payload, avail ? (char *)wb->p + wb->len + off : NULL,
+                         avail, 0);
         if (!n) {
                 return -1;
         }
@@ -1317,7 +1102,7 @@ static int w_payload(wbuf_t *wb, const json_t *payload) {
         if (wb->len + v + n <= wb->size) {
                 if (n > avail) {
                         /* did not fit at the guess, fits at v < guess */
-                        dump_payload(payload, (char *)wb->p + wb->len + v, n);
+                        ab_json_dump(payload, (char *)wb->p + wb->len + v, n, 0);
                 } else if (v != off) {
                         memmove(wb->p + wb->len + v, wb->p + wb->len + off, n);
                 }
@@ -1883,7 +1668,7 @@ ab_err_t ab_avro_decode_envelope(const ab_avro_codec_t *codec,
         env->payload = json_object_get(doc, "payload");
         env->received_at_ms = json_integer_value(json_object_get(doc, "receivedAt"));
         if (!env->occurred_at ||
-            ab_envelope_parse_time(env->occurred_at, &env->occurred_at_ms)) {
+            ab_time_parse(env->occurred_at, &env->occurred_at_ms)) {
                 ab_errstr_set(errstr, errstr_size,
                               "occurredAt: not an ISO-8601 timestamp with zone");
                 json_decref(doc);

@@ -12,6 +12,7 @@
 #include "ab_catalog.h"
 #include "ab_consume.h"
 #include "ab_log.h"
+#include "ab_time.h"
 
 #define COMP "consume"
 #define LAG_INTERVAL_MS 2000
@@ -303,7 +304,7 @@ ab_err_t ab_consume_start(ab_consume_t *c, int timeout_ms, char *errstr,
         part_t *p;
         int i;
 
-        c->last_commit_ms = ab_envelope_now_ms();
+        c->last_commit_ms = ab_time_now_ms();
         if (c->conf.group_id) {
                 return ab_consumer_subscribe(c->consumer, c->conf.topics,
                                              c->conf.topic_cnt, errstr,
@@ -442,7 +443,7 @@ size_t ab_consume_poll(ab_consume_t *c, ab_consume_rec_t *recs, size_t max,
         rd_kafka_message_t *m;
         ab_consume_rec_t *rec;
         part_t *p;
-        int64_t now = ab_envelope_now_ms();
+        int64_t now = ab_time_now_ms();
         char errstr[256];
 
         if (max > 256) {
@@ -544,7 +545,7 @@ ab_err_t ab_consume_done(ab_consume_t *c, const ab_consume_rec_t *rec) {
 
 ab_err_t ab_consume_commit(ab_consume_t *c, int async, char *errstr,
                            size_t errstr_size) {
-        c->last_commit_ms      = ab_envelope_now_ms();
+        c->last_commit_ms      = ab_time_now_ms();
         c->stored_since_commit = 0;
         if (!c->conf.group_id) {
                 return AB_OK;

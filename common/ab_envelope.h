@@ -22,6 +22,7 @@
 
 #include "ab_catalog.h"
 #include "ab_err.h"
+#include "ab_time.h"
 
 #define AB_ENVELOPE_SCHEMA_VERSION 1
 
@@ -143,33 +144,5 @@ const char *ab_envelope_key(const ab_envelope_t *env);
 
 /** @brief Drops the doc reference and zeroes \p env; safe twice. */
 void ab_envelope_clear(ab_envelope_t *env);
-
-/**
- * @brief Parses an RFC 3339 timestamp that carries a zone ("Z" or
- *        "+hh:mm"), with optional fractional seconds (1 to 9 digits, kept
- *        to the millisecond). 'T' and 'Z' may be lower case; ranges are
- *        checked (leap days included; a leap second :60 is refused).
- * @returns AB_OK with *msp set, or AB_ERR_INVALID.
- */
-ab_err_t ab_envelope_parse_time(const char *s, int64_t *msp);
-
-/** @brief Formats \p ms as "YYYY-MM-DDThh:mm:ss.sssZ" into out (>= 25). */
-void ab_envelope_format_time(int64_t ms, char *out, size_t out_size);
-
-/**
- * @brief Length of the valid UTF-8 sequence at \p p (lead byte >= 0x80,
- *        \p end bounds it) by jansson's rules: no overlong forms, no
- *        surrogates, at most U+10FFFF. Shared by the fast JSON parser and
- *        the Avro payload writer so both accept exactly what jansson does.
- * @returns 2..4, or 0 when the bytes are not valid UTF-8.
- */
-size_t ab_envelope_utf8_seq(const unsigned char *p, const unsigned char *end);
-
-/** @returns the wall clock in ms since the epoch: the clock of receivedAt
- *           and of a generated occurredAt. */
-int64_t ab_envelope_now_ms(void);
-
-/** @brief Writes a random (v4) UUID, 36 chars + NUL, into out (>= 37). */
-void ab_envelope_uuid(char *out, size_t out_size);
 
 #endif

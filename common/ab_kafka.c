@@ -323,28 +323,6 @@ ab_err_t ab_kafka_ready(rd_kafka_t *rk, const char *const *topics,
         return ret;
 }
 
-rd_kafka_headers_t *ab_kafka_ce_headers_new(const ab_envelope_t *env) {
-        rd_kafka_headers_t *hdrs;
-
-        if (!env || !env->id || !env->name || !env->source ||
-            !env->occurred_at) {
-                return NULL;
-        }
-        hdrs = rd_kafka_headers_new(7);
-        rd_kafka_header_add(hdrs, "ce_specversion", -1, "1.0", -1);
-        rd_kafka_header_add(hdrs, "ce_id", -1, env->id, -1);
-        rd_kafka_header_add(hdrs, "ce_type", -1, env->name, -1);
-        rd_kafka_header_add(hdrs, "ce_source", -1, env->source, -1);
-        rd_kafka_header_add(hdrs, "ce_time", -1, env->occurred_at, -1);
-        if (env->subject_id) {
-                rd_kafka_header_add(hdrs, "ce_subject", -1, env->subject_id,
-                                    -1);
-        }
-        rd_kafka_header_add(hdrs, "content-type", -1, AB_KAFKA_CONTENT_TYPE,
-                            -1);
-        return hdrs;
-}
-
 /* "topic[0],topic[1]" into out, truncated with "...". */
 static void parts_str(const rd_kafka_topic_partition_list_t *parts,
                       char *out, size_t size) {
@@ -607,8 +585,9 @@ done:
 ab_err_t ab_producer_produce(ab_producer_t *p, const char *topic,
                              const void *key, size_t key_len,
                              const void *value, size_t value_len,
-                             rd_kafka_headers_t *hdrs, void *msg_opaque,
-                             char *errstr, size_t errstr_size) {
+                             rd_kafka_headers_t *hdrs, int64_t timestamp_ms,
+                             void *msg_opaque, char *errstr,
+                             size_t errstr_size) {
         rd_kafka_topic_t *rkt;
         rd_kafka_resp_err_t err;
 
@@ -626,14 +605,15 @@ ab_err_t ab_producer_produce(ab_producer_t *p, const char *topic,
                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                     RD_KAFKA_V_KEY(key, key ? key_len : 0),
                     RD_KAFKA_V_VALUE((void *)value, value_len),
-                    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(msg_opaque),
-                    RD_KAFKA_V_END);
+                    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
+                    RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
         } else {
                 err = rd_kafka_producev(
                     p->rk, RD_KAFKA_V_RKT(rkt),
                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                     RD_KAFKA_V_KEY(key, key ? key_len : 0),
                     RD_KAFKA_V_VALUE((void *)value, value_len),
+                    RD_KAFKA_V_TIMESTAMP(timestamp_ms),
                     RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
         }
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -650,30 +630,6 @@ ab_err_t ab_producer_produce(ab_producer_t *p, const char *topic,
         ab_errstr_set(errstr, errstr_size, "produce to %s: %s", topic,
                       rd_kafka_err2str(err));
         return ab_kafka_err2ab(err);
-}
-
-ab_err_t ab_producer_produce_envelope(ab_producer_t *p, const char *topic,
-                                      const ab_envelope_t *env,
-                                      const void *value, size_t value_len,
-                                      void *msg_opaque, char *errstr,
-                                      size_t errstr_size) {
-        rd_kafka_headers_t *hdrs;
-        const char *key;
-        ab_err_t err;
-
-        hdrs = ab_kafka_ce_headers_new(env);
-        if (!hdrs) {
-                ab_errstr_set(errstr, errstr_size,
-                              "envelope lacks id, name, source or occurredAt");
-                return AB_ERR_INVALID;
-        }
-        key = ab_envelope_key(env);
-        err = ab_producer_produce(p, topic, key, strlen(key), value, value_len,
-                                  hdrs, msg_opaque, errstr, errstr_size);
-        if (err != AB_OK) {
-                rd_kafka_headers_destroy(hdrs);
-        }
-        return err;
 }
 
 int ab_producer_poll(ab_producer_t *p, int timeout_ms) {

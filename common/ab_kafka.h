@@ -3,12 +3,13 @@
  * ab_kafka: the Kafka client wrappers every service uses. Owns the client
  * configuration (our defaults, the RDKAFKA_<property> passthrough, logging
  * of librdkafka into ab_log), the producer (acks=all, idempotence,
- * delivery reports, CloudEvents headers, backpressure, bounded flush,
- * readiness) and the consumer (manual offset store and commit, pause and
- * resume, rebalance handling, clean close).
+ * delivery reports, backpressure, bounded flush, readiness) and the
+ * consumer (manual offset store and commit, pause and resume, rebalance
+ * handling, clean close).
  *
  * What stays out: what goes into a record (ab_avro encodes the value, the
- * catalog picks the topic) and any retry policy (callers decide, e.g. 503).
+ * catalog picks the topic, ab_cloudevents makes an envelope's record) and
+ * any retry policy (callers decide, e.g. 503).
  */
 #ifndef AB_KAFKA_H
 #define AB_KAFKA_H
@@ -18,14 +19,10 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "ab_envelope.h"
 #include "ab_err.h"
 
 /** Environment variables with this prefix reach librdkafka. */
 #define AB_KAFKA_ENV_PREFIX "RDKAFKA_"
-
-/** content-type header value of every record we write. */
-#define AB_KAFKA_CONTENT_TYPE "application/avro"
 
 /* ------------------------------------------------------------------ */
 /* Configuration                                                       */
@@ -98,17 +95,6 @@ ab_err_t ab_kafka_ready(rd_kafka_t *rk, const char *const *topics,
                         size_t topic_cnt, int timeout_ms, char *errstr,
                         size_t errstr_size);
 
-/**
- * @brief The CloudEvents binary-mode headers for \p env: ce_specversion
- *        "1.0", ce_id, ce_type (name), ce_source, ce_time (occurredAt),
- *        ce_subject (only when subjectId is set) and content-type
- *        "application/avro".
- * @returns a new header list the caller owns (hand it to
- *          ab_producer_produce() or rd_kafka_headers_destroy() it), or
- *          NULL when \p env lacks id, name, source or occurredAt.
- */
-rd_kafka_headers_t *ab_kafka_ce_headers_new(const ab_envelope_t *env);
-
 /* ------------------------------------------------------------------ */
 /* Producer                                                            */
 /* ------------------------------------------------------------------ */
@@ -176,7 +162,8 @@ void ab_producer_destroy(ab_producer_t *p);
 /**
  * @brief Queues one record. \p key and \p hdrs may be NULL. The value and
  *        key are copied. \p hdrs is taken only on success; on error the
- *        caller still owns it.
+ *        caller still owns it. \p timestamp_ms is the record's timestamp
+ *        (CreateTime, ms since the epoch); 0 means now.
  * @returns AB_OK, AB_ERR_UNAVAILABLE when the local queue is full
  *          (backpressure: answer 503, never spin), or another error with
  *          errstr. \p msg_opaque comes back in the delivery report, which
@@ -185,19 +172,9 @@ void ab_producer_destroy(ab_producer_t *p);
 ab_err_t ab_producer_produce(ab_producer_t *p, const char *topic,
                              const void *key, size_t key_len,
                              const void *value, size_t value_len,
-                             rd_kafka_headers_t *hdrs, void *msg_opaque,
-                             char *errstr, size_t errstr_size);
-
-/**
- * @brief Queues an envelope's record: key companyId (else id), the given
- *        encoded \p value and the CloudEvents headers of \p env.
- * @returns as ab_producer_produce().
- */
-ab_err_t ab_producer_produce_envelope(ab_producer_t *p, const char *topic,
-                                      const ab_envelope_t *env,
-                                      const void *value, size_t value_len,
-                                      void *msg_opaque, char *errstr,
-                                      size_t errstr_size);
+                             rd_kafka_headers_t *hdrs, int64_t timestamp_ms,
+                             void *msg_opaque, char *errstr,
+                             size_t errstr_size);
 
 /**
  * @brief Serves delivery reports and client events for up to

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ab_envelope.h"
+#include "ab_json.h"
 #include "ab_record.h"
 
 void ab_record_failure_init(ab_record_failure_t *f, ab_record_kind_t kind) {
@@ -42,7 +43,7 @@ static json_t *text(const char *s, size_t len, size_t max) {
                 return NULL;
         }
         while (p < end) {
-                seq = *p < 0x80 ? (*p ? 1 : 0) : ab_envelope_utf8_seq(p, end);
+                seq = *p < 0x80 ? (*p ? 1 : 0) : ab_json_utf8_seq(p, end);
                 if (seq == 0) {
                         buf[o++] = '?';
                         p++;

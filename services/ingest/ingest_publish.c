@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "ab_log.h"
+#include "ab_cloudevents.h"
 #include "ab_record.h"
 #include "ingest.h"
 
@@ -365,7 +366,7 @@ static ab_err_t produce_rejected(ingest_t *ing, const char *path,
         hdrs = ab_record_failure_headers(&f);
         err  = ab_producer_produce(ing->producer, ing->topics.rejected, tenant,
                                    tenant ? strlen(tenant) : 0, val, len, hdrs,
-                                   msg_opaque, errstr, sizeof(errstr));
+                                   0, msg_opaque, errstr, sizeof(errstr));
         if (err) {
                 rd_kafka_headers_destroy(hdrs);
         }
@@ -401,7 +402,7 @@ ab_err_t ingest_produce(ingest_t *ing, const ab_envelope_t *env,
                                      errstr_size);
         }
         if (!err) {
-                err = ab_producer_produce_envelope(ing->producer, topic, env,
+                err = ab_cloudevents_produce(ing->producer, topic, env,
                                                    buf, len, msg_opaque,
                                                    errstr, errstr_size);
         }
@@ -421,7 +422,7 @@ static void reject_body(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                         const char *raw, size_t raw_len, const char *tenant) {
         if (err != AB_ERR_TOO_LARGE) {
                 produce_rejected(ing, form_path(form), parsed, raw, raw_len, -1,
-                                 errstr, err, tenant, ab_envelope_now_ms(), NULL);
+                                 errstr, err, tenant, ab_time_now_ms(), NULL);
         } else {
                 ab_metric_inc(AB_METRIC_WITH(ing->m_rejected, ab_err2name(err)));
         }
@@ -498,7 +499,7 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
         ctx.form             = form;
         ctx.tenant_header    = tenant;
         ctx.allowed_prefixes = ing->conf->allow_unknown_prefixes;
-        received             = ab_envelope_now_ms();
+        received             = ab_time_now_ms();
         ctx.now_ms           = received;
 
         memset(&env, 0, sizeof(env));

@@ -11,14 +11,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ab_cloudevents.h"
 #include "ab_log.h"
+#include "ab_time.h"
 #include "stats.h"
 
 #define BATCH 256
 #define START_TIMEOUT_MS 5000
 
 int64_t stats_now_ms(const stats_t *st) {
-        return ab_envelope_now_ms() + st->conf->clock_offset_ms;
+        return ab_time_now_ms() + st->conf->clock_offset_ms;
 }
 
 /* Security events are this service's own platform events. */
@@ -59,7 +61,7 @@ static ab_err_t emit(void *opaque, const char *type, const char *tenant,
                                        topic, sizeof(topic));
         }
         if (!err) {
-                err = ab_producer_produce_envelope(st->producer, topic, &env,
+                err = ab_cloudevents_produce(st->producer, topic, &env,
                                                    buf, len, NULL, errstr,
                                                    errstr_size);
         }

@@ -17,6 +17,7 @@
 
 #include <openssl/sha.h>
 
+#include "ab_time.h"
 #include "stats_window.h"
 
 #define BLOOM_BITS (1u << 20)
@@ -429,7 +430,7 @@ json_t *stats_window_query(stats_window_t *w, const stats_query_t *q,
                         }
                 }
                 total += n;
-                ab_envelope_format_time(m * 60000, from, sizeof(from));
+                ab_time_format(m * 60000, from, sizeof(from));
                 json_array_append_new(
                     series, json_pack("{s:s,s:I,s:I}", "minute", from, "total",
                                       (json_int_t)n, "failures",
@@ -441,9 +442,9 @@ json_t *stats_window_query(stats_window_t *w, const stats_query_t *q,
         other = 0;
         pthread_mutex_unlock(&w->lock);
 
-        ab_envelope_format_time((now_min - q->minutes + 1) * 60000, from,
+        ab_time_format((now_min - q->minutes + 1) * 60000, from,
                                 sizeof(from));
-        ab_envelope_format_time((now_min + 1) * 60000, to, sizeof(to));
+        ab_time_format((now_min + 1) * 60000, to, sizeof(to));
         doc = json_pack(
             "{s:s,s:s,s:s,s:I,s:I,s:o,s:f,s:o,s:o,s:{s:o,s:o,s:o,s:o},s:o,s:{s:I,s:I,s:I,s:I}}",
             "window",

@@ -9,8 +9,12 @@
  * envelope is complete, routable and serialises to JSON that parses back,
  * the payload limit is exact (json_dumpb agrees), and time formatting
  * round-trips through the parser. The fast parser behind
- * ab_envelope_json_parse() must agree with jansson (json_loadb with
- * JSON_REJECT_DUPLICATES) on every input: same verdict, equal trees.
+ * ab_envelope_json_parse() (ab_json_parse()) must agree with jansson
+ * (json_loadb with JSON_REJECT_DUPLICATES) on every input: same verdict,
+ * equal trees. The
+ * compact writer ab_json_dump() must write json_dumpb(JSON_COMPACT)'s
+ * bytes for every parsed body, count the same size without a buffer and
+ * with one a byte short, and never count less with AB_JSON_BOUND.
  * A broken promise is abort().
  */
 #include <stdint.h>
@@ -18,6 +22,7 @@
 #include <string.h>
 
 #include "ab_envelope.h"
+#include "ab_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -72,7 +77,7 @@ static void run_item(json_t *item, ab_form_t form, const char *tenant,
         CHECK(ab_catalog_check_source(env.entry ? env.entry->family
                                                 : AB_FAMILY_PLATFORM,
                                       env.source, NULL, 0) == AB_OK);
-        CHECK(ab_envelope_parse_time(env.occurred_at, &ms) == AB_OK &&
+        CHECK(ab_time_parse(env.occurred_at, &ms) == AB_OK &&
               ms == env.occurred_at_ms);
         CHECK(ab_envelope_key(&env) != NULL);
         psize = json_dumpb(env.payload, NULL, 0, JSON_COMPACT);
@@ -107,11 +112,33 @@ static void run_time(const uint8_t *data, size_t size) {
         }
         memcpy(s, data, size);
         s[size] = '\0';
-        if (ab_envelope_parse_time(s, &ms) != AB_OK) {
+        if (ab_time_parse(s, &ms) != AB_OK) {
                 return;
         }
-        ab_envelope_format_time(ms, out, sizeof(out));
-        CHECK(ab_envelope_parse_time(out, &back) == AB_OK && back == ms);
+        ab_time_format(ms, out, sizeof(out));
+        CHECK(ab_time_parse(out, &back) == AB_OK && back == ms);
+}
+
+/* ab_json_dump() against json_dumpb(JSON_COMPACT) on one document. */
+static void run_dump(const json_t *doc) {
+        char *want, *got;
+        size_t n;
+
+        n = json_dumpb(doc, NULL, 0, JSON_COMPACT);
+        CHECK(ab_json_dump(doc, NULL, 0, 0) == n);
+        CHECK(ab_json_dump(doc, NULL, 0, AB_JSON_BOUND) >= n);
+        if (n == 0) {
+                return;
+        }
+        want = malloc(n);
+        got  = malloc(n);
+        CHECK(want && got);
+        CHECK(json_dumpb(doc, want, n, JSON_COMPACT) == n);
+        CHECK(ab_json_dump(doc, got, n, 0) == n);
+        CHECK(memcmp(want, got, n) == 0);
+        CHECK(ab_json_dump(doc, got, n - 1, 0) == n);
+        free(want);
+        free(got);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -145,6 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CHECK(err == AB_OK);
         CHECK(ref != NULL && json_equal(body, ref));
         json_decref(ref);
+        run_dump(body);
         if (ab_envelope_batch_check(body, &lim, &n, errstr, sizeof(errstr)) ==
             AB_OK) {
                 CHECK(n >= 1 && n <= lim.max_batch);

@@ -25,7 +25,9 @@
 #include <criterion/criterion.h>
 
 #include "ab_catalog.h"
+#include "ab_cloudevents.h"
 #include "ab_itest.h"
+#include "ab_time.h"
 #include "ab_kafka.h"
 
 #define MAXREC 64
@@ -109,7 +111,7 @@ static void produce_range(ab_producer_t *p, int from, int to) {
         for (i = from; i < to; i++) {
                 envelope(&env, i);
                 snprintf(value, sizeof(value), "value-%d", i);
-                cr_assert_eq(ab_producer_produce_envelope(
+                cr_assert_eq(ab_cloudevents_produce(
                                  p, topic, &env, value, strlen(value),
                                  (void *)(intptr_t)i, errstr, sizeof(errstr)),
                              AB_OK, "produce #%d: %s", i, errstr);
@@ -196,6 +198,43 @@ Test(kafka, producer_reports_the_delivery_of_every_record) {
         cr_assert_eq(ab_itest_topic_count(broker, topic), 20,
                      "high watermarks of %s on %s", topic,
                      ab_itest_broker_kind(broker));
+}
+
+/* An hour back, so the produce time cannot pass for it. */
+Test(kafka, envelope_record_timestamp_is_received_at) {
+        ab_itest_record_t *recs = NULL;
+        struct deliveries d;
+        ab_envelope_t env;
+        ab_producer_t *p;
+        char errstr[512];
+        int64_t base = ab_time_now_ms() - 3600 * 1000;
+        size_t n, k;
+        int i;
+
+        memset(&d, 0, sizeof(d));
+        p = producer_new(&d);
+        for (i = 0; i < 5; i++) {
+                envelope(&env, i);
+                env.received_at_ms = base + i;
+                cr_assert_eq(ab_cloudevents_produce(p, topic, &env, ids[i],
+                                                    strlen(ids[i]), NULL,
+                                                    errstr, sizeof(errstr)),
+                             AB_OK, "produce #%d: %s", i, errstr);
+        }
+        cr_assert_eq(ab_producer_flush(p, ab_itest_timeout(30000)), AB_OK);
+        ab_producer_destroy(p);
+        n = ab_itest_consume(broker, topic, 5, ab_itest_timeout(30000), &recs);
+        cr_assert_eq(n, 5, "%zu of 5 records read back", n);
+        for (k = 0; k < n; k++) {
+                for (i = 0; i < 5 && strcmp(recs[k].value, ids[i]); i++) {
+                }
+                cr_assert_lt(i, 5, "record %zu: unknown value", k);
+                cr_assert_eq(recs[k].timestamp, base + i,
+                             "record %zu: timestamp %lld, receivedAt %lld", k,
+                             (long long)recs[k].timestamp,
+                             (long long)(base + i));
+        }
+        ab_itest_records_free(recs, n);
 }
 
 Test(kafka, group_consumer_reads_key_value_and_cloudevents_headers) {

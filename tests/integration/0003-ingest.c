@@ -176,6 +176,38 @@ Test(ingest, spec_example_lands_on_commerce_avro_encoded_with_ce_headers) {
         ab_itest_http_clear(&res);
 }
 
+/* Stats seeks by time (rd_kafka_offsets_for_times) to rebuild its window:
+ * the record's timestamp must be when the event was accepted. */
+Test(ingest, record_timestamp_is_the_event_s_received_at) {
+        ab_itest_record_t *recs = NULL;
+        ab_itest_http_t res;
+        json_t *example, *doc;
+        json_error_t jerr;
+        char *text;
+
+        start(NULL);
+        example = json_load_file(AB_SCHEMA_DIR "/fixtures/spec-example.json",
+                                 0, &jerr);
+        cr_assert_not_null(example, "spec-example.json: %s", jerr.text);
+        /* an occurredAt far from now, so it cannot pass for receivedAt */
+        json_object_set_new(example, "occurredAt",
+                            json_string("2020-01-01T00:00:00.000Z"));
+        text = json_dumps(example, JSON_COMPACT);
+        cr_assert_eq(post("/events/ingest", text, NULL, &res), 202, "%s",
+                     res.body);
+
+        read_topic(topic("commerce"), 1, &recs);
+        doc = decode(&recs[0]);
+        cr_assert_eq(recs[0].timestamp,
+                     json_integer_value(json_object_get(doc, "receivedAt")),
+                     "record timestamp %lld", (long long)recs[0].timestamp);
+        free(text);
+        json_decref(doc);
+        json_decref(example);
+        ab_itest_records_free(recs, 1);
+        ab_itest_http_clear(&res);
+}
+
 Test(ingest, bus_event_gets_tenant_as_company_and_a_generated_uuid) {
         static const char *const hdrs[] = {"x-tenant: t1", "x-ops: 1", NULL};
         ab_itest_record_t *recs = NULL;
@@ -211,7 +243,7 @@ Test(ingest, bus_event_gets_tenant_as_company_and_a_generated_uuid) {
         cr_assert_str_eq(jstr(doc, "source"), "peakpro");
         cr_assert_eq(json_integer_value(json_object_get(doc, "schemaVersion")),
                      1);
-        cr_assert_eq(ab_envelope_parse_time(jstr(doc, "occurredAt"), &ms),
+        cr_assert_eq(ab_time_parse(jstr(doc, "occurredAt"), &ms),
                      AB_OK, "generated occurredAt %s", jstr(doc, "occurredAt"));
         payload = json_pack("{s:s}", "record_id", "rec_501");
         cr_assert(json_equal(json_object_get(doc, "payload"), payload));

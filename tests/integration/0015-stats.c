@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "ab_envelope.h"
+#include "ab_time.h"
 #include "ab_itest.h"
 
 #define PARTITIONS 3
@@ -107,7 +108,7 @@ static json_t *wait_totals(const char *query, json_int_t total,
 }
 
 static void iso(int64_t ms, char *out, size_t n) {
-        ab_envelope_format_time(ms, out, n);
+        ab_time_format(ms, out, n);
 }
 
 static int64_t wall_ms(void) {

@@ -1348,7 +1348,7 @@ void ab_itest_produce(ab_itest_broker_t *b, const char *topic,
         b->dr_seen = 0;
         err = ab_producer_produce(b->producer, topic, key,
                                   key ? strlen(key) : 0, value, value_len,
-                                  hdrs, NULL, errstr, sizeof(errstr));
+                                  hdrs, 0, NULL, errstr, sizeof(errstr));
         if (err != AB_OK) {
                 if (hdrs) {
                         rd_kafka_headers_destroy(hdrs);

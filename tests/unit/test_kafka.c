@@ -1,8 +1,7 @@
 /* aetherbus - Apache-2.0
  *
  * Unit tests of ab_kafka without a broker: the RDKAFKA_ passthrough and
- * its errors, the settings the wrappers force, the CloudEvents headers,
- * error mapping, and the producer's local behaviour (backpressure, the
+ * its errors, the settings the wrappers force, error mapping, and the producer's local behaviour (backpressure, the
  * flush bound, readiness and destroy) against an address nobody serves.
  */
 #include <fcntl.h>
@@ -36,7 +35,6 @@ static void loud(void) {
 }
 
 TestSuite(kafka_conf, .init = quiet, .fini = loud);
-TestSuite(kafka_headers);
 TestSuite(kafka_producer, .init = quiet, .fini = loud, .timeout = 60);
 TestSuite(kafka_consumer, .init = quiet, .fini = loud, .timeout = 60);
 
@@ -198,84 +196,6 @@ Test(kafka_conf, err2ab_maps_backpressure_and_timeouts) {
         }
 }
 
-/* The value of header name in hdrs as a string, or NULL. */
-static const char *hval(rd_kafka_headers_t *hdrs, const char *name,
-                        char *out, size_t out_size) {
-        const void *val;
-        size_t size;
-
-        if (rd_kafka_header_get_last(hdrs, name, &val, &size) != 0) {
-                return NULL;
-        }
-        snprintf(out, out_size, "%.*s", (int)size, (const char *)val);
-        return out;
-}
-
-Test(kafka_headers, carry_the_envelope_in_cloudevents_binary_mode) {
-        static const struct {
-                const char *id;
-                const char *name;
-                const char *source;
-                const char *time;
-                const char *subject;
-        } rows[] = {
-            {"e-1", "OrderCreated", "api", "2024-05-01T12:00:00Z", "ord-9"},
-            {"e-2", "crm.record.updated", "command-center",
-             "2024-05-01T12:00:00.123+02:00", NULL},
-        };
-        ab_envelope_t env;
-        rd_kafka_headers_t *hdrs;
-        char v[128];
-        size_t i;
-
-        for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-                memset(&env, 0, sizeof(env));
-                env.id          = rows[i].id;
-                env.name        = rows[i].name;
-                env.source      = rows[i].source;
-                env.occurred_at = rows[i].time;
-                env.subject_id  = rows[i].subject;
-                hdrs            = ab_kafka_ce_headers_new(&env);
-                cr_assert(hdrs, "row %zu", i);
-                cr_assert_str_eq(hval(hdrs, "ce_specversion", v, sizeof(v)),
-                                 "1.0", "row %zu", i);
-                cr_assert_str_eq(hval(hdrs, "ce_id", v, sizeof(v)),
-                                 rows[i].id, "row %zu", i);
-                cr_assert_str_eq(hval(hdrs, "ce_type", v, sizeof(v)),
-                                 rows[i].name, "row %zu", i);
-                cr_assert_str_eq(hval(hdrs, "ce_source", v, sizeof(v)),
-                                 rows[i].source, "row %zu", i);
-                cr_assert_str_eq(hval(hdrs, "ce_time", v, sizeof(v)),
-                                 rows[i].time, "row %zu", i);
-                cr_assert_str_eq(hval(hdrs, "content-type", v, sizeof(v)),
-                                 "application/avro", "row %zu", i);
-                if (rows[i].subject) {
-                        cr_assert_str_eq(hval(hdrs, "ce_subject", v,
-                                              sizeof(v)),
-                                         rows[i].subject, "row %zu", i);
-                        cr_assert_eq(rd_kafka_header_cnt(hdrs), 7,
-                                     "row %zu", i);
-                } else {
-                        cr_assert_null(hval(hdrs, "ce_subject", v, sizeof(v)),
-                                       "row %zu", i);
-                        cr_assert_eq(rd_kafka_header_cnt(hdrs), 6,
-                                     "row %zu", i);
-                }
-                rd_kafka_headers_destroy(hdrs);
-        }
-}
-
-Test(kafka_headers, need_id_name_source_and_time) {
-        ab_envelope_t env;
-
-        memset(&env, 0, sizeof(env));
-        env.name        = "OrderCreated";
-        env.source      = "api";
-        env.occurred_at = "2024-05-01T12:00:00Z";
-        cr_assert_null(ab_kafka_ce_headers_new(&env));
-        cr_assert_null(ab_kafka_ce_headers_new(NULL));
-}
-
 struct drs {
         int cnt;
         int failed;
@@ -315,12 +235,12 @@ Test(kafka_producer, full_local_queue_is_unavailable_at_once) {
         p = unreachable_producer(&d, 5);
         for (i = 0; i < 5; i++) {
                 cr_assert_eq(ab_producer_produce(p, "events.commerce", "k", 1,
-                                                 "v", 1, NULL, NULL, errstr,
+                                                 "v", 1, NULL, 0, NULL, errstr,
                                                  sizeof(errstr)),
                              AB_OK, "record %d: %s", i, errstr);
         }
         cr_assert_eq(ab_producer_produce(p, "events.commerce", "k", 1, "v", 1,
-                                         NULL, NULL, errstr, sizeof(errstr)),
+                                         NULL, 0, NULL, errstr, sizeof(errstr)),
                      AB_ERR_UNAVAILABLE);
         cr_assert(strstr(errstr, "queue full"), "%s", errstr);
         ab_producer_stats(p, &st);
@@ -338,12 +258,12 @@ Test(kafka_producer, produce_error_leaves_the_headers_with_the_caller) {
 
         p = unreachable_producer(&d, 1);
         cr_assert_eq(ab_producer_produce(p, "events.commerce", NULL, 0, "v", 1,
-                                         NULL, NULL, errstr, sizeof(errstr)),
+                                         NULL, 0, NULL, errstr, sizeof(errstr)),
                      AB_OK);
         hdrs = rd_kafka_headers_new(1);
         rd_kafka_header_add(hdrs, "a", -1, "b", -1);
         cr_assert_eq(ab_producer_produce(p, "events.commerce", NULL, 0, "v", 1,
-                                         hdrs, NULL, errstr, sizeof(errstr)),
+                                         hdrs, 0, NULL, errstr, sizeof(errstr)),
                      AB_ERR_UNAVAILABLE);
         rd_kafka_headers_destroy(hdrs); /* ours again: no double free */
         ab_producer_destroy(p);
@@ -358,7 +278,7 @@ Test(kafka_producer, destroy_reports_every_queued_record_as_failed) {
         p = unreachable_producer(&d, 0);
         for (i = 0; i < 3; i++) {
                 cr_assert_eq(ab_producer_produce(p, "events.commerce", NULL, 0,
-                                                 "v", 1, NULL, NULL, errstr,
+                                                 "v", 1, NULL, 0, NULL, errstr,
                                                  sizeof(errstr)),
                              AB_OK);
         }
@@ -377,7 +297,7 @@ Test(kafka_producer, flush_gives_up_at_its_bound_with_records_left) {
 
         p = unreachable_producer(&d, 0);
         cr_assert_eq(ab_producer_produce(p, "events.commerce", NULL, 0, "v", 1,
-                                         NULL, NULL, errstr, sizeof(errstr)),
+                                         NULL, 0, NULL, errstr, sizeof(errstr)),
                      AB_OK);
         clock_gettime(CLOCK_MONOTONIC, &t0);
         cr_assert_eq(ab_producer_flush(p, 200), AB_ERR_TIMEOUT);

@@ -1,6 +1,6 @@
 /* aetherbus - Apache-2.0
  *
- * Unit tests of ab_envelope_json_parse()'s fast path: for every input it
+ * Unit tests of ab_json. The parser's fast path: for every input it
  * must give what json_loadb(JSON_REJECT_DUPLICATES) gives, the same
  * document (types, values, key order) or the same error text. One table of
  * tricky inputs (numbers, escapes, surrogates, UTF-8, duplicates,
@@ -12,7 +12,7 @@
 
 #include <criterion/criterion.h>
 
-#include "ab_envelope.h"
+#include "ab_json.h"
 
 #define FIXTURES AB_SCHEMA_DIR "/fixtures/"
 
@@ -32,8 +32,7 @@ static void same_as_jansson(const char *text, size_t len, int row) {
         char *a, *b;
 
         want = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-        got  = ab_envelope_json_parse(text, len, NULL, &err, errstr,
-                                      sizeof(errstr));
+        got  = ab_json_parse(text, len, 32, &err, errstr, sizeof(errstr));
         if (!want) {
                 snprintf(want_err, sizeof(want_err),
                          "JSON: %s at line %d, column %d", jerr.text,
@@ -55,7 +54,7 @@ static void same_as_jansson(const char *text, size_t len, int row) {
         json_decref(got);
 }
 
-Test(envelope_parse, gives_the_document_or_error_jansson_gives) {
+Test(json, parse_gives_the_document_or_error_jansson_gives) {
         static const char *const rows[] = {
             "{}", "[]", " \t\r\n{ } \n", "[1,2,3]", "[ 1 , 2 ]",
             "{\"a\":1,\"b\":[true,false,null],\"c\":{\"d\":\"e\"}}",
@@ -103,13 +102,13 @@ Test(envelope_parse, gives_the_document_or_error_jansson_gives) {
         }
 }
 
-Test(envelope_parse, gives_jansson_s_document_for_a_nul_byte) {
+Test(json, parse_gives_jansson_s_document_for_a_nul_byte) {
         static const char text[] = "[\"a\0b\"]";
 
         same_as_jansson(text, sizeof(text) - 1, 0);
 }
 
-Test(envelope_parse, gives_jansson_s_documents_for_the_fixtures) {
+Test(json, parse_gives_jansson_s_documents_for_the_fixtures) {
         static const char *const files[] = {
             "spec-example.json", "v1-events.json",   "bus-examples.json",
             "invalid-envelopes.json", "v2-event.json",
@@ -133,4 +132,95 @@ Test(envelope_parse, gives_jansson_s_documents_for_the_fixtures) {
                 same_as_jansson(text, len, (int)i);
                 free(text);
         }
+}
+
+/*
+ * Writer
+ */
+
+/* Documents whose compact text has every rule of jansson's writer. */
+static const char *const dump_rows[] = {
+        "{}",
+        "[]",
+        "{\"a\":[]}",
+        "{\"a\":{},\"b\":[{},[],[[]]]}",
+        "{\"r\":[0.1,1e300,-0.0,1.5e-7,2.5,100.0,1e22,1e21,-1e-300,"
+        "123456789.125,5e-324,1.7976931348623157e308,0.30000000000000004]}",
+        "{\"i\":[0,-1,9,10,-10,9223372036854775807,"
+        "-9223372036854775808,1000000]}",
+        "{\"s\":\"\\u0001\\u001f\\u007f\\b\\f\\n\\r\\t\\\"\\\\/\"}",
+        "{\"u\":\"\\u00e9\\u4e2d\\ud83d\\ude00\",\"\\u00e9k\\n\":1}",
+        "{\"t\":true,\"f\":false,\"n\":null}",
+        "[1,\"x\",[2,{\"k\":[3.5]}],{}]",
+        "{\"deep\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+};
+
+Test(json, dump_writes_what_json_dumpb_writes) {
+        char want[1024], got[1024];
+        size_t i, n, m;
+        json_t *doc;
+
+        for (i = 0; i < sizeof(dump_rows) / sizeof(dump_rows[0]); i++) {
+                doc = json_loads(dump_rows[i], 0, NULL);
+                cr_assert_not_null(doc, "row %zu", i);
+                n = json_dumpb(doc, want, sizeof(want), JSON_COMPACT);
+                memset(got, 0, sizeof(got));
+                m = ab_json_dump(doc, got, sizeof(got), 0);
+                cr_assert_eq(m, n, "row %zu", i);
+                cr_assert_eq(memcmp(got, want, n), 0, "row %zu: %.*s", i,
+                             (int)m, got);
+                json_decref(doc);
+        }
+}
+
+Test(json, dump_counts_the_size_when_out_of_room) {
+        char want[1024], got[1024];
+        size_t i, n;
+        json_t *doc;
+
+        for (i = 0; i < sizeof(dump_rows) / sizeof(dump_rows[0]); i++) {
+                doc = json_loads(dump_rows[i], 0, NULL);
+                n   = json_dumpb(doc, want, sizeof(want), JSON_COMPACT);
+                cr_assert_eq(ab_json_dump(doc, NULL, 0, 0), n, "row %zu", i);
+                cr_assert_eq(ab_json_dump(doc, got, n - 1, 0), n, "row %zu",
+                             i);
+                cr_assert_geq(ab_json_dump(doc, NULL, 0, AB_JSON_BOUND), n,
+                              "row %zu", i);
+                json_decref(doc);
+        }
+}
+
+Test(json, dump_is_exact_past_its_stack_depth) {
+        json_t *doc = json_array(), *inner = doc, *next;
+        char *want, *got;
+        size_t i, n;
+
+        for (i = 0; i < 100; i++) {
+                next = json_object();
+                json_array_append_new(inner, next);
+                inner = json_object();
+                json_object_set_new(next, "k", inner);
+        }
+        want = json_dumps(doc, JSON_COMPACT);
+        n    = strlen(want);
+        got  = malloc(n);
+        cr_assert_eq(ab_json_dump(doc, NULL, 0, 0), n);
+        cr_assert_eq(ab_json_dump(doc, got, n, 0), n);
+        cr_assert_eq(memcmp(got, want, n), 0);
+        free(got);
+        free(want);
+        json_decref(doc);
+}
+
+Test(json, dump_refuses_what_json_dumpb_refuses) {
+        json_t *doc = json_object(), *s = json_integer(1);
+
+        /* invalid UTF-8 (json_stringn_nocheck does not check) */
+        json_object_set_new(doc, "s", json_stringn_nocheck("\xc3(", 2));
+        cr_assert_eq(json_dumpb(doc, NULL, 0, JSON_COMPACT), 0);
+        cr_assert_eq(ab_json_dump(doc, NULL, 0, 0), 0);
+        /* a scalar without JSON_ENCODE_ANY */
+        cr_assert_eq(ab_json_dump(s, NULL, 0, 0), 0);
+        json_decref(s);
+        json_decref(doc);
 }

@@ -1,0 +1,57 @@
+/* aetherbus - Apache-2.0
+ *
+ * ab_json: the bounded JSON parser and the one compact writer of the hot
+ * path, both exactly jansson's (same trees, same bytes), faster. What the
+ * documents mean stays in ab_envelope.
+ */
+#ifndef AB_JSON_H
+#define AB_JSON_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "ab_err.h"
+
+/** ab_json_dump(): count an upper bound instead of the exact length
+ *  (reals as their longest form, no printf); nothing is written. */
+#define AB_JSON_BOUND 0x1
+
+/**
+ * @brief Parses JSON text as json_loadb(JSON_REJECT_DUPLICATES) does:
+ *        the same document, or the same error. Nesting deeper than
+ *        \p max_depth is refused first, by a scan without recursion
+ *        (AB_ERR_MALFORMED "JSON nested deeper than 32 levels"), so
+ *        neither parser recurses deeper than that. Plain well-formed
+ *        JSON takes a fast path; anything else goes to jansson, so errors
+ *        read "JSON: <jansson's text> at line L, column C". The top level
+ *        must be an object or an array (jansson without JSON_DECODE_ANY);
+ *        \p text NULL is empty; \p errp may be NULL.
+ * @returns the new document (json_decref it), or NULL with errstr and
+ *          *errp AB_ERR_MALFORMED.
+ */
+json_t *ab_json_parse(const char *text, size_t len, size_t max_depth,
+                      ab_err_t *errp, char *errstr, size_t errstr_size);
+
+/**
+ * @brief json_dumpb(json, buf, size, JSON_COMPACT): the same bytes and the
+ *        same return. The text is written only when it fits (no NUL);
+ *        when \p size is too small the length needed is still counted, so
+ *        \p buf NULL and \p size 0 give the size. With AB_JSON_BOUND in
+ *        \p flags the result is an upper bound of it, computed without
+ *        formatting reals, and nothing is written.
+ * @returns the length of the compact text, or 0 when json is not an
+ *          object or array or cannot be written (invalid UTF-8, a loop).
+ */
+size_t ab_json_dump(const json_t *json, char *buf, size_t size, int flags);
+
+/**
+ * @brief Length of the valid UTF-8 sequence at \p p (lead byte >= 0x80,
+ *        \p end bounds it) by jansson's rules: no overlong forms, no
+ *        surrogates, at most U+10FFFF. The parser and the writer accept
+ *        exactly what jansson does through it.
+ * @returns 2..4, or 0 when the bytes are not valid UTF-8.
+ */
+size_t ab_json_utf8_seq(const unsigned char *p, const unsigned char *end);
+
+#endif
