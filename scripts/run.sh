@@ -49,16 +49,22 @@ else
 fi
 export KAFKA_BROKERS
 
-if [ -x "$BUILD/bin/aetherbus-ingest" ]; then
-  "$BUILD/bin/aetherbus-ingest" 2>"$RUN_DIR/ingest.log" &
+# start_service NAME PORT: one service in the background, waits for /healthz.
+start_service() {
+  local name=$1 port=$2
+  [ -x "$BUILD/bin/aetherbus-$name" ] || return 0
+  PORT=$port "$BUILD/bin/aetherbus-$name" 2>"$RUN_DIR/$name.log" &
   pids+=($!)
   for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$RUN_DIR/ingest.log" >&2; exit 1; }
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$RUN_DIR/$name.log" >&2; exit 1; }
     sleep 0.1
   done
-  echo "ingest: http://127.0.0.1:$PORT (log: $RUN_DIR/ingest.log)"
-fi
+  echo "$name: http://127.0.0.1:$port (log: $RUN_DIR/$name.log)"
+}
+
+start_service ingest "$PORT"
+start_service stats "${STATS_PORT:-$((PORT + 1))}"
 
 echo "aetherbus is running; Ctrl-C stops it."
 wait -n "${pids[@]}" || true
