@@ -321,6 +321,10 @@ ab_err_t ab_consume_start(ab_consume_t *c, int timeout_ms, char *errstr,
                 ab_errstr_set(errstr, errstr_size, "no assignment");
                 return AB_ERR_KAFKA;
         }
+        /* Offset lookups wait behind a fetch long-poll (fetch.wait.max.ms)
+         * on the same broker connection: stop fetching until the start
+         * positions are known, or 42 partitions take 40 s. */
+        rd_kafka_assign(c->rk, NULL);
         if (c->conf.start_ms > 0) {
                 seek_by_time(c, list, timeout_ms);
         }
@@ -336,6 +340,13 @@ ab_err_t ab_consume_start(ab_consume_t *c, int timeout_ms, char *errstr,
                         c->rk, p->topic, p->partition, &lo, &hi, timeout_ms) ==
                     RD_KAFKA_RESP_ERR_NO_ERROR) {
                         p->target = hi;
+                        /* Where reading starts counts as read: a partition
+                         * started at its end (nothing inside the window)
+                         * is caught up without a record. */
+                        p->read = list->elems[i].offset >= 0 ? list->elems[i].offset
+                                  : list->elems[i].offset == RD_KAFKA_OFFSET_END
+                                      ? hi
+                                      : lo;
                         total += hi - (list->elems[i].offset >= 0
                                            ? list->elems[i].offset
                                            : lo);
