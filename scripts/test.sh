@@ -64,4 +64,9 @@ if [ "${AB_TEST_SKIP_ASAN:-0}" != 1 ]; then
   run_ctest "$BUILD_ASAN" devbroker
 fi
 
+if [ "${AB_TEST_SKIP_CHART:-0}" != 1 ]; then
+  step "Helm chart tests"
+  "$ROOT/tests/chart/test.sh"
+fi
+
 step "all tests passed"
