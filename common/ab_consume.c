@@ -232,75 +232,89 @@ fail:
         return NULL;
 }
 
-/* Whether the broker answers timestamp lookups truthfully: asked for
- * timestamp 0, a real broker names each non-empty partition's first
- * offset; librdkafka 2.0.2's mock does not. */
-static int lookups_work(ab_consume_t *c,
-                        const rd_kafka_topic_partition_list_t *list,
-                        int timeout_ms) {
-        rd_kafka_topic_partition_list_t *probe;
-        int64_t lo, hi;
-        int i, ok = 1;
+/* One ListOffsets round for every partition of list at once: ts is a
+ * timestamp, or RD_KAFKA_OFFSET_BEGINNING / _END for the watermarks.
+ * librdkafka sends one request per leader; asking per partition instead
+ * (rd_kafka_query_watermark_offsets) is a round trip each, 42 partitions
+ * times three lookups, which took over 20 s on a loaded broker. Returns a
+ * copy of list with the answers in .offset (-1 where there is none). */
+static rd_kafka_topic_partition_list_t *
+list_offsets(ab_consume_t *c, const rd_kafka_topic_partition_list_t *list,
+             int64_t ts, int timeout_ms, rd_kafka_resp_err_t *errp) {
+        rd_kafka_topic_partition_list_t *out;
+        int i;
 
-        probe = rd_kafka_topic_partition_list_copy(list);
-        for (i = 0; i < probe->cnt; i++) {
-                probe->elems[i].offset = 0;
+        out = rd_kafka_topic_partition_list_copy(list);
+        for (i = 0; i < out->cnt; i++) {
+                out->elems[i].offset = ts;
+                out->elems[i].err    = 0;
         }
-        if (rd_kafka_offsets_for_times(c->rk, probe, timeout_ms)) {
-                ok = 0;
+        *errp = rd_kafka_offsets_for_times(c->rk, out, timeout_ms);
+        for (i = 0; i < out->cnt; i++) {
+                if (*errp || out->elems[i].err) {
+                        out->elems[i].offset = -1;
+                }
         }
-        for (i = 0; ok && i < probe->cnt; i++) {
-                lo = hi = 0;
-                if (rd_kafka_query_watermark_offsets(
-                        c->rk, probe->elems[i].topic, probe->elems[i].partition,
-                        &lo, &hi, timeout_ms) ||
-                    (hi > lo && probe->elems[i].offset != lo)) {
+        return out;
+}
+
+/* Where each partition starts: the first offset with a timestamp >=
+ * start_ms, the end where there is none, the beginning when the broker
+ * cannot look timestamps up (the service filters by time while it
+ * replays). lo/hi are the watermarks. Asked for timestamp 0, a real broker
+ * names each non-empty partition's first offset; librdkafka 2.0.2's mock
+ * does not, which is how a broker without lookups is told apart. */
+static void start_positions(ab_consume_t *c,
+                            rd_kafka_topic_partition_list_t *list,
+                            const rd_kafka_topic_partition_list_t *lo,
+                            const rd_kafka_topic_partition_list_t *hi,
+                            int timeout_ms) {
+        rd_kafka_topic_partition_list_t *probe = NULL, *at = NULL;
+        rd_kafka_resp_err_t err;
+        int i, ok;
+
+        probe = list_offsets(c, list, 0, timeout_ms, &err);
+        ok    = !err;
+        for (i = 0; ok && i < list->cnt; i++) {
+                if (hi->elems[i].offset > lo->elems[i].offset &&
+                    probe->elems[i].offset != lo->elems[i].offset) {
                         ok = 0;
                 }
         }
-        rd_kafka_topic_partition_list_destroy(probe);
-        return ok;
-}
-
-/* The first offset of each partition with a timestamp >= start_ms; where
- * there is none, the end. A broker that cannot look timestamps up is read
- * from the beginning (the service filters by time while it replays). */
-static void seek_by_time(ab_consume_t *c, rd_kafka_topic_partition_list_t *list,
-                         int timeout_ms) {
-        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__NOT_IMPLEMENTED;
-        int i;
-
-        if (lookups_work(c, list, timeout_ms)) {
-                for (i = 0; i < list->cnt; i++) {
-                        list->elems[i].offset = c->conf.start_ms;
-                }
-                err = rd_kafka_offsets_for_times(c->rk, list, timeout_ms);
+        if (ok) {
+                at = list_offsets(c, list, c->conf.start_ms, timeout_ms, &err);
+                ok = !err;
         }
-        if (err) {
+        if (!ok) {
                 ab_info(COMP, "no timestamp lookup (%s): reading from the "
                               "beginning",
-                        rd_kafka_err2str(err));
+                        err ? rd_kafka_err2str(err) : "the broker answers -1");
                 for (i = 0; i < list->cnt; i++) {
                         list->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
                 }
-                return;
-        }
-        for (i = 0; i < list->cnt; i++) {
-                if (list->elems[i].offset < 0 || list->elems[i].err) {
-                        list->elems[i].offset = RD_KAFKA_OFFSET_END;
-                        list->elems[i].err    = 0;
+        } else {
+                for (i = 0; i < list->cnt; i++) {
+                        list->elems[i].offset = at->elems[i].offset >= 0
+                                                    ? at->elems[i].offset
+                                                    : RD_KAFKA_OFFSET_END;
                 }
+                ab_info(COMP, "starting at the first records of the window "
+                              "(timestamp lookup)");
         }
-        ab_info(COMP, "starting at the first records of the window (timestamp "
-                      "lookup)");
+        if (probe) {
+                rd_kafka_topic_partition_list_destroy(probe);
+        }
+        if (at) {
+                rd_kafka_topic_partition_list_destroy(at);
+        }
 }
 
 ab_err_t ab_consume_start(ab_consume_t *c, int timeout_ms, char *errstr,
                           size_t errstr_size) {
-        rd_kafka_topic_partition_list_t *list = NULL;
-        rd_kafka_resp_err_t err;
+        rd_kafka_topic_partition_list_t *list = NULL, *lo = NULL, *hi = NULL;
+        rd_kafka_resp_err_t err, lerr = 0, herr = 0;
         ab_err_t ret;
-        int64_t lo, hi, total = 0;
+        int64_t from, total = 0;
         part_t *p;
         int i;
 
@@ -323,10 +337,21 @@ ab_err_t ab_consume_start(ab_consume_t *c, int timeout_ms, char *errstr,
         }
         /* Offset lookups wait behind a fetch long-poll (fetch.wait.max.ms)
          * on the same broker connection: stop fetching until the start
-         * positions are known, or 42 partitions take 40 s. */
+         * positions are known. */
         rd_kafka_assign(c->rk, NULL);
+        lo = list_offsets(c, list, RD_KAFKA_OFFSET_BEGINNING, timeout_ms, &lerr);
+        hi = list_offsets(c, list, RD_KAFKA_OFFSET_END, timeout_ms, &herr);
+        if (lerr || herr) {
+                /* Without the watermarks there is no catch-up goal; let the
+                 * caller retry rather than report ready too early. */
+                ab_errstr_set(errstr, errstr_size, "cannot read the "
+                              "partitions' offsets: %s",
+                              rd_kafka_err2str(lerr ? lerr : herr));
+                ret = AB_ERR_KAFKA;
+                goto done;
+        }
         if (c->conf.start_ms > 0) {
-                seek_by_time(c, list, timeout_ms);
+                start_positions(c, list, lo, hi, timeout_ms);
         }
         for (i = 0; i < list->cnt; i++) {
                 p = part_find(c, list->elems[i].topic,
@@ -335,35 +360,41 @@ ab_err_t ab_consume_start(ab_consume_t *c, int timeout_ms, char *errstr,
                         continue;
                 }
                 p->assigned = 1;
-                lo = hi = -1;
-                if (rd_kafka_query_watermark_offsets(
-                        c->rk, p->topic, p->partition, &lo, &hi, timeout_ms) ==
-                    RD_KAFKA_RESP_ERR_NO_ERROR) {
-                        p->target = hi;
-                        /* Where reading starts counts as read: a partition
-                         * started at its end (nothing inside the window)
-                         * is caught up without a record. */
-                        p->read = list->elems[i].offset >= 0 ? list->elems[i].offset
-                                  : list->elems[i].offset == RD_KAFKA_OFFSET_END
-                                      ? hi
-                                      : lo;
-                        total += hi - (list->elems[i].offset >= 0
-                                           ? list->elems[i].offset
-                                           : lo);
+                if (hi->elems[i].offset < 0) {
+                        continue; /* no answer: no goal, counts as caught up */
                 }
+                p->target = hi->elems[i].offset;
+                /* Where reading starts counts as read: a partition started
+                 * at its end (nothing inside the window) is caught up
+                 * without a record. */
+                from = list->elems[i].offset >= 0 ? list->elems[i].offset
+                       : list->elems[i].offset == RD_KAFKA_OFFSET_END
+                           ? hi->elems[i].offset
+                           : lo->elems[i].offset;
+                p->read = from;
+                total += from >= 0 && p->target > from ? p->target - from : 0;
         }
         err = rd_kafka_assign(c->rk, list);
-        rd_kafka_topic_partition_list_destroy(list);
         if (err) {
                 ab_errstr_set(errstr, errstr_size, "assign: %s",
                               rd_kafka_err2str(err));
-                return AB_ERR_KAFKA;
+                ret = AB_ERR_KAFKA;
+                goto done;
         }
         ab_info(COMP, "reading %zu partition(s) from %s; about %" PRId64
                       " records to catch up",
                 c->part_cnt,
                 c->conf.start_ms > 0 ? "a timestamp" : "the beginning", total);
-        return AB_OK;
+        ret = AB_OK;
+done:
+        rd_kafka_topic_partition_list_destroy(list);
+        if (lo) {
+                rd_kafka_topic_partition_list_destroy(lo);
+        }
+        if (hi) {
+                rd_kafka_topic_partition_list_destroy(hi);
+        }
+        return ret;
 }
 
 void ab_consume_set_offset(rd_kafka_topic_partition_list_t *parts,
