@@ -88,7 +88,7 @@ static void create_missing_topics(void) {
                                             : AB_CATALOG_TOPIC_DEADLETTER,
                                  names[i], sizeof(names[i])),
                              AB_OK);
-                if (ab_itest_topic_count(b, names[i]) < 0) {
+                if (ab_itest_topic_count_now(b, names[i]) < 0) {
                         missing[n++] = names[i];
                 }
         }

@@ -39,8 +39,10 @@ TestSuite(stats, .fini = teardown, .timeout = 180);
 
 static void start_stats(const char *const *env) {
         stats = ab_itest_service_start(b, "aetherbus-stats", prefix, env, &sport);
-        cr_assert_eq(ab_itest_http_wait_status(sport, "/readyz", 200, WAIT_MS),
-                     200, "stats never became ready");
+        if (ab_itest_http_wait_status(sport, "/readyz", 200, WAIT_MS) != 200) {
+                ab_itest_proc_dump_log(stats);
+                cr_assert_fail("stats never became ready");
+        }
 }
 
 static void start(const char *const *stats_env) {

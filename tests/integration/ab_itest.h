@@ -159,9 +159,15 @@ size_t ab_itest_catalog_topics_create(ab_itest_broker_t *b,
  * @brief Counts what arrived on \p topic by offsets: the sum of the
  *        partitions' high watermarks (DESIGN.md: never count the mock by
  *        consuming).
+ *        A failed metadata or ListOffsets round is asked again for up
+ *        to 15 s.
  * @returns the count, or -1 when the topic cannot be read.
  */
 int64_t ab_itest_topic_count(ab_itest_broker_t *b, const char *topic);
+
+/** @brief ab_itest_topic_count() in one round: -1 at the first failure
+ *         (a topic that does not exist, or a broker that missed a beat). */
+int64_t ab_itest_topic_count_now(ab_itest_broker_t *b, const char *topic);
 
 /**
  * @brief Polls ab_itest_topic_count() until it reaches \p want or
