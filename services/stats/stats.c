@@ -18,6 +18,7 @@
 
 #define BATCH 256
 #define START_TIMEOUT_MS 5000
+#define EXPORT_INTERVAL_MS 5000
 
 int64_t stats_now_ms(const stats_t *st) {
         return ab_time_now_ms() + st->conf->clock_offset_ms;
@@ -79,11 +80,106 @@ static int check(void *opaque, char *reason, size_t reason_size) {
         return ab_consume_caught_up(st->consume, reason, reason_size);
 }
 
+/* The hour's figures on /metrics too, with label sets bounded by the
+ * catalog (names, prefixes) and by the window's own capped tables
+ * (reasons); tenants never become labels. */
+static ab_err_t metrics_init(stats_t *st, char *errstr, size_t errstr_size) {
+        if (!(st->m_window_events = ab_metrics_gauge(
+                  st->metrics, "window_events",
+                  "Accepted events in the last hour, by catalog name",
+                  "prefix,name", errstr, errstr_size)) ||
+            !(st->m_window_failures = ab_metrics_gauge(
+                  st->metrics, "window_failures",
+                  "Rejected and dead-lettered events in the last hour, by "
+                  "reason",
+                  "reason", errstr, errstr_size)) ||
+            !(st->m_window_lag = ab_metrics_gauge(
+                  st->metrics, "window_lag_ms",
+                  "Lag over the last hour: event (receivedAt - occurredAt) "
+                  "and pipeline (read - Kafka timestamp)",
+                  "lag,stat", errstr, errstr_size)) ||
+            !(st->m_records = ab_metrics_counter(
+                  st->metrics, "window_records_total",
+                  "Records read, by what the window did with them",
+                  "outcome", errstr, errstr_size))) {
+                return AB_ERR_INTERNAL;
+        }
+        return AB_OK;
+}
+
+static void export_count(stats_t *st, const char *outcome, uint64_t now,
+                         uint64_t *last) {
+        if (now > *last) {
+                ab_metric_add(AB_METRIC_WITH(st->m_records, outcome),
+                              now - *last);
+                *last = now;
+        }
+}
+
+static void export_lag(stats_t *st, const char *lag, json_t *h) {
+        static const char *const stats[] = {"avg", "p50", "p95", "p99", "max"};
+        size_t i;
+
+        for (i = 0; i < sizeof(stats) / sizeof(stats[0]); i++) {
+                ab_metric_set(AB_METRIC_WITH(st->m_window_lag, lag, stats[i]),
+                              json_number_value(json_object_get(h, stats[i])));
+        }
+}
+
+/* Every few seconds from the consuming thread: one query of the hour. */
+static void metrics_export(stats_t *st, int64_t now) {
+        const ab_catalog_entry_t *e;
+        stats_query_t q;
+        stats_counters_t c;
+        json_t *doc, *by_name, *reasons, *v;
+        const char *k;
+        size_t i;
+
+        if (now - st->last_export_ms < EXPORT_INTERVAL_MS) {
+                return;
+        }
+        st->last_export_ms = now;
+        memset(&q, 0, sizeof(q));
+        q.minutes = 60;
+        if (!(doc = stats_window_query(st->window, &q, now))) {
+                return;
+        }
+        by_name = json_object_get(json_object_get(doc, "breakdown"), "name");
+        for (i = 0; i < ab_catalog_count(st->catalog); i++) {
+                e = ab_catalog_get(st->catalog, i);
+                ab_metric_set(AB_METRIC_WITH(st->m_window_events, e->prefix,
+                                             e->name),
+                              (double)json_integer_value(
+                                  json_object_get(by_name, e->name)));
+        }
+        ab_metric_set(AB_METRIC_WITH(st->m_window_events, "other", "other"),
+                      (double)json_integer_value(
+                          json_object_get(by_name, "other")));
+        /* Reasons the window stopped counting fall back to zero here. */
+        reasons = json_object_get(doc, "failuresByReason");
+        json_object_foreach(reasons, k, v) {
+                ab_metric_set(AB_METRIC_WITH(st->m_window_failures, k),
+                              (double)json_integer_value(v));
+        }
+        export_lag(st, "event", json_object_get(doc, "eventLagMs"));
+        export_lag(st, "pipeline", json_object_get(doc, "pipelineLagMs"));
+        json_decref(doc);
+        stats_window_counters(st->window, &c);
+        export_count(st, "undecodable", c.undecodable, &st->exported.undecodable);
+        export_count(st, "late", c.late, &st->exported.late);
+        export_count(st, "future", c.future, &st->exported.future);
+        export_count(st, "duplicate", c.duplicates, &st->exported.duplicates);
+        export_count(st, "dedupe_unchecked", c.dedupe_unchecked,
+                     &st->exported.dedupe_unchecked);
+        export_count(st, "read", c.records, &st->exported.records);
+}
+
 stats_t *stats_new(const stats_conf_t *conf, char *errstr, size_t errstr_size) {
         stats_t *st;
         ab_producer_conf_t pc;
         ab_auth_conf_t ac;
         ab_service_def_t def;
+        stats_window_conf_t wc;
 
         st = calloc(1, sizeof(*st));
         if (!st) {
@@ -91,13 +187,20 @@ stats_t *stats_new(const stats_conf_t *conf, char *errstr, size_t errstr_size) {
                 return NULL;
         }
         st->conf = conf;
+        atomic_init(&st->lag, -1);
         if (!(st->catalog = ab_catalog_new(errstr, errstr_size)) ||
             !(st->codec = ab_avro_codec_new(NULL, errstr, errstr_size)) ||
             ab_catalog_topics_init(&st->topics, st->catalog,
                                    conf->common.topic_prefix, errstr,
                                    errstr_size) != AB_OK ||
             !(st->metrics = ab_metrics_new("stats", errstr, errstr_size)) ||
-            !(st->window = stats_window_new(st->catalog))) {
+            metrics_init(st, errstr, errstr_size) != AB_OK) {
+                goto fail;
+        }
+        stats_window_conf_init(&wc);
+        wc.future_ms      = conf->future_allowance_ms;
+        wc.dedupe_minutes = conf->dedupe_minutes;
+        if (!(st->window = stats_window_new(st->catalog, &wc))) {
                 if (!errstr[0]) {
                         ab_errstr_set(errstr, errstr_size, "out of memory");
                 }
@@ -185,6 +288,10 @@ ab_err_t stats_run(stats_t *st, volatile sig_atomic_t *run) {
                         stats_window_add(st->window, &recs[i], now);
                         ab_consume_rec_clear(&recs[i]);
                 }
+                /* The HTTP threads read the lag from here: ab_consume is
+                 * this thread's alone. */
+                atomic_store(&st->lag, ab_consume_lag(st->consume));
+                metrics_export(st, now);
                 if (ab_consume_fatal(st->consume, errstr, sizeof(errstr))) {
                         ab_error("kafka", "fatal consumer error: %s", errstr);
                         break;

@@ -7,6 +7,7 @@
 #define STATS_H
 
 #include <signal.h>
+#include <stdatomic.h>
 
 #include "ab_auth.h"
 #include "ab_avro.h"
@@ -22,6 +23,8 @@ typedef struct stats_conf_s {
         ab_conf_common_t common;
         ab_service_conf_common_t svc;
         int64_t skew_allowance_ms;
+        int64_t future_allowance_ms;
+        int dedupe_minutes;
         int clock_offset_ms;
 } stats_conf_t;
 
@@ -38,7 +41,13 @@ typedef struct stats_s {
         ab_consume_t *consume;
         ab_service_t *svc;
         stats_window_t *window;
-        ab_metric_t *m_events;   /* {prefix,kind} */
+        _Atomic int64_t lag;     /* consumer lag in records, -1 unknown */
+        int64_t last_export_ms;
+        stats_counters_t exported;
+        ab_metric_t *m_window_events;   /* {prefix,name} */
+        ab_metric_t *m_window_failures; /* {reason} */
+        ab_metric_t *m_window_lag;      /* {lag,stat} */
+        ab_metric_t *m_records;         /* {outcome} */
 } stats_t;
 
 stats_t *stats_new(const stats_conf_t *conf, char *errstr, size_t errstr_size);

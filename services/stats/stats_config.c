@@ -19,6 +19,26 @@ static const ab_conf_row_t rows[] = {
      .help   = "On start the window is rebuilt from records whose Kafka "
                "timestamp is at most 1 h plus this old (late events inside "
                "the hour are then still found)."},
+    {.env    = "STATS_FUTURE_ALLOWANCE_MS",
+     .flag   = "future-allowance-ms",
+     .type   = AB_CONF_DURATION,
+     .def    = "5m",
+     .min    = 0,
+     .max    = 3600000,
+     .offset = offsetof(stats_conf_t, future_allowance_ms),
+     .help   = "An event whose receivedAt is ahead of this service's clock by "
+               "at most this much (another host's clock) counts in the "
+               "current minute; further ahead it is counted as future and "
+               "left out."},
+    {.env    = "STATS_DEDUPE_MINUTES",
+     .flag   = "dedupe-minutes",
+     .type   = AB_CONF_INT,
+     .def    = "5",
+     .min    = 0,
+     .max    = 60,
+     .offset = offsetof(stats_conf_t, dedupe_minutes),
+     .help   = "A retried id received within this many minutes of the first "
+               "is counted once (1 MiB of memory per minute; 0: off)."},
     {.env    = "STATS_CLOCK_OFFSET_MS",
      .flag   = "clock-offset-ms",
      .type   = AB_CONF_INT,

@@ -11,6 +11,8 @@ static void h_stats(ab_http_req_t *req, void *opaque) {
         stats_t *st = opaque;
         stats_query_t q;
         const char *window, *v;
+        json_t *doc;
+        int64_t lag;
 
         if (!ab_auth_admin(st->auth, req)) {
                 return;
@@ -61,8 +63,15 @@ static void h_stats(ab_http_req_t *req, void *opaque) {
                 }
                 q.company_id = v;
         }
-        ab_http_respond_json(req, 200,
-                             stats_window_query(st->window, &q, stats_now_ms(st)));
+        doc = stats_window_query(st->window, &q, stats_now_ms(st));
+        lag = atomic_load(&st->lag);
+        if (doc) {
+                /* Records in Kafka not read yet: how current the figures are. */
+                json_object_set_new(doc, "consumerLag",
+                                    lag >= 0 ? json_integer((json_int_t)lag)
+                                             : json_null());
+        }
+        ab_http_respond_json(req, 200, doc);
 }
 
 static void h_admin(ab_http_req_t *req, void *opaque) {

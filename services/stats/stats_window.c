@@ -2,13 +2,23 @@
  *
  * stats_window: one-minute buckets of the last hour, with bounded tables.
  *
- * Duplicates: a client that retries sends the same id again; each bucket
- * keeps a Bloom filter of the ids counted in it (2^20 bits = 128 KiB,
- * k = 7), so an id seen twice in the same minute of receivedAt is counted
- * once. At 50,000 distinct ids per minute the false-positive rate is about
- * 0.2 % (an event wrongly taken for a duplicate); at 100,000 about 2.6 %.
- * A retry lands in a later minute only when its receivedAt does, and then
- * the later buckets' filters are asked too (all 60, 7.5 MiB in all).
+ * Duplicates: a client that retries sends the same id again, and ingest
+ * stamps the retry with a new receivedAt, usually seconds later. The ids
+ * counted in each of STATS_DEDUPE_MINUTES minutes (default 5) are kept in
+ * a Bloom filter of 2^23 bits (1 MiB) with k = 7; an id found in the
+ * filters of the minutes up to that many before its own is counted once. False positives (an event wrongly taken
+ * for a duplicate), for all the filters asked together: about 2e-7 at
+ * 100,000 ids a minute, 0.3 % at 500,000. A filter takes at most 500,000
+ * ids; beyond, the minute's further ids are counted without the check and
+ * the counter dedupeUnchecked says how many, so a burst can over-count but
+ * never silently swallow events. Checking the whole hour at the same error
+ * would need 60 such filters (60 MiB): the horizon is the trade.
+ *
+ * Time: accepted events count in the minute of their receivedAt. Older
+ * than the hour when read: "late", left out (a replay from the beginning
+ * on a broker without timestamp lookups reads many). Ahead of this clock
+ * by at most the future allowance (clocks of two hosts differ): counted in
+ * the current minute. Further ahead: "future", left out.
  */
 #include <math.h>
 #include <pthread.h>
@@ -20,8 +30,9 @@
 #include "ab_time.h"
 #include "stats_window.h"
 
-#define BLOOM_BITS (1u << 20)
+#define BLOOM_BITS (1u << 23)
 #define BLOOM_K    7
+#define BLOOM_CAP  500000 /* ids per filter: FP 0.05 % there */
 #define SOURCES    32
 #define REASONS    32
 #define TENANTS    32
@@ -54,18 +65,32 @@ typedef struct bucket_s {
         uint64_t skewed;
         hist_t event_lag;
         hist_t pipeline_lag;
-        unsigned char *bloom;
 } bucket_t;
+
+typedef struct filter_s {
+        int64_t minute; /* -1: empty */
+        uint64_t n;
+        unsigned char *bits;
+} filter_t;
 
 struct stats_window_s {
         const ab_catalog_t *cat;
         size_t names;
+        int64_t future_ms;
+        int dedupe_minutes;
         pthread_mutex_t lock;
         bucket_t b[STATS_BUCKETS];
-        uint64_t undecodable, late, skewed, duplicates;
+        filter_t f[STATS_DEDUPE_MAX];
+        stats_counters_t c;
 };
 
-stats_window_t *stats_window_new(const ab_catalog_t *cat) {
+void stats_window_conf_init(stats_window_conf_t *conf) {
+        conf->future_ms      = 300000;
+        conf->dedupe_minutes = 5;
+}
+
+stats_window_t *stats_window_new(const ab_catalog_t *cat,
+                                 const stats_window_conf_t *conf) {
         stats_window_t *w;
         size_t i;
 
@@ -73,14 +98,25 @@ stats_window_t *stats_window_new(const ab_catalog_t *cat) {
         if (!w) {
                 return NULL;
         }
-        w->cat   = cat;
-        w->names = ab_catalog_count(cat);
+        w->cat            = cat;
+        w->names          = ab_catalog_count(cat);
+        w->future_ms      = conf->future_ms;
+        w->dedupe_minutes = conf->dedupe_minutes < 0 ? 0
+                            : conf->dedupe_minutes > STATS_DEDUPE_MAX
+                                ? STATS_DEDUPE_MAX
+                                : conf->dedupe_minutes;
         pthread_mutex_init(&w->lock, NULL);
         for (i = 0; i < STATS_BUCKETS; i++) {
                 w->b[i].minute  = -1;
                 w->b[i].by_name = calloc(w->names + 1, sizeof(uint64_t));
-                w->b[i].bloom   = calloc(BLOOM_BITS / 8, 1);
-                if (!w->b[i].by_name || !w->b[i].bloom) {
+                if (!w->b[i].by_name) {
+                        stats_window_destroy(w);
+                        return NULL;
+                }
+        }
+        for (i = 0; i < (size_t)w->dedupe_minutes; i++) {
+                w->f[i].minute = -1;
+                if (!(w->f[i].bits = calloc(BLOOM_BITS / 8, 1))) {
                         stats_window_destroy(w);
                         return NULL;
                 }
@@ -96,21 +132,20 @@ void stats_window_destroy(stats_window_t *w) {
         }
         for (i = 0; i < STATS_BUCKETS; i++) {
                 free(w->b[i].by_name);
-                free(w->b[i].bloom);
+        }
+        for (i = 0; i < STATS_DEDUPE_MAX; i++) {
+                free(w->f[i].bits);
         }
         pthread_mutex_destroy(&w->lock);
         free(w);
 }
 
 static void bucket_reset(stats_window_t *w, bucket_t *b, int64_t minute) {
-        uint64_t *by_name       = b->by_name;
-        unsigned char *bloom    = b->bloom;
+        uint64_t *by_name = b->by_name;
 
         memset(by_name, 0, (w->names + 1) * sizeof(uint64_t));
-        memset(bloom, 0, BLOOM_BITS / 8);
         memset(b, 0, sizeof(*b));
         b->by_name = by_name;
-        b->bloom   = bloom;
         b->minute  = minute;
 }
 
@@ -145,23 +180,63 @@ static void hashes(const char *id, uint32_t h[BLOOM_K]) {
         }
 }
 
-static int bloom_has(const bucket_t *b, const uint32_t h[BLOOM_K]) {
+static int bloom_has(const filter_t *f, const uint32_t h[BLOOM_K]) {
         int i;
 
         for (i = 0; i < BLOOM_K; i++) {
-                if (!(b->bloom[h[i] >> 3] & (1u << (h[i] & 7)))) {
+                if (!(f->bits[h[i] >> 3] & (1u << (h[i] & 7)))) {
                         return 0;
                 }
         }
         return 1;
 }
 
-static void bloom_set(bucket_t *b, const uint32_t h[BLOOM_K]) {
+static void bloom_set(filter_t *f, const uint32_t h[BLOOM_K]) {
         int i;
 
         for (i = 0; i < BLOOM_K; i++) {
-                b->bloom[h[i] >> 3] |= (unsigned char)(1u << (h[i] & 7));
+                f->bits[h[i] >> 3] |= (unsigned char)(1u << (h[i] & 7));
         }
+        f->n++;
+}
+
+/* Whether id was counted in the minutes (minute - horizon, minute]; if
+ * not, remembers it in the filter of minute. The horizon is relative to
+ * the event, not to now, so a rebuild that replays the hour answers what
+ * the live window answered. A minute older than the one its filter slot
+ * holds (partitions replayed unevenly) is counted unchecked rather than
+ * wiping a newer filter. 0: new, 1: duplicate. */
+static int dedupe(stats_window_t *w, const char *id, int64_t minute) {
+        uint32_t h[BLOOM_K];
+        filter_t *f;
+        int i;
+
+        if (!w->dedupe_minutes || !id) {
+                return 0;
+        }
+        hashes(id, h);
+        for (i = 0; i < w->dedupe_minutes; i++) {
+                if (w->f[i].minute > minute - w->dedupe_minutes &&
+                    w->f[i].minute <= minute && bloom_has(&w->f[i], h)) {
+                        return 1;
+                }
+        }
+        f = &w->f[minute % w->dedupe_minutes];
+        if (f->minute > minute) {
+                w->c.dedupe_unchecked++;
+                return 0;
+        }
+        if (f->minute != minute) {
+                memset(f->bits, 0, BLOOM_BITS / 8);
+                f->minute = minute;
+                f->n      = 0;
+        }
+        if (f->n >= BLOOM_CAP) {
+                w->c.dedupe_unchecked++;
+                return 0;
+        }
+        bloom_set(f, h);
+        return 0;
 }
 
 /* Exact while there is room, then "other". */
@@ -267,41 +342,48 @@ static size_t name_index(stats_window_t *w, const char *name) {
         return w->names;
 }
 
+/* The minute of time at, or -1 with the counter it falls under. */
+static int64_t minute_of(stats_window_t *w, int64_t at, int64_t now_ms) {
+        int64_t now_min = now_ms / 60000, minute = at / 60000;
+
+        if (minute > now_min) {
+                if (at - now_ms > w->future_ms) {
+                        w->c.future++;
+                        return -1;
+                }
+                return now_min;
+        }
+        if (minute <= now_min - STATS_BUCKETS) {
+                w->c.late++;
+                return -1;
+        }
+        return minute;
+}
+
 void stats_window_add(stats_window_t *w, const ab_consume_rec_t *rec,
                       int64_t now_ms) {
         const ab_envelope_t *env = &rec->env;
         int64_t now_min = now_ms / 60000, at, minute;
-        uint32_t h[BLOOM_K];
         bucket_t *b;
         char key[KEY_MAX];
-        int i, dup = 0;
 
         pthread_mutex_lock(&w->lock);
+        w->c.records++;
         switch (rec->kind) {
         case AB_CONSUME_UNDECODABLE:
-                w->undecodable++;
+                w->c.undecodable++;
                 break;
         case AB_CONSUME_ACCEPTED:
-                at     = env->received_at_ms > 0 ? env->received_at_ms
-                                                 : rec->timestamp_ms;
-                minute = at / 60000;
-                b      = bucket_for(w, minute, now_min, 1);
-                if (!b) {
-                        w->late++;
+                at = env->received_at_ms > 0 ? env->received_at_ms
+                                             : rec->timestamp_ms;
+                if ((minute = minute_of(w, at, now_ms)) < 0) {
                         break;
                 }
-                hashes(env->id, h);
-                for (i = 0; i < STATS_BUCKETS && !dup; i++) {
-                        if (w->b[i].minute > now_min - STATS_BUCKETS &&
-                            w->b[i].minute >= 0 && bloom_has(&w->b[i], h)) {
-                                dup = 1;
-                        }
-                }
-                if (dup) {
-                        w->duplicates++;
+                if (dedupe(w, env->id, minute)) {
+                        w->c.duplicates++;
                         break;
                 }
-                bloom_set(b, h);
+                b = bucket_for(w, minute, now_min, 1);
                 b->total++;
                 b->by_name[name_index(w, env->name)]++;
                 kv_add(b->sources, SOURCES, &b->sources_other, env->source);
@@ -309,7 +391,7 @@ void stats_window_add(stats_window_t *w, const ab_consume_rec_t *rec,
                        env->company_id ? env->company_id : "");
                 if (env->occurred_at_ms > at + STATS_SKEW_MS) {
                         b->skewed++;
-                        w->skewed++;
+                        w->c.skewed++;
                 } else {
                         hist_add(&b->event_lag, (double)(at - env->occurred_at_ms));
                 }
@@ -322,11 +404,10 @@ void stats_window_add(stats_window_t *w, const ab_consume_rec_t *rec,
         case AB_CONSUME_DEADLETTER:
                 at = rec->fail.received_at_ms > 0 ? rec->fail.received_at_ms
                                                   : rec->timestamp_ms;
-                b  = bucket_for(w, at / 60000, now_min, 1);
-                if (!b) {
-                        w->late++;
+                if ((minute = minute_of(w, at, now_ms)) < 0) {
                         break;
                 }
+                b = bucket_for(w, minute, now_min, 1);
                 snprintf(key, sizeof(key), "%s:%s",
                          rec->kind == AB_CONSUME_REJECTED ? "rejected"
                                                           : "deadletter",
@@ -361,7 +442,8 @@ json_t *stats_window_query(stats_window_t *w, const stats_query_t *q,
         json_t *by_name, *by_prefix, *by_source, *by_reason,
             *series, *tenants, *doc;
         hist_t ev, pl;
-        uint64_t total, fail_total, n, other;
+        uint64_t total, fail_total, n;
+        stats_counters_t c;
         const ab_catalog_entry_t *e;
         bucket_t *b;
         size_t i;
@@ -439,7 +521,7 @@ json_t *stats_window_query(stats_window_t *w, const stats_query_t *q,
                                                        ? b->failures
                                                        : 0)));
         }
-        other = 0;
+        c = w->c;
         pthread_mutex_unlock(&w->lock);
 
         ab_time_format((now_min - q->minutes + 1) * 60000, from,
@@ -455,20 +537,21 @@ json_t *stats_window_query(stats_window_t *w, const stats_query_t *q,
             hist_json(&ev), "pipelineLagMs", hist_json(&pl), "breakdown",
             "name", by_name, "prefix", by_prefix, "source", by_source,
             "topTenants", tenants, "series", series, "counters",
-            "undecodable", (json_int_t)w->undecodable, "late",
-            (json_int_t)w->late, "clockSkewed", (json_int_t)w->skewed,
-            "duplicates", (json_int_t)w->duplicates);
-        (void)other;
+            "undecodable", (json_int_t)c.undecodable, "late",
+            (json_int_t)c.late, "clockSkewed", (json_int_t)c.skewed,
+            "duplicates", (json_int_t)c.duplicates);
+        if (doc) {
+                json_object_set_new(json_object_get(doc, "counters"), "future",
+                                    json_integer((json_int_t)c.future));
+                json_object_set_new(json_object_get(doc, "counters"),
+                                    "dedupeUnchecked",
+                                    json_integer((json_int_t)c.dedupe_unchecked));
+        }
         return doc;
 }
 
-void stats_window_counters(stats_window_t *w, uint64_t *undecodable,
-                           uint64_t *late, uint64_t *skewed,
-                           uint64_t *duplicates) {
+void stats_window_counters(stats_window_t *w, stats_counters_t *c) {
         pthread_mutex_lock(&w->lock);
-        *undecodable = w->undecodable;
-        *late        = w->late;
-        *skewed      = w->skewed;
-        *duplicates  = w->duplicates;
+        *c = w->c;
         pthread_mutex_unlock(&w->lock);
 }

@@ -3,7 +3,8 @@
  * stats_window: the last hour of the bus in 60 one-minute buckets aligned
  * to the epoch (half-open [m, m+1)), advancing with an injectable clock.
  * Owns the counts per bucket (accepted by name and source, failures by
- * kind and reason), duplicate suppression per minute (a Bloom filter),
+ * kind and reason), duplicate suppression over the last minutes (Bloom
+ * filters),
  * the lag histograms and the heavy-hitter tenants. Bounded memory whatever
  * the input: names come from the catalog, other keys are capped tables
  * with an "other" row.
@@ -21,11 +22,33 @@
 /** Events an event's occurredAt may lie ahead of receivedAt before it is
  *  counted as clock-skewed. */
 #define STATS_SKEW_MS 1000
+/** Most minutes the duplicate check can look back. */
+#define STATS_DEDUPE_MAX 60
 
 typedef struct stats_window_s stats_window_t;
 
+typedef struct stats_window_conf_s {
+        int64_t future_ms;  /**< receivedAt ahead of the clock still counted */
+        int dedupe_minutes; /**< 0 (off) .. STATS_DEDUPE_MAX; 1 MiB each */
+} stats_window_conf_t;
+
+/** Records by what became of them, since start. */
+typedef struct stats_counters_s {
+        uint64_t records;     /**< every record handed to the window */
+        uint64_t undecodable; /**< not an envelope nor a failure record */
+        uint64_t late;        /**< older than the hour when read */
+        uint64_t future;      /**< ahead of the clock beyond future_ms */
+        uint64_t skewed;      /**< occurredAt ahead of receivedAt */
+        uint64_t duplicates;  /**< an id already counted in the horizon */
+        uint64_t dedupe_unchecked; /**< counted without the check (full) */
+} stats_counters_t;
+
+/** Defaults: 5 minutes ahead, 5 minutes of duplicates. */
+void stats_window_conf_init(stats_window_conf_t *conf);
+
 /** @returns a window over \p cat's names, or NULL (out of memory). */
-stats_window_t *stats_window_new(const ab_catalog_t *cat);
+stats_window_t *stats_window_new(const ab_catalog_t *cat,
+                                 const stats_window_conf_t *conf);
 void stats_window_destroy(stats_window_t *w);
 
 /**
@@ -48,9 +71,7 @@ typedef struct stats_query_s {
 json_t *stats_window_query(stats_window_t *w, const stats_query_t *q,
                            int64_t now_ms);
 
-/** @returns the records counted as undecodable, late, skewed, duplicate. */
-void stats_window_counters(stats_window_t *w, uint64_t *undecodable,
-                           uint64_t *late, uint64_t *skewed,
-                           uint64_t *duplicates);
+/** @brief Copies the counters. */
+void stats_window_counters(stats_window_t *w, stats_counters_t *c);
 
 #endif
