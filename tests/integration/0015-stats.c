@@ -305,3 +305,36 @@ Test(stats, events_older_than_the_hour_fall_out) {
         start_stats((const char *const[]){offset, NULL});
         json_decref(wait_totals(NULL, 0, 0));
 }
+
+/* On the real Kafka the rebuild starts at the window by timestamp lookup:
+ * records stamped two hours ago are never even read, which the
+ * undecodable counter shows (garbage counts whatever its time). The
+ * devbroker answers no timestamp lookup: it reads from the beginning and
+ * counts them, and both answer the same totals. */
+Test(stats, the_rebuild_reads_nothing_older_than_the_window) {
+        int64_t two_hours_ago = wall_ms() - 2 * 3600000;
+        json_int_t want;
+        json_t *doc;
+        int i;
+
+        ingest = ab_itest_stack_start("aetherbus-ingest", PARTITIONS, NULL,
+                                      WAIT_MS, &b, prefix, sizeof(prefix),
+                                      &iport);
+        for (i = 0; i < 5; i++) {
+                ab_itest_produce_at(b, topic_commerce(), "old", "\xc3\x01old",
+                                    5, NULL, two_hours_ago);
+        }
+        post_mix();
+        start_stats(NULL);
+        doc  = wait_totals(NULL, 7, 3);
+        want = strcmp(ab_itest_kind(), "kafka") ? 5 : 0;
+        cr_assert_eq(jint(doc, "counters", "undecodable"), want,
+                     "%s: %lld old records read, want %lld", ab_itest_kind(),
+                     (long long)jint(doc, "counters", "undecodable"),
+                     (long long)want);
+        if (!want) {
+                cr_assert(ab_itest_proc_wait_log(stats, "timestamp lookup", 1000) == 0,
+                          "stats did not say it used the timestamp lookup");
+        }
+        json_decref(doc);
+}

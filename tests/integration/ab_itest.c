@@ -1337,6 +1337,12 @@ static void produce_dr(const ab_delivery_t *dr, void *opaque) {
 void ab_itest_produce(ab_itest_broker_t *b, const char *topic,
                       const char *key, const void *value, size_t value_len,
                       const char *const *headers) {
+        ab_itest_produce_at(b, topic, key, value, value_len, headers, 0);
+}
+
+void ab_itest_produce_at(ab_itest_broker_t *b, const char *topic,
+                         const char *key, const void *value, size_t value_len,
+                         const char *const *headers, int64_t timestamp_ms) {
         rd_kafka_headers_t *hdrs = NULL;
         ab_producer_conf_t pc;
         char errstr[512];
@@ -1361,7 +1367,8 @@ void ab_itest_produce(ab_itest_broker_t *b, const char *topic,
         b->dr_seen = 0;
         err = ab_producer_produce(b->producer, topic, key,
                                   key ? strlen(key) : 0, value, value_len,
-                                  hdrs, 0, NULL, errstr, sizeof(errstr));
+                                  hdrs, timestamp_ms, NULL, errstr,
+                                  sizeof(errstr));
         if (err != AB_OK) {
                 if (hdrs) {
                         rd_kafka_headers_destroy(hdrs);

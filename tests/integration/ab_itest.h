@@ -235,6 +235,12 @@ void ab_itest_produce(ab_itest_broker_t *b, const char *topic,
                       const char *key, const void *value, size_t value_len,
                       const char *const *headers);
 
+/** @brief ab_itest_produce() with the record's Kafka timestamp (ms since
+ *         the epoch; 0: now). */
+void ab_itest_produce_at(ab_itest_broker_t *b, const char *topic,
+                         const char *key, const void *value, size_t value_len,
+                         const char *const *headers, int64_t timestamp_ms);
+
 /* ------------------------------------------------------------------ */
 /* Processes                                                           */
 /* ------------------------------------------------------------------ */
