@@ -154,4 +154,21 @@ ab_err_t ab_avro_decode_envelope(const ab_avro_codec_t *codec,
                                  ab_envelope_t *env, char *errstr,
                                  size_t errstr_size);
 
+/**
+ * @brief Decodes a framed record into a view for consumers: every string
+ *        field, occurredAt_ms and receivedAt, and the payload as the JSON
+ *        text stored in the record (env->payload_json; env->payload is
+ *        NULL: a consumer that needs the tree parses it, one that forwards
+ *        or stores the text does not). A record in the codec's own schema
+ *        is read directly, one allocation, no avro-c, no jansson; any
+ *        other known writer goes through ab_avro_decode_envelope() and its
+ *        payload is written back as compact text. Strings are checked as
+ *        jansson checks them (UTF-8, no embedded NUL); the payload text is
+ *        not parsed here.
+ * @returns as ab_avro_decode_envelope(); ab_envelope_clear() frees env.
+ */
+ab_err_t ab_avro_decode_view(const ab_avro_codec_t *codec, const void *data,
+                             size_t len, ab_envelope_t *env, char *errstr,
+                             size_t errstr_size);
+
 #endif

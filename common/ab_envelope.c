@@ -533,5 +533,6 @@ const char *ab_envelope_key(const ab_envelope_t *env) {
 
 void ab_envelope_clear(ab_envelope_t *env) {
         json_decref(env->doc);
+        free(env->buf);
         memset(env, 0, sizeof(*env));
 }
