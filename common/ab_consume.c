@@ -5,9 +5,12 @@
  * metrics shared by the consumer services.
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ab_catalog.h"
 #include "ab_consume.h"
@@ -27,6 +30,7 @@ typedef struct part_s {
         int64_t read;    /* next offset to read, -1 unknown */
         int assigned;
         ab_metric_t *m_lag;
+        ab_metric_t *m_rec[AB_CONSUME_UNDECODABLE + 1]; /* by kind, cached */
 } part_t;
 
 struct ab_consume_s {
@@ -42,11 +46,20 @@ struct ab_consume_s {
         size_t last_part; /* cache: records come in runs per partition */
         int64_t last_lag_ms;
         int64_t last_commit_ms;
+        pthread_t waker;
+        int waker_started;
+        atomic_int waker_stop;
+        atomic_int want_wake;
+        atomic_int assign_gen;
+        pthread_mutex_t parts_lock; /* parts' array against the waker */
         int stored_since_commit;
         ab_metric_t *m_records; /* {topic,kind} */
         ab_metric_t *m_lag;     /* {topic,partition} */
         ab_metric_t *m_lag_total;
         ab_metric_t *m_errors;  /* {reason} */
+        ab_metric_t *m_catchup;
+        int64_t assigned_ms;    /* assign mode: when reading began */
+        atomic_int caught_up;
 };
 
 const char *ab_consume_kind_name(ab_consume_kind_t kind) {
@@ -78,12 +91,16 @@ static part_t *part_find(ab_consume_t *c, const char *topic,
         if (!create || c->part_cnt >= MAX_PARTS) {
                 return NULL;
         }
+        pthread_mutex_lock(&c->parts_lock);
         np = realloc(c->parts, (c->part_cnt + 1) * sizeof(*np));
+        if (np) {
+                c->parts = np;
+        }
+        pthread_mutex_unlock(&c->parts_lock);
         if (!np) {
                 return NULL;
         }
-        c->parts = np;
-        p        = &c->parts[c->part_cnt];
+        p = &c->parts[c->part_cnt];
         memset(p, 0, sizeof(*p));
         if (!(p->topic = strdup(topic))) {
                 return NULL;
@@ -97,7 +114,9 @@ static part_t *part_find(ab_consume_t *c, const char *topic,
                 p->m_lag = AB_METRIC_WITH(c->m_lag, topic, pbuf);
         }
         c->last_part = c->part_cnt;
+        pthread_mutex_lock(&c->parts_lock);
         c->part_cnt++;
+        pthread_mutex_unlock(&c->parts_lock);
         return p;
 }
 
@@ -115,6 +134,7 @@ static void on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts) {
                         p->read     = -1;
                 }
         }
+        atomic_fetch_add(&c->assign_gen, 1);
         if (c->conf.on_assign) {
                 c->conf.on_assign(c->conf.opaque, parts);
         }
@@ -168,7 +188,13 @@ static ab_err_t metrics_init(ab_consume_t *c, char *errstr,
             reg, "consumer_errors_total",
             "Consumer errors reported by librdkafka, by error name.",
             "reason", errstr, errstr_size);
-        return c->m_records && c->m_lag && c->m_lag_total && c->m_errors
+        c->m_catchup = ab_metrics_gauge(
+            reg, "consumer_catchup_seconds",
+            "Without a group: how long reading the partitions to the ends "
+            "they had at start took (0 until it is done).",
+            NULL, errstr, errstr_size);
+        return c->m_records && c->m_lag && c->m_lag_total && c->m_errors &&
+                       c->m_catchup
                    ? AB_OK
                    : AB_ERR_INTERNAL;
 }
@@ -187,6 +213,7 @@ ab_consume_t *ab_consume_new(const ab_consume_conf_t *conf, char *errstr,
         }
         c->conf      = *conf;
         c->last_part = (size_t)-1;
+        pthread_mutex_init(&c->parts_lock, NULL);
         c->topics    = calloc(conf->topic_cnt + 1, sizeof(char *));
         if (!c->topics) {
                 ab_errstr_set(errstr, errstr_size, "out of memory");
@@ -309,6 +336,116 @@ static void start_positions(ab_consume_t *c,
         }
 }
 
+/* librdkafka 2.0.2 stops fetching a partition once the local queue holds
+ * queued.min.messages and looks again only when its broker thread wakes,
+ * up to a second later (2.1 added fetch.queue.backoff.ms for this). A
+ * consumer slower than its broker stalled that long at every refill:
+ * 1M records took 5-7 s instead of 2, and with a 5,000-message queue 116
+ * s instead of 18. Any request queued for a broker thread wakes it; a
+ * watermark query of one partition per leader is the cheapest one that
+ * changes nothing (pause/resume would purge the prefetched records). The
+ * consuming thread asks for one while records flow, at most every 20 ms
+ * (50 small requests a second per leader broker, none when idle). */
+#define WAKE_INTERVAL_MS 20
+#define WAKE_TARGETS 64
+#define WAKE_REFRESH_MS 30000
+
+typedef struct wake_target_s {
+        char topic[256];
+        int32_t partition;
+        int32_t leader;
+} wake_target_t;
+
+static int assigned_locked(ab_consume_t *c, const char *topic, int32_t part) {
+        size_t i;
+
+        for (i = 0; i < c->part_cnt; i++) {
+                if (c->parts[i].assigned && c->parts[i].partition == part &&
+                    !strcmp(c->parts[i].topic, topic)) {
+                        return 1;
+                }
+        }
+        return 0;
+}
+
+/* One assigned partition per leader broker, from fresh metadata of each
+ * topic read (at most a few dozen topics: one request each). */
+static size_t wake_targets(ab_consume_t *c, wake_target_t *t) {
+        const struct rd_kafka_metadata *md;
+        const rd_kafka_metadata_partition_t *mp;
+        rd_kafka_topic_t *rkt;
+        const char *topic;
+        size_t i, k, n = 0;
+        int j, seen;
+
+        for (i = 0; c->topics[i] && n < WAKE_TARGETS; i++) {
+                topic = c->topics[i];
+                if (topic[0] == '^' || !(rkt = rd_kafka_topic_new(c->rk, topic, NULL))) {
+                        continue; /* a pattern: its topics are not known here */
+                }
+                if (rd_kafka_metadata(c->rk, 0, rkt, &md, 2000) == 0) {
+                        for (j = 0; md->topic_cnt == 1 &&
+                                    j < md->topics[0].partition_cnt && n < WAKE_TARGETS;
+                             j++) {
+                                mp = &md->topics[0].partitions[j];
+                                for (k = 0, seen = 0; k < n; k++) {
+                                        seen |= t[k].leader == mp->leader;
+                                }
+                                pthread_mutex_lock(&c->parts_lock);
+                                seen |= !assigned_locked(c, topic, mp->id);
+                                pthread_mutex_unlock(&c->parts_lock);
+                                if (!seen) {
+                                        snprintf(t[n].topic, sizeof(t[n].topic), "%s",
+                                                 topic);
+                                        t[n].partition = mp->id;
+                                        t[n].leader    = mp->leader;
+                                        n++;
+                                }
+                        }
+                        rd_kafka_metadata_destroy(md);
+                }
+                rd_kafka_topic_destroy(rkt);
+        }
+        return n;
+}
+
+static void *waker_main(void *arg) {
+        ab_consume_t *c = arg;
+        wake_target_t *t;
+        int64_t lo, hi, refreshed = 0;
+        size_t n = 0, i;
+        int gen = -1;
+
+        if (!(t = calloc(WAKE_TARGETS, sizeof(*t)))) {
+                return NULL;
+        }
+        while (!atomic_load(&c->waker_stop)) {
+                if (atomic_exchange(&c->want_wake, 0)) {
+                        if (gen != atomic_load(&c->assign_gen) ||
+                            ab_time_now_ms() - refreshed > WAKE_REFRESH_MS) {
+                                gen       = atomic_load(&c->assign_gen);
+                                n         = wake_targets(c, t);
+                                refreshed = ab_time_now_ms();
+                        }
+                        for (i = 0; i < n; i++) {
+                                rd_kafka_query_watermark_offsets(
+                                    c->rk, t[i].topic, t[i].partition, &lo, &hi,
+                                    1000);
+                        }
+                }
+                usleep(WAKE_INTERVAL_MS * 1000);
+        }
+        free(t);
+        return NULL;
+}
+
+static void waker_start(ab_consume_t *c) {
+        if (!c->waker_started &&
+            pthread_create(&c->waker, NULL, waker_main, c) == 0) {
+                c->waker_started = 1;
+        }
+}
+
 ab_err_t ab_consume_start(ab_consume_t *c, int timeout_ms, char *errstr,
                           size_t errstr_size) {
         rd_kafka_topic_partition_list_t *list = NULL, *lo = NULL, *hi = NULL;
@@ -320,6 +457,7 @@ ab_err_t ab_consume_start(ab_consume_t *c, int timeout_ms, char *errstr,
 
         c->last_commit_ms = ab_time_now_ms();
         if (c->conf.group_id) {
+                waker_start(c);
                 return ab_consumer_subscribe(c->consumer, c->conf.topics,
                                              c->conf.topic_cnt, errstr,
                                              errstr_size);
@@ -374,6 +512,9 @@ ab_err_t ab_consume_start(ab_consume_t *c, int timeout_ms, char *errstr,
                 p->read = from;
                 total += from >= 0 && p->target > from ? p->target - from : 0;
         }
+        atomic_fetch_add(&c->assign_gen, 1);
+        waker_start(c);
+        c->assigned_ms = ab_time_now_ms();
         err = rd_kafka_assign(c->rk, list);
         if (err) {
                 ab_errstr_set(errstr, errstr_size, "assign: %s",
@@ -433,8 +574,8 @@ void ab_consume_decode(ab_consume_t *c, const char *topic, const void *value,
                                                            : AB_CONSUME_DEADLETTER;
                 return;
         }
-        err = ab_avro_decode_envelope(c->conf.codec, value, len, &rec->env,
-                                      rec->error, sizeof(rec->error));
+        err = ab_avro_decode_view(c->conf.codec, value, len, &rec->env,
+                                  rec->error, sizeof(rec->error));
         rec->kind = err ? AB_CONSUME_UNDECODABLE : AB_CONSUME_ACCEPTED;
 }
 
@@ -525,12 +666,20 @@ size_t ab_consume_poll(ab_consume_t *c, ab_consume_rec_t *recs, size_t max,
                                 rec->topic, rec->partition, rec->offset,
                                 rec->error);
                 }
-                if (c->m_records) {
-                        ab_metric_inc(AB_METRIC_WITH(c->m_records, rec->topic,
-                                                     ab_consume_kind_name(rec->kind)));
-                }
                 if ((p = part_find(c, rec->topic, rec->partition, 0))) {
                         p->read = rec->offset + 1;
+                }
+                if (c->m_records) {
+                        /* a label lookup per record showed in profiles */
+                        if (p && !p->m_rec[rec->kind]) {
+                                p->m_rec[rec->kind] = AB_METRIC_WITH(
+                                    c->m_records, rec->topic,
+                                    ab_consume_kind_name(rec->kind));
+                        }
+                        ab_metric_inc(p ? p->m_rec[rec->kind]
+                                        : AB_METRIC_WITH(c->m_records, rec->topic,
+                                                         ab_consume_kind_name(
+                                                             rec->kind)));
                 }
         }
         if (n < 0) {
@@ -545,6 +694,15 @@ size_t ab_consume_poll(ab_consume_t *c, ab_consume_rec_t *recs, size_t max,
         if (now - c->last_lag_ms >= LAG_INTERVAL_MS) {
                 c->last_lag_ms = now;
                 lag_refresh(c);
+        }
+        /* While records flow, keep the broker threads looking: the queue
+         * goes under the threshold between two wakes, not after the last
+         * record (idle: no wakes, no requests). */
+        if (n > 0) {
+                atomic_store(&c->want_wake, 1);
+        }
+        if (!atomic_load(&c->caught_up) && !c->conf.group_id) {
+                ab_consume_caught_up(c, NULL, 0);
         }
         return out;
 }
@@ -638,6 +796,16 @@ int ab_consume_caught_up(ab_consume_t *c, char *progress,
                          "end, %" PRId64 " records to go",
                          done, cnt, want - got);
         }
+        if (done == cnt && !atomic_exchange(&c->caught_up, 1)) {
+                ab_info(COMP, "caught up: %zu partition(s) read to their end "
+                              "in %.3f s",
+                        cnt, (double)(ab_time_now_ms() - c->assigned_ms) / 1000.0);
+                if (c->m_catchup) {
+                        ab_metric_set(c->m_catchup,
+                                      (double)(ab_time_now_ms() - c->assigned_ms) /
+                                          1000.0);
+                }
+        }
         return done == cnt;
 }
 
@@ -660,6 +828,10 @@ void ab_consume_destroy(ab_consume_t *c) {
         if (!c) {
                 return;
         }
+        if (c->waker_started) {
+                atomic_store(&c->waker_stop, 1);
+                pthread_join(c->waker, NULL);
+        }
         if (c->consumer && c->conf.group_id &&
             ab_consume_commit(c, 0, errstr, sizeof(errstr)) != AB_OK) {
                 ab_warn(COMP, "final commit: %s", errstr);
@@ -678,5 +850,6 @@ void ab_consume_destroy(ab_consume_t *c) {
         free(c->topics);
         free(c->topic_rejected);
         free(c->topic_deadletter);
+        pthread_mutex_destroy(&c->parts_lock);
         free(c);
 }

@@ -47,7 +47,8 @@ typedef struct ab_consume_rec_s {
         size_t key_len;
         const void *value;        /**< the raw value */
         size_t value_len;
-        ab_envelope_t env;        /**< ACCEPTED: owns its document */
+        ab_envelope_t env;        /**< ACCEPTED: a view (ab_avro_decode_view():
+                                       payload as text in payload_json) */
         ab_record_failure_t fail; /**< REJECTED/DEADLETTER, in fail_doc */
         json_t *fail_doc;
         char error[160];          /**< UNDECODABLE: why */

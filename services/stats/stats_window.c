@@ -41,6 +41,7 @@
 
 typedef struct kv_s {
         char key[KEY_MAX];
+        uint64_t h; /* of key: most comparisons end here */
         uint64_t n;
         uint64_t err; /* Space-Saving: overestimate bound */
 } kv_t;
@@ -76,6 +77,7 @@ typedef struct filter_s {
 struct stats_window_s {
         const ab_catalog_t *cat;
         size_t names;
+        size_t last_name;
         int64_t future_ms;
         int dedupe_minutes;
         pthread_mutex_t lock;
@@ -239,17 +241,40 @@ static int dedupe(stats_window_t *w, const char *id, int64_t minute) {
         return 0;
 }
 
+/* FNV-1a of the first KEY_MAX-1 bytes: the part a table keeps. */
+static uint64_t key_hash(const char *key, size_t *lenp) {
+        uint64_t h = 14695981039346656037ull;
+        size_t n;
+
+        for (n = 0; key[n] && n < KEY_MAX - 1; n++) {
+                h = (h ^ (unsigned char)key[n]) * 1099511628211ull;
+        }
+        *lenp = n;
+        return h;
+}
+
+static void kv_set(kv_t *e, const char *key, size_t len, uint64_t h) {
+        memcpy(e->key, key, len);
+        e->key[len] = '\0';
+        e->h        = h;
+}
+
+static int kv_is(const kv_t *e, const char *key, size_t len, uint64_t h) {
+        return e->h == h && !strncmp(e->key, key, len) && !e->key[len];
+}
+
 /* Exact while there is room, then "other". */
 static void kv_add(kv_t *t, size_t cap, uint64_t *other, const char *key) {
-        size_t i;
+        size_t i, len;
+        uint64_t h = key_hash(key, &len);
 
         for (i = 0; i < cap; i++) {
                 if (!t[i].n) {
-                        snprintf(t[i].key, KEY_MAX, "%s", key);
+                        kv_set(&t[i], key, len, h);
                         t[i].n = 1;
                         return;
                 }
-                if (!strncmp(t[i].key, key, KEY_MAX - 1)) {
+                if (kv_is(&t[i], key, len, h)) {
                         t[i].n++;
                         return;
                 }
@@ -261,10 +286,11 @@ static void kv_add(kv_t *t, size_t cap, uint64_t *other, const char *key) {
  * the heavy hitters are kept with bounded memory whatever the number of
  * tenants; n overestimates by at most err. */
 static void ss_add(kv_t *t, size_t cap, const char *key) {
-        size_t i, min = 0;
+        size_t i, min = 0, len;
+        uint64_t h = key_hash(key, &len);
 
         for (i = 0; i < cap; i++) {
-                if (t[i].n && !strncmp(t[i].key, key, KEY_MAX - 1)) {
+                if (t[i].n && kv_is(&t[i], key, len, h)) {
                         t[i].n++;
                         return;
                 }
@@ -274,7 +300,7 @@ static void ss_add(kv_t *t, size_t cap, const char *key) {
         }
         t[min].err = t[min].n;
         t[min].n++;
-        snprintf(t[min].key, KEY_MAX, "%s", key);
+        kv_set(&t[min], key, len, h);
 }
 
 static void hist_add(hist_t *h, double v) {
@@ -332,11 +358,17 @@ static size_t name_index(stats_window_t *w, const char *name) {
         const ab_catalog_entry_t *e = ab_catalog_find(w->cat, name);
         size_t i;
 
-        if (e) {
-                for (i = 0; i < w->names; i++) {
-                        if (ab_catalog_get(w->cat, i) == e) {
-                                return i;
-                        }
+        if (!e) {
+                return w->names;
+        }
+        /* Entries are one array in catalog order: the last hit first. */
+        if (w->last_name < w->names && ab_catalog_get(w->cat, w->last_name) == e) {
+                return w->last_name;
+        }
+        for (i = 0; i < w->names; i++) {
+                if (ab_catalog_get(w->cat, i) == e) {
+                        w->last_name = i;
+                        return i;
                 }
         }
         return w->names;
