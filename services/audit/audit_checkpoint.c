@@ -25,6 +25,7 @@
 #define KEY_LEN     32                /* Ed25519 seed and public key */
 #define SIG_LEN     64                /* Ed25519 signature */
 #define KEY_B64_LEN 44                /* base64 of alg byte || key */
+#define HASH_B64_LEN 44               /* base64 of a SHA-256 hash */
 #define SIG_B64_LEN 92                /* base64 of key id || signature */
 #define KEYFILE_MAX 4096              /* a signer key file is ~100 bytes */
 
@@ -858,7 +859,7 @@ ab_err_t audit_note_open(const audit_verifier_t *v, const char *msg,
 ab_err_t audit_checkpoint_format(const audit_checkpoint_t *cp, char *buf,
                                  size_t buf_size, size_t *lenp, char *errstr,
                                  size_t errstr_size) {
-        char b64[KEY_B64_LEN + 1];
+        char b64[HASH_B64_LEN + 1];
         size_t olen = strlen(cp->origin);
         int n;
 
@@ -957,7 +958,7 @@ ab_err_t audit_checkpoint_sign(const audit_signer_t *s,
                                const audit_checkpoint_t *cp, char **outp,
                                size_t *lenp, char *errstr,
                                size_t errstr_size) {
-        char body[AUDIT_NAME_MAX + 1 + 20 + 1 + KEY_B64_LEN + 1 + 1];
+        char body[AUDIT_NAME_MAX + 1 + 20 + 1 + HASH_B64_LEN + 1 + 1];
         size_t len;
         ab_err_t err;
 
@@ -993,5 +994,55 @@ ab_err_t audit_checkpoint_open(const audit_verifier_t *v, const char *origin,
                 memset(cp, 0, sizeof(*cp));
                 return AB_ERR_INVALID;
         }
+        return AB_OK;
+}
+
+ab_err_t audit_tlog_proof_format(uint64_t index,
+                                 const audit_merkle_proof_t *proof,
+                                 const char *signed_cp, size_t cp_len,
+                                 char **outp, size_t *lenp, char *errstr,
+                                 size_t errstr_size) {
+        static const char head[] = "c2sp.org/tlog-proof@v1\nindex ";
+        size_t total, o, i;
+        char *out;
+        int n;
+
+        *outp = NULL;
+        if (proof->cnt > AUDIT_MERKLE_MAX_PROOF) {
+                ab_errstr_set(errstr, errstr_size,
+                              "inclusion proof of %zu hashes", proof->cnt);
+                return AB_ERR_INVALID;
+        }
+        if (cp_len == 0 || signed_cp[cp_len - 1] != '\n') {
+                ab_errstr_set(errstr, errstr_size,
+                              "signed checkpoint does not end in a newline");
+                return AB_ERR_MALFORMED;
+        }
+        /* head, index and newline, a line per hash, blank line, note */
+        total = sizeof(head) - 1 + 21 + proof->cnt * (HASH_B64_LEN + 1) + 1 +
+                cp_len;
+        out = malloc(total + 1);
+        if (!out) {
+                ab_errstr_set(errstr, errstr_size, "out of memory");
+                return AB_ERR_NOMEM;
+        }
+        n = snprintf(out, total + 1, "%s%" PRIu64 "\n", head, index);
+        if (n < 0 || (size_t)n > total) {
+                free(out);
+                ab_errstr_set(errstr, errstr_size, "proof formatting failed");
+                return AB_ERR_INTERNAL;
+        }
+        o = (size_t)n;
+        for (i = 0; i < proof->cnt; i++) {
+                b64_encode(proof->hash[i], AUDIT_HASH_LEN, out + o);
+                o += HASH_B64_LEN;
+                out[o++] = '\n';
+        }
+        out[o++] = '\n';
+        memcpy(out + o, signed_cp, cp_len);
+        o += cp_len;
+        out[o] = '\0';
+        *outp = out;
+        *lenp = o;
         return AB_OK;
 }

@@ -126,4 +126,17 @@ ab_err_t audit_checkpoint_open(const audit_verifier_t *v, const char *origin,
                                audit_checkpoint_t *cp, char *errstr,
                                size_t errstr_size);
 
+/**
+ * A C2SP tlog-proof (c2sp.org/tlog-proof@v1) of leaf \p index: its
+ * inclusion \p proof and, verbatim, the signed checkpoint of the tree the
+ * proof leads to. All a third party needs, with the entry and the log's
+ * verifier key, to check the entry is in the log. \p *outp as
+ * audit_note_sign().
+ */
+ab_err_t audit_tlog_proof_format(uint64_t index,
+                                 const audit_merkle_proof_t *proof,
+                                 const char *signed_cp, size_t cp_len,
+                                 char **outp, size_t *lenp, char *errstr,
+                                 size_t errstr_size);
+
 #endif

@@ -626,3 +626,41 @@ Test(audit_checkpoint, body_parser_accepts_and_refuses) {
         }
 #undef ROOT
 }
+
+Test(audit_checkpoint, tlog_proof_carries_index_path_and_checkpoint) {
+        audit_merkle_proof_t p;
+        char errstr[256], *out;
+        size_t len;
+        int i;
+
+        memset(&p, 0, sizeof(p));
+        p.cnt = 2;
+        for (i = 0; i < AUDIT_HASH_LEN; i++) {
+                p.hash[1][i] = 0xff;
+        }
+        cr_assert_eq(audit_tlog_proof_format(73894, &p, C2SP_BODY "\n" PETER_SIG,
+                                             strlen(C2SP_BODY "\n" PETER_SIG),
+                                             &out, &len, errstr,
+                                             sizeof(errstr)),
+                     AB_OK, "%s", errstr);
+        cr_assert_str_eq(out, "c2sp.org/tlog-proof@v1\n"
+                              "index 73894\n"
+                              "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+                              "//////////////////////////////////////////8=\n"
+                              "\n" C2SP_BODY "\n" PETER_SIG);
+        cr_assert_eq(len, strlen(out));
+        free(out);
+        /* a leaf alone in its tree: no path lines */
+        p.cnt = 0;
+        cr_assert_eq(audit_tlog_proof_format(0, &p, C2SP_BODY "\n" PETER_SIG,
+                                             strlen(C2SP_BODY "\n" PETER_SIG),
+                                             &out, &len, errstr,
+                                             sizeof(errstr)),
+                     AB_OK);
+        cr_assert(!strncmp(out, "c2sp.org/tlog-proof@v1\nindex 0\n\n", 32));
+        free(out);
+        cr_assert_eq(audit_tlog_proof_format(0, &p, C2SP_BODY, 5, &out, &len,
+                                             errstr, sizeof(errstr)),
+                     AB_ERR_MALFORMED);
+        cr_assert_null(out);
+}
