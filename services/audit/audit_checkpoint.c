@@ -192,7 +192,8 @@ static int valid_text(const char *s, size_t len, int newline) {
 }
 
 /* A key name: non-empty UTF-8, no space of any kind, no '+' (the key
- * formats' separator), no control character. */
+ * formats' separator), no ASCII control character (as sumdb/note, whose
+ * notes cannot carry one). */
 static int valid_name(const char *s, size_t len) {
         const unsigned char *p = (const unsigned char *)s, *end = p + len;
         size_t n;
@@ -202,7 +203,7 @@ static int valid_name(const char *s, size_t len) {
         }
         while (p < end) {
                 if (*p < 0x80) {
-                        if (*p <= 0x20 || *p == 0x7f || *p == '+') {
+                        if (*p <= 0x20 || *p == '+') {
                                 return 0;
                         }
                         p++;
@@ -860,10 +861,11 @@ ab_err_t audit_checkpoint_format(const audit_checkpoint_t *cp, char *buf,
                                  size_t buf_size, size_t *lenp, char *errstr,
                                  size_t errstr_size) {
         char b64[HASH_B64_LEN + 1];
-        size_t olen = strlen(cp->origin);
+        size_t olen = strnlen(cp->origin, sizeof(cp->origin));
         int n;
 
-        if (olen == 0 || !valid_text(cp->origin, olen, 0)) {
+        if (olen == 0 || olen == sizeof(cp->origin) ||
+            !valid_text(cp->origin, olen, 0)) {
                 ab_errstr_set(errstr, errstr_size,
                               "checkpoint origin must be one non-empty line "
                               "of UTF-8");

@@ -334,11 +334,11 @@ static void shift_to_odd(uint64_t *fn, uint64_t *sn) {
 
 ab_err_t audit_merkle_verify_inclusion(uint64_t index, uint64_t size,
                                        const uint8_t leaf[AUDIT_HASH_LEN],
-                                       const uint8_t (*path)[AUDIT_HASH_LEN],
-                                       size_t path_cnt,
+                                       const uint8_t *path, size_t path_cnt,
                                        const uint8_t root[AUDIT_HASH_LEN],
                                        char *errstr, size_t errstr_size) {
         uint8_t r[AUDIT_HASH_LEN];
+        const uint8_t *h;
         uint64_t fn, sn;
         size_t i;
         ab_err_t err;
@@ -360,6 +360,7 @@ ab_err_t audit_merkle_verify_inclusion(uint64_t index, uint64_t size,
         sn = size - 1;
         memcpy(r, leaf, AUDIT_HASH_LEN);
         for (i = 0; i < path_cnt; i++) {
+                h = path + i * AUDIT_HASH_LEN;
                 if (sn == 0) {
                         ab_errstr_set(errstr, errstr_size,
                                       "inclusion path has %zu hashes, more "
@@ -368,10 +369,10 @@ ab_err_t audit_merkle_verify_inclusion(uint64_t index, uint64_t size,
                         return AB_ERR_INVALID;
                 }
                 if ((fn & 1) || fn == sn) {
-                        err = audit_merkle_node_hash(path[i], r, r);
+                        err = audit_merkle_node_hash(h, r, r);
                         shift_to_odd(&fn, &sn);
                 } else {
-                        err = audit_merkle_node_hash(r, path[i], r);
+                        err = audit_merkle_node_hash(r, h, r);
                 }
                 if (err) {
                         ab_errstr_set(errstr, errstr_size, "SHA-256 failed");
@@ -397,10 +398,11 @@ ab_err_t audit_merkle_verify_inclusion(uint64_t index, uint64_t size,
 ab_err_t audit_merkle_verify_consistency(uint64_t size1, uint64_t size2,
                                          const uint8_t root1[AUDIT_HASH_LEN],
                                          const uint8_t root2[AUDIT_HASH_LEN],
-                                         const uint8_t (*path)[AUDIT_HASH_LEN],
-                                         size_t path_cnt, char *errstr,
+                                         const uint8_t *path, size_t path_cnt,
+                                         char *errstr,
                                          size_t errstr_size) {
         uint8_t fr[AUDIT_HASH_LEN], sr[AUDIT_HASH_LEN];
+        const uint8_t *h;
         uint64_t fn, sn;
         size_t i;
         ab_err_t err;
@@ -433,7 +435,8 @@ ab_err_t audit_merkle_verify_consistency(uint64_t size1, uint64_t size2,
                 return AB_OK;
         }
         if (path_cnt == 0) {
-                ab_errstr_set(errstr, errstr_size, "consistency proof is empty");
+                ab_errstr_set(errstr, errstr_size,
+                              "consistency proof is empty");
                 return AB_ERR_INVALID;
         }
         if (path_cnt > AUDIT_MERKLE_MAX_PROOF) {
@@ -448,7 +451,7 @@ ab_err_t audit_merkle_verify_consistency(uint64_t size1, uint64_t size2,
         if ((size1 & (size1 - 1)) == 0) {
                 memcpy(fr, root1, AUDIT_HASH_LEN);
         } else {
-                memcpy(fr, path[0], AUDIT_HASH_LEN);
+                memcpy(fr, path, AUDIT_HASH_LEN);
                 i = 1;
         }
         memcpy(sr, fr, AUDIT_HASH_LEN);
@@ -459,6 +462,7 @@ ab_err_t audit_merkle_verify_consistency(uint64_t size1, uint64_t size2,
                 sn >>= 1;
         }
         for (; i < path_cnt; i++) {
+                h = path + i * AUDIT_HASH_LEN;
                 if (sn == 0) {
                         ab_errstr_set(errstr, errstr_size,
                                       "consistency proof of %zu hashes is "
@@ -467,13 +471,13 @@ ab_err_t audit_merkle_verify_consistency(uint64_t size1, uint64_t size2,
                         return AB_ERR_INVALID;
                 }
                 if ((fn & 1) || fn == sn) {
-                        err = audit_merkle_node_hash(path[i], fr, fr);
+                        err = audit_merkle_node_hash(h, fr, fr);
                         if (!err) {
-                                err = audit_merkle_node_hash(path[i], sr, sr);
+                                err = audit_merkle_node_hash(h, sr, sr);
                         }
                         shift_to_odd(&fn, &sn);
                 } else {
-                        err = audit_merkle_node_hash(sr, path[i], sr);
+                        err = audit_merkle_node_hash(sr, h, sr);
                 }
                 if (err) {
                         ab_errstr_set(errstr, errstr_size, "SHA-256 failed");

@@ -111,29 +111,29 @@ ab_err_t audit_merkle_consistency_proof(uint64_t size1, uint64_t size2,
                                         char *errstr, size_t errstr_size);
 
 /**
- * RFC 9162 §2.1.3.2: does \p path prove leaf hash \p leaf at \p index in
+ * RFC 9162 §2.1.3.2: does \p path (\p path_cnt hashes, back to back: a
+ * proof's hash[0] or bytes off the wire) prove leaf hash \p leaf at \p index in
  * the tree of \p size with root \p root?
  * @returns AB_OK, or AB_ERR_INVALID with the reason in errstr.
  */
 ab_err_t audit_merkle_verify_inclusion(uint64_t index, uint64_t size,
                                        const uint8_t leaf[AUDIT_HASH_LEN],
-                                       const uint8_t (*path)[AUDIT_HASH_LEN],
-                                       size_t path_cnt,
+                                       const uint8_t *path, size_t path_cnt,
                                        const uint8_t root[AUDIT_HASH_LEN],
                                        char *errstr, size_t errstr_size);
 
 /**
- * RFC 9162 §2.1.4.2: does \p path prove the tree of \p size2 with root
- * \p root2 extends the tree of \p size1 with root \p root1? Equal sizes
- * need an empty path and equal roots; size1 0 is refused (a proof from
- * the empty tree proves nothing).
+ * RFC 9162 §2.1.4.2: does \p path (as above) prove the tree of \p size2
+ * with root \p root2 extends the tree of \p size1 with root \p root1?
+ * Equal sizes need an empty path and equal roots; size1 0 is refused (a
+ * proof from the empty tree proves nothing).
  * @returns AB_OK, or AB_ERR_INVALID with the reason in errstr.
  */
 ab_err_t audit_merkle_verify_consistency(uint64_t size1, uint64_t size2,
                                          const uint8_t root1[AUDIT_HASH_LEN],
                                          const uint8_t root2[AUDIT_HASH_LEN],
-                                         const uint8_t (*path)[AUDIT_HASH_LEN],
-                                         size_t path_cnt, char *errstr,
+                                         const uint8_t *path, size_t path_cnt,
+                                         char *errstr,
                                          size_t errstr_size);
 
 #endif

@@ -448,7 +448,7 @@ Test(audit_merkle, inclusion_proofs_match_rfc6962_vectors) {
                 cr_assert_eq(audit_merkle_verify_inclusion(
                                  incl_vec[v].index, incl_vec[v].size,
                                  hash[incl_vec[v].index],
-                                 (const uint8_t(*)[H])p.hash, p.cnt, root,
+                                 p.hash[0], p.cnt, root,
                                  errstr, sizeof(errstr)),
                              AB_OK, "vector %zu: %s", v, errstr);
         }
@@ -475,7 +475,7 @@ Test(audit_merkle, consistency_proofs_match_rfc6962_vectors) {
                 unhex(root_hex[cons_vec[v].size2], r2, H);
                 cr_assert_eq(audit_merkle_verify_consistency(
                                  cons_vec[v].size1, cons_vec[v].size2, r1, r2,
-                                 (const uint8_t(*)[H])p.hash, p.cnt, errstr,
+                                 p.hash[0], p.cnt, errstr,
                                  sizeof(errstr)),
                              AB_OK, "vector %zu: %s", v, errstr);
         }
@@ -510,7 +510,7 @@ Test(audit_merkle, every_inclusion_proof_verifies_and_tampering_fails) {
                                      AB_OK, "%s", errstr);
                         cr_assert_eq(audit_merkle_verify_inclusion(
                                          i, n, hash[i],
-                                         (const uint8_t(*)[H])p.hash, p.cnt,
+                                         p.hash[0], p.cnt,
                                          root, errstr, sizeof(errstr)),
                                      AB_OK, "%" PRIu64 "/%" PRIu64 ": %s", i,
                                      n, errstr);
@@ -521,7 +521,7 @@ Test(audit_merkle, every_inclusion_proof_verifies_and_tampering_fails) {
                                 flip(p.hash[k], bit >> 8);
                                 cr_assert_eq(audit_merkle_verify_inclusion(
                                                  i, n, hash[i],
-                                                 (const uint8_t(*)[H])p.hash,
+                                                 p.hash[0],
                                                  p.cnt, root, NULL, 0),
                                              AB_ERR_INVALID);
                                 flip(p.hash[k], bit >> 8);
@@ -530,7 +530,7 @@ Test(audit_merkle, every_inclusion_proof_verifies_and_tampering_fails) {
                         flip(leaf, bit);
                         cr_assert_eq(audit_merkle_verify_inclusion(
                                          i, n, leaf,
-                                         (const uint8_t(*)[H])p.hash, p.cnt,
+                                         p.hash[0], p.cnt,
                                          root, NULL, 0),
                                      AB_ERR_INVALID);
                         /* another index, a shorter or longer path, the
@@ -538,29 +538,29 @@ Test(audit_merkle, every_inclusion_proof_verifies_and_tampering_fails) {
                         if (n > 1) {
                                 cr_assert_eq(audit_merkle_verify_inclusion(
                                                  (i + 1) % n, n, hash[i],
-                                                 (const uint8_t(*)[H])p.hash,
+                                                 p.hash[0],
                                                  p.cnt, root, NULL, 0),
                                              AB_ERR_INVALID);
                                 cr_assert_eq(audit_merkle_verify_inclusion(
                                                  i, n, hash[i],
-                                                 (const uint8_t(*)[H])p.hash,
+                                                 p.hash[0],
                                                  p.cnt - 1, root, NULL, 0),
                                              AB_ERR_INVALID);
                         }
                         memcpy(p.hash[p.cnt], root, H);
                         cr_assert_eq(audit_merkle_verify_inclusion(
                                          i, n, hash[i],
-                                         (const uint8_t(*)[H])p.hash,
+                                         p.hash[0],
                                          p.cnt + 1, root, NULL, 0),
                                      AB_ERR_INVALID);
                         cr_assert_eq(audit_merkle_verify_inclusion(
                                          i, n, hash[i],
-                                         (const uint8_t(*)[H])p.hash, p.cnt,
+                                         p.hash[0], p.cnt,
                                          other, NULL, 0),
                                      AB_ERR_INVALID);
                         cr_assert_eq(audit_merkle_verify_inclusion(
                                          i, i, hash[i],
-                                         (const uint8_t(*)[H])p.hash, p.cnt,
+                                         p.hash[0], p.cnt,
                                          root, errstr, sizeof(errstr)),
                                      AB_ERR_INVALID);
                         cr_assert(strstr(errstr, "not below"), "%s", errstr);
@@ -590,7 +590,7 @@ Test(audit_merkle, every_consistency_proof_verifies_and_tampering_fails) {
                                      AB_OK, "%s", errstr);
                         cr_assert_eq(audit_merkle_verify_consistency(
                                          m, n, root[m], root[n],
-                                         (const uint8_t(*)[H])p.hash, p.cnt,
+                                         p.hash[0], p.cnt,
                                          errstr, sizeof(errstr)),
                                      AB_OK, "%" PRIu64 "->%" PRIu64 ": %s", m,
                                      n, errstr);
@@ -607,7 +607,7 @@ Test(audit_merkle, every_consistency_proof_verifies_and_tampering_fails) {
                         flip(p.hash[k], bit >> 8);
                         cr_assert_eq(audit_merkle_verify_consistency(
                                          m, n, root[m], root[n],
-                                         (const uint8_t(*)[H])p.hash, p.cnt,
+                                         p.hash[0], p.cnt,
                                          NULL, 0),
                                      AB_ERR_INVALID, "%" PRIu64 "->%" PRIu64,
                                      m, n);
@@ -616,39 +616,39 @@ Test(audit_merkle, every_consistency_proof_verifies_and_tampering_fails) {
                         flip(r, bit);
                         cr_assert_eq(audit_merkle_verify_consistency(
                                          m, n, r, root[n],
-                                         (const uint8_t(*)[H])p.hash, p.cnt,
+                                         p.hash[0], p.cnt,
                                          NULL, 0),
                                      AB_ERR_INVALID);
                         memcpy(r, root[n], H);
                         flip(r, bit);
                         cr_assert_eq(audit_merkle_verify_consistency(
                                          m, n, root[m], r,
-                                         (const uint8_t(*)[H])p.hash, p.cnt,
+                                         p.hash[0], p.cnt,
                                          NULL, 0),
                                      AB_ERR_INVALID);
                         /* the proof of other sizes, cut or padded */
                         cr_assert_eq(audit_merkle_verify_consistency(
                                          m, n, root[m], root[n],
-                                         (const uint8_t(*)[H])p.hash,
+                                         p.hash[0],
                                          p.cnt - 1, NULL, 0),
                                      AB_ERR_INVALID);
                         memcpy(p.hash[p.cnt], root[n], H);
                         cr_assert_eq(audit_merkle_verify_consistency(
                                          m, n, root[m], root[n],
-                                         (const uint8_t(*)[H])p.hash,
+                                         p.hash[0],
                                          p.cnt + 1, NULL, 0),
                                      AB_ERR_INVALID);
                         if (m > 1) {
                                 cr_assert_eq(audit_merkle_verify_consistency(
                                                  m - 1, n, root[m - 1],
                                                  root[n],
-                                                 (const uint8_t(*)[H])p.hash,
+                                                 p.hash[0],
                                                  p.cnt, NULL, 0),
                                              AB_ERR_INVALID);
                         }
                         cr_assert_eq(audit_merkle_verify_consistency(
                                          n, m, root[n], root[m],
-                                         (const uint8_t(*)[H])p.hash, p.cnt,
+                                         p.hash[0], p.cnt,
                                          NULL, 0),
                                      AB_ERR_INVALID);
                 }
@@ -702,11 +702,11 @@ Test(audit_merkle, proofs_refuse_impossible_requests) {
                      AB_ERR_INVALID);
         cr_assert(strstr(errstr, "empty"), "%s", errstr);
         cr_assert_eq(audit_merkle_verify_consistency(
-                         3, 8, root, root, (const uint8_t(*)[H])path,
+                         3, 8, root, root, path[0],
                          AUDIT_MERKLE_MAX_PROOF + 1, errstr, sizeof(errstr)),
                      AB_ERR_INVALID);
         cr_assert_eq(audit_merkle_verify_inclusion(
-                         3, 8, hash[3], (const uint8_t(*)[H])path,
+                         3, 8, hash[3], path[0],
                          AUDIT_MERKLE_MAX_PROOF + 1, root, errstr,
                          sizeof(errstr)),
                      AB_ERR_INVALID);
@@ -714,13 +714,13 @@ Test(audit_merkle, proofs_refuse_impossible_requests) {
         /* 2^63 leaves: a path of 63 hashes is the right length, 62 short */
         cr_assert_eq(audit_merkle_verify_inclusion(
                          AUDIT_MERKLE_MAX_SIZE - 1, AUDIT_MERKLE_MAX_SIZE,
-                         hash[3], (const uint8_t(*)[H])path, 62, root, errstr,
+                         hash[3], path[0], 62, root, errstr,
                          sizeof(errstr)),
                      AB_ERR_INVALID);
         cr_assert(strstr(errstr, "too short"), "%s", errstr);
         cr_assert_eq(audit_merkle_verify_inclusion(
                          AUDIT_MERKLE_MAX_SIZE - 1, AUDIT_MERKLE_MAX_SIZE,
-                         hash[3], (const uint8_t(*)[H])path, 63, root, errstr,
+                         hash[3], path[0], 63, root, errstr,
                          sizeof(errstr)),
                      AB_ERR_INVALID);
         cr_assert(strstr(errstr, "another root"), "%s", errstr);
