@@ -66,11 +66,13 @@ static int nodes(uint64_t size) {
         return __builtin_popcountll(size);
 }
 
-ab_err_t audit_merkle_append(audit_merkle_t *m,
-                             const uint8_t leaf[AUDIT_HASH_LEN], char *errstr,
-                             size_t errstr_size) {
+ab_err_t audit_merkle_append_store(audit_merkle_t *m,
+                                   const uint8_t leaf[AUDIT_HASH_LEN],
+                                   audit_merkle_store_cb store, void *opaque,
+                                   char *errstr, size_t errstr_size) {
         uint8_t carry[AUDIT_HASH_LEN];
         int cnt = nodes(m->size);
+        unsigned level = 0;
         uint64_t n;
 
         if (m->size >= AUDIT_MERKLE_MAX_SIZE) {
@@ -79,9 +81,19 @@ ab_err_t audit_merkle_append(audit_merkle_t *m,
                 return AB_ERR_TOO_LARGE;
         }
         /* each trailing 1 bit of the size is a perfect subtree the new
-         * leaf completes: merge them right to left */
+         * leaf completes: merge them right to left. m changes only once
+         * every node is stored. */
         memcpy(carry, leaf, AUDIT_HASH_LEN);
-        for (n = m->size; n & 1; n >>= 1) {
+        for (n = m->size;; n >>= 1, level++) {
+                if (store && store(opaque, level, n, carry) != 0) {
+                        ab_errstr_set(errstr, errstr_size,
+                                      "cannot store node %u/%" PRIu64, level,
+                                      n);
+                        return AB_ERR_IO;
+                }
+                if (!(n & 1)) {
+                        break;
+                }
                 if (audit_merkle_node_hash(m->node[cnt - 1], carry, carry)) {
                         ab_errstr_set(errstr, errstr_size, "SHA-256 failed");
                         return AB_ERR_INTERNAL;
@@ -91,6 +103,13 @@ ab_err_t audit_merkle_append(audit_merkle_t *m,
         memcpy(m->node[cnt], carry, AUDIT_HASH_LEN);
         m->size++;
         return AB_OK;
+}
+
+ab_err_t audit_merkle_append(audit_merkle_t *m,
+                             const uint8_t leaf[AUDIT_HASH_LEN], char *errstr,
+                             size_t errstr_size) {
+        return audit_merkle_append_store(m, leaf, NULL, NULL, errstr,
+                                         errstr_size);
 }
 
 ab_err_t audit_merkle_root(const audit_merkle_t *m,
@@ -214,6 +233,77 @@ ab_err_t audit_merkle_range_root(uint64_t lo, uint64_t hi,
         return AB_OK;
 }
 
+/* Leaves seen as nodes: a node above level 0 is computed from its
+ * leaves. What the leaf-only proofs use. */
+typedef struct leaf_src_s {
+        audit_merkle_leaf_cb leaf;
+        void *opaque;
+        uint64_t failed; /* the leaf that could not be read */
+} leaf_src_t;
+
+static int leaf_node(void *opaque, unsigned level, uint64_t index,
+                     uint8_t out[AUDIT_HASH_LEN]) {
+        leaf_src_t *src = opaque;
+        audit_merkle_t m;
+        uint8_t h[AUDIT_HASH_LEN];
+        uint64_t i, lo = index << level, hi = lo + ((uint64_t)1 << level);
+
+        audit_merkle_init(&m);
+        for (i = lo; i < hi; i++) {
+                if (src->leaf(src->opaque, i, h) != 0) {
+                        src->failed = i;
+                        return -1;
+                }
+                if (audit_merkle_append(&m, h, NULL, 0)) {
+                        return -1;
+                }
+        }
+        return audit_merkle_root(&m, out) == AB_OK ? 0 : -1;
+}
+
+/* MTH(D[lo:hi]) from stored nodes, for a range the RFC's recursion makes:
+ * lo is then a multiple of the largest power of two in hi - lo, so the
+ * range is its perfect subtrees left to right, folded from the right. */
+static ab_err_t node_range_root(uint64_t lo, uint64_t hi,
+                                audit_merkle_node_cb node, void *opaque,
+                                uint8_t out[AUDIT_HASH_LEN], char *errstr,
+                                size_t errstr_size) {
+        uint8_t part[AUDIT_MERKLE_MAX_NODES][AUDIT_HASH_LEN];
+        uint64_t n = hi - lo, pos = lo;
+        int level, cnt = 0, i;
+
+        for (level = 63; level >= 0; level--) {
+                if (!(n >> level & 1)) {
+                        continue;
+                }
+                if (pos & (((uint64_t)1 << level) - 1)) {
+                        ab_errstr_set(errstr, errstr_size,
+                                      "range [%" PRIu64 ", %" PRIu64
+                                      ") is not made of aligned subtrees",
+                                      lo, hi);
+                        return AB_ERR_INTERNAL;
+                }
+                if (node(opaque, (unsigned)level, pos >> level,
+                         part[cnt]) != 0) {
+                        ab_errstr_set(errstr, errstr_size,
+                                      "cannot read node %d/%" PRIu64, level,
+                                      pos >> level);
+                        return AB_ERR_IO;
+                }
+                cnt++;
+                pos += (uint64_t)1 << level;
+        }
+        for (i = cnt - 2; i >= 0; i--) {
+                if (audit_merkle_node_hash(part[i], part[cnt - 1],
+                                           part[cnt - 1])) {
+                        ab_errstr_set(errstr, errstr_size, "SHA-256 failed");
+                        return AB_ERR_INTERNAL;
+                }
+        }
+        memcpy(out, part[cnt - 1], AUDIT_HASH_LEN);
+        return AB_OK;
+}
+
 /* The largest power of two strictly below n (n >= 2): the RFC's k. */
 static uint64_t split(uint64_t n) {
         return (uint64_t)1 << (63 - __builtin_clzll(n - 1));
@@ -222,16 +312,15 @@ static uint64_t split(uint64_t n) {
 /* Fills proof->hash[first..] with the roots of ranges r[cnt-1] .. r[0]:
  * the walk found them top-down, the proof lists them bottom-up. */
 static ab_err_t fill(audit_merkle_proof_t *proof, size_t first,
-                     const range_t *r, size_t cnt, audit_merkle_leaf_cb leaf,
+                     const range_t *r, size_t cnt, audit_merkle_node_cb node,
                      void *opaque, char *errstr, size_t errstr_size) {
         size_t i;
         ab_err_t err;
 
         for (i = 0; i < cnt; i++) {
-                err = audit_merkle_range_root(r[cnt - 1 - i].lo,
-                                              r[cnt - 1 - i].hi, leaf, opaque,
-                                              proof->hash[first + i], errstr,
-                                              errstr_size);
+                err = node_range_root(r[cnt - 1 - i].lo, r[cnt - 1 - i].hi,
+                                      node, opaque, proof->hash[first + i],
+                                      errstr, errstr_size);
                 if (err) {
                         return err;
                 }
@@ -240,10 +329,12 @@ static ab_err_t fill(audit_merkle_proof_t *proof, size_t first,
         return AB_OK;
 }
 
-ab_err_t audit_merkle_inclusion_proof(uint64_t index, uint64_t size,
-                                      audit_merkle_leaf_cb leaf, void *opaque,
-                                      audit_merkle_proof_t *proof,
-                                      char *errstr, size_t errstr_size) {
+ab_err_t audit_merkle_inclusion_proof_nodes(uint64_t index, uint64_t size,
+                                            audit_merkle_node_cb node,
+                                            void *opaque,
+                                            audit_merkle_proof_t *proof,
+                                            char *errstr,
+                                            size_t errstr_size) {
         range_t sib[AUDIT_MERKLE_MAX_PROOF];
         uint64_t lo = 0, hi = size, k;
         size_t cnt = 0;
@@ -270,14 +361,15 @@ ab_err_t audit_merkle_inclusion_proof(uint64_t index, uint64_t size,
                 }
                 cnt++;
         }
-        return fill(proof, 0, sib, cnt, leaf, opaque, errstr, errstr_size);
+        return fill(proof, 0, sib, cnt, node, opaque, errstr, errstr_size);
 }
 
-ab_err_t audit_merkle_consistency_proof(uint64_t size1, uint64_t size2,
-                                        audit_merkle_leaf_cb leaf,
-                                        void *opaque,
-                                        audit_merkle_proof_t *proof,
-                                        char *errstr, size_t errstr_size) {
+ab_err_t audit_merkle_consistency_proof_nodes(uint64_t size1, uint64_t size2,
+                                              audit_merkle_node_cb node,
+                                              void *opaque,
+                                              audit_merkle_proof_t *proof,
+                                              char *errstr,
+                                              size_t errstr_size) {
         range_t sib[AUDIT_MERKLE_MAX_PROOF];
         uint64_t lo = 0, hi = size2, m = size1, k;
         size_t cnt = 0, first = 0;
@@ -312,16 +404,51 @@ ab_err_t audit_merkle_consistency_proof(uint64_t size1, uint64_t size2,
         if (!whole) {
                 /* the old tree is not a left subtree: its last piece
                  * leads the proof */
-                err = audit_merkle_range_root(lo, hi, leaf, opaque,
-                                              proof->hash[0], errstr,
-                                              errstr_size);
+                err = node_range_root(lo, hi, node, opaque, proof->hash[0],
+                                      errstr, errstr_size);
                 if (err) {
                         return err;
                 }
                 first = 1;
         }
-        return fill(proof, first, sib, cnt, leaf, opaque, errstr,
+        return fill(proof, first, sib, cnt, node, opaque, errstr,
                     errstr_size);
+}
+
+/* The leaf-only proofs: the node proofs over leaf_node(), with the
+ * unreadable leaf named. */
+static ab_err_t leaf_failed(ab_err_t err, const leaf_src_t *src,
+                            char *errstr, size_t errstr_size) {
+        if (err == AB_ERR_IO) {
+                ab_errstr_set(errstr, errstr_size,
+                              "cannot read leaf %" PRIu64, src->failed);
+        }
+        return err;
+}
+
+ab_err_t audit_merkle_inclusion_proof(uint64_t index, uint64_t size,
+                                      audit_merkle_leaf_cb leaf, void *opaque,
+                                      audit_merkle_proof_t *proof,
+                                      char *errstr, size_t errstr_size) {
+        leaf_src_t src = {leaf, opaque, 0};
+
+        return leaf_failed(audit_merkle_inclusion_proof_nodes(
+                               index, size, leaf_node, &src, proof, errstr,
+                               errstr_size),
+                           &src, errstr, errstr_size);
+}
+
+ab_err_t audit_merkle_consistency_proof(uint64_t size1, uint64_t size2,
+                                        audit_merkle_leaf_cb leaf,
+                                        void *opaque,
+                                        audit_merkle_proof_t *proof,
+                                        char *errstr, size_t errstr_size) {
+        leaf_src_t src = {leaf, opaque, 0};
+
+        return leaf_failed(audit_merkle_consistency_proof_nodes(
+                               size1, size2, leaf_node, &src, proof, errstr,
+                               errstr_size),
+                           &src, errstr, errstr_size);
 }
 
 /* Right-shifts fn and sn together until fn's low bit is set or fn is 0. */

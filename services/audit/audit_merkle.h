@@ -8,9 +8,10 @@
  * the tree), the inclusion and consistency proofs and their verifiers.
  *
  * Proof generation reads leaf hashes through a callback (the service keeps
- * them in SQLite); it walks the tree top-down with loops, so the stack
- * never grows with the size. The verifiers need no state at all: they are
- * what a third party runs offline.
+ * them in SQLite), O(n) per proof, or, when the service also keeps the
+ * nodes appends complete, those: O(log n). It walks the tree top-down
+ * with loops, so the stack never grows with the size. The verifiers need
+ * no state at all: they are what a third party runs offline.
  */
 #ifndef AUDIT_MERKLE_H
 #define AUDIT_MERKLE_H
@@ -51,6 +52,24 @@ typedef struct audit_merkle_proof_s {
 typedef int (*audit_merkle_leaf_cb)(void *opaque, uint64_t i,
                                     uint8_t out[AUDIT_HASH_LEN]);
 
+/**
+ * Hash of the perfect subtree at \p level (0: a leaf) and \p index, the
+ * root of leaves [index * 2^level, (index + 1) * 2^level): a node the
+ * service stored when audit_merkle_append_store() reported it.
+ * @returns 0, or non-zero when it cannot be read (AB_ERR_IO).
+ */
+typedef int (*audit_merkle_node_cb)(void *opaque, unsigned level,
+                                    uint64_t index,
+                                    uint8_t out[AUDIT_HASH_LEN]);
+
+/**
+ * Receives each node an append completes: the leaf (level 0) and every
+ * perfect subtree it closes. @returns 0, or non-zero to fail the append.
+ */
+typedef int (*audit_merkle_store_cb)(void *opaque, unsigned level,
+                                     uint64_t index,
+                                     const uint8_t hash[AUDIT_HASH_LEN]);
+
 /** SHA-256(0x00 || data). @returns AB_OK or AB_ERR_INTERNAL (libcrypto). */
 ab_err_t audit_merkle_leaf_hash(const void *data, size_t len,
                                 uint8_t out[AUDIT_HASH_LEN]);
@@ -69,6 +88,18 @@ void audit_merkle_init(audit_merkle_t *m);
 ab_err_t audit_merkle_append(audit_merkle_t *m,
                              const uint8_t leaf[AUDIT_HASH_LEN], char *errstr,
                              size_t errstr_size);
+
+/**
+ * audit_merkle_append() that also hands \p store every node it completes
+ * (about two per leaf), so proofs can read O(log n) stored nodes instead
+ * of n leaves. A failing \p store (AB_ERR_IO) leaves \p m as it was;
+ * the nodes stored before it come again on the retry, so store them
+ * idempotently or in the transaction that failed.
+ */
+ab_err_t audit_merkle_append_store(audit_merkle_t *m,
+                                   const uint8_t leaf[AUDIT_HASH_LEN],
+                                   audit_merkle_store_cb store, void *opaque,
+                                   char *errstr, size_t errstr_size);
 
 /** Root hash of the tree at its current size. */
 ab_err_t audit_merkle_root(const audit_merkle_t *m,
@@ -97,7 +128,8 @@ ab_err_t audit_merkle_range_root(uint64_t lo, uint64_t hi,
                                  uint8_t out[AUDIT_HASH_LEN], char *errstr,
                                  size_t errstr_size);
 
-/** PATH(index, D[size]), RFC 9162 §2.1.3.1. Reads size - 1 leaves. */
+/** PATH(index, D[size]), RFC 9162 §2.1.3.1, from the leaves alone: reads
+ *  size - 1 of them. */
 ab_err_t audit_merkle_inclusion_proof(uint64_t index, uint64_t size,
                                       audit_merkle_leaf_cb leaf, void *opaque,
                                       audit_merkle_proof_t *proof,
@@ -109,6 +141,23 @@ ab_err_t audit_merkle_consistency_proof(uint64_t size1, uint64_t size2,
                                         void *opaque,
                                         audit_merkle_proof_t *proof,
                                         char *errstr, size_t errstr_size);
+
+/**
+ * The two proofs read from stored nodes: at most 2 * 63 node reads each,
+ * whatever the size. Every node the service stored through
+ * audit_merkle_append_store() up to \p size must be there.
+ */
+ab_err_t audit_merkle_inclusion_proof_nodes(uint64_t index, uint64_t size,
+                                            audit_merkle_node_cb node,
+                                            void *opaque,
+                                            audit_merkle_proof_t *proof,
+                                            char *errstr, size_t errstr_size);
+ab_err_t audit_merkle_consistency_proof_nodes(uint64_t size1, uint64_t size2,
+                                              audit_merkle_node_cb node,
+                                              void *opaque,
+                                              audit_merkle_proof_t *proof,
+                                              char *errstr,
+                                              size_t errstr_size);
 
 /**
  * RFC 9162 §2.1.3.2: does \p path (\p path_cnt hashes, back to back: a

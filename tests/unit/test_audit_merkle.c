@@ -725,3 +725,156 @@ Test(audit_merkle, proofs_refuse_impossible_requests) {
                      AB_ERR_INVALID);
         cr_assert(strstr(errstr, "another root"), "%s", errstr);
 }
+
+
+/*
+ * Proofs from stored nodes
+ */
+
+/* The nodes audit_merkle_append_store() reported, as a service would
+ * keep them: by level and index. */
+typedef struct nodes_s {
+        uint8_t hash[8][130][H];
+        int have[8][130];
+        uint64_t reads;
+        int fail_store_at; /* store call that fails, -1: none */
+        int stores;
+} nodes_t;
+
+static int store_cb(void *opaque, unsigned level, uint64_t index,
+                    const uint8_t hash[H]) {
+        nodes_t *n = opaque;
+
+        if (n->stores++ == n->fail_store_at) {
+                return -1;
+        }
+        cr_assert(level < 8 && index < 130);
+        cr_assert(!n->have[level][index], "node %u/%" PRIu64 " twice", level,
+                  index);
+        memcpy(n->hash[level][index], hash, H);
+        n->have[level][index] = 1;
+        return 0;
+}
+
+static int node_cb(void *opaque, unsigned level, uint64_t index,
+                   uint8_t out[H]) {
+        nodes_t *n = opaque;
+
+        if (level >= 8 || index >= 130 || !n->have[level][index]) {
+                return -1;
+        }
+        memcpy(out, n->hash[level][index], H);
+        n->reads++;
+        return 0;
+}
+
+static nodes_t *stored_tree(uint8_t (*hash)[H], uint64_t cnt,
+                            audit_merkle_t *m) {
+        nodes_t *n = calloc(1, sizeof(*n));
+        uint64_t i;
+
+        cr_assert(n);
+        n->fail_store_at = -1;
+        audit_merkle_init(m);
+        for (i = 0; i < cnt; i++) {
+                cr_assert_eq(audit_merkle_append_store(m, hash[i], store_cb,
+                                                       n, NULL, 0),
+                             AB_OK);
+        }
+        return n;
+}
+
+Test(audit_merkle, append_store_reports_every_perfect_subtree) {
+        static uint8_t hash[128][H];
+        uint8_t want[H];
+        audit_merkle_t m;
+        nodes_t *n;
+        leaves_t l;
+        unsigned level;
+        uint64_t i;
+
+        random_leaves(&l, hash, 128);
+        n = stored_tree(hash, 128, &m);
+        /* 128 leaves: 128 + 64 + ... + 1 nodes, each MTH of its leaves */
+        cr_assert_eq(n->stores, 255);
+        for (level = 0; level < 8; level++) {
+                for (i = 0; i < (128u >> level); i++) {
+                        cr_assert(n->have[level][i]);
+                        ref_mth(hash, i << level, (i + 1) << level, want);
+                        cr_assert(memcmp(n->hash[level][i], want, H) == 0);
+                }
+        }
+        cr_assert(memcmp(n->hash[7][0], m.node[0], H) == 0);
+        free(n);
+}
+
+Test(audit_merkle, node_proofs_equal_leaf_proofs_in_log_reads) {
+        static uint8_t hash[70][H];
+        audit_merkle_proof_t a, b;
+        char errstr[256];
+        audit_merkle_t m;
+        nodes_t *n;
+        leaves_t l;
+        uint64_t size, i;
+
+        random_leaves(&l, hash, 70);
+        n = stored_tree(hash, 70, &m);
+        for (size = 1; size <= 70; size++) {
+                for (i = 0; i < size; i++) {
+                        cr_assert_eq(audit_merkle_inclusion_proof(
+                                         i, size, leaf_cb, &l, &a, NULL, 0),
+                                     AB_OK);
+                        n->reads = 0;
+                        cr_assert_eq(audit_merkle_inclusion_proof_nodes(
+                                         i, size, node_cb, n, &b, errstr,
+                                         sizeof(errstr)),
+                                     AB_OK, "%s", errstr);
+                        cr_assert_eq(a.cnt, b.cnt);
+                        cr_assert(memcmp(a.hash, b.hash, a.cnt * H) == 0);
+                        cr_assert_leq(n->reads, 2 * 7);
+                }
+                for (i = 1; i <= size; i++) {
+                        cr_assert_eq(audit_merkle_consistency_proof(
+                                         i, size, leaf_cb, &l, &a, NULL, 0),
+                                     AB_OK);
+                        n->reads = 0;
+                        cr_assert_eq(audit_merkle_consistency_proof_nodes(
+                                         i, size, node_cb, n, &b, errstr,
+                                         sizeof(errstr)),
+                                     AB_OK, "%s", errstr);
+                        cr_assert_eq(a.cnt, b.cnt);
+                        cr_assert(memcmp(a.hash, b.hash, a.cnt * H) == 0);
+                        cr_assert_leq(n->reads, 2 * 7 + 7);
+                }
+        }
+        /* a node the service lost fails the proof */
+        n->have[2][1] = 0;
+        cr_assert_eq(audit_merkle_inclusion_proof_nodes(0, 16, node_cb, n, &b,
+                                                        errstr,
+                                                        sizeof(errstr)),
+                     AB_ERR_IO);
+        cr_assert(strstr(errstr, "node 2/1"), "%s", errstr);
+        free(n);
+}
+
+Test(audit_merkle, failed_store_leaves_the_tree_as_it_was) {
+        static uint8_t hash[8][H];
+        uint8_t before[H], after[H];
+        audit_merkle_t m;
+        nodes_t *n;
+        leaves_t l;
+
+        random_leaves(&l, hash, 8);
+        n = stored_tree(hash, 7, &m);
+        cr_assert_eq(audit_merkle_root(&m, before), AB_OK);
+        /* leaf 7 closes subtrees at levels 1, 2 and 3: fail the third
+         * of its four stores */
+        n->fail_store_at = n->stores + 2;
+        cr_assert_eq(audit_merkle_append_store(&m, hash[7], store_cb, n, NULL,
+                                               0),
+                     AB_ERR_IO);
+        cr_assert_eq(m.size, 7);
+        cr_assert_eq(audit_merkle_root(&m, after), AB_OK);
+        cr_assert(memcmp(before, after, H) == 0);
+        free(n);
+}
