@@ -15,7 +15,9 @@ static int usage(void) {
                 "  writes a new Ed25519 checkpoint signing key to FILE "
                 "(mode 0600,\n"
                 "  never over an existing file) and prints its verifier "
-                "key\n");
+                "key.\n"
+                "  NAME should be the log's origin, e.g. "
+                "audit.example.com/log\n");
         return 2;
 }
 
