@@ -516,7 +516,7 @@ audit_signer_t *audit_signer_load(const char *path, char *errstr,
         struct stat st;
         size_t len = 0;
         ssize_t n = 0;
-        int fd;
+        int fd, rerrno;
 
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
@@ -549,10 +549,11 @@ audit_signer_t *audit_signer_load(const char *path, char *errstr,
                         break;
                 }
         }
+        rerrno = errno;
         close(fd);
         if (n < 0) {
                 ab_errstr_set(errstr, errstr_size, "%s: %s", path,
-                              strerror(errno));
+                              strerror(rerrno));
                 OPENSSL_cleanse(buf, sizeof(buf));
                 return NULL;
         }
