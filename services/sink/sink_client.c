@@ -6,9 +6,9 @@
  * from the multi handle leaves its connection in the multi's cache, which
  * is what keeps one connection per slot alive across requests.
  *
- * "Expect:" is sent empty: curl 7.88 otherwise asks for 100-continue on
- * every body over 1 KiB and waits up to a second for a server that does
- * not answer it. Gzip reuses one deflate stream per slot (deflateReset)
+ * "Expect:" is sent empty: curl otherwise asks for 100-continue on a body
+ * over 1 MiB (an oversized single event) and waits up to a second for a
+ * server that does not answer it. Gzip reuses one deflate stream per slot (deflateReset)
  * and one output buffer grown to deflateBound().
  */
 #include <limits.h>
