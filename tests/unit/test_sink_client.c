@@ -66,6 +66,7 @@ typedef struct {
         int connections;
         int active;
         int peak_active;
+        const char *poison; /* a body holding it is answered 400 */
 } server_t;
 
 /* Per-request state between the handler's calls. */
@@ -161,6 +162,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
         pthread_mutex_lock(&s->lock);
         if (s->next_step < s->nsteps) {
                 step = s->steps[s->next_step++];
+        }
+        if (s->poison && u->body &&
+            memmem(u->body, u->len, s->poison, strlen(s->poison))) {
+                step = (step_t){.status = 400,
+                                .body   = "{\"error\":\"refused\"}"};
         }
         if (s->nreqs < MAX_REQS) {
                 seen = &s->reqs[s->nreqs++];
@@ -705,4 +711,86 @@ Test(sink_client, sanitize_bounds_and_replaces) {
         cr_expect_str_eq(out, "ab");
         cr_expect_eq(sink_client_sanitize("abcdef", 6, out, 4), 4);
         cr_expect_str_eq(out, "abcd");
+}
+
+/* The service's bisect loop in miniature: a stack of pending batches, a
+ * refused batch split in halves, a refused single event dead-lettered.
+ * Only the poisoned events end up dead-lettered; every other event is
+ * delivered exactly once. */
+Test(sink_client, bisect_dead_letters_only_the_refused_events) {
+        sink_batch_t *stack[64], *b, *l, *r;
+        sink_client_result_t res;
+        char errstr[256] = "", key[SINK_BATCH_KEY_MAX], id[64];
+        int delivered[40] = {0}, dead[40] = {0}, depth = 0, posts = 0, i;
+        sink_client_t *c = client(NULL, 0, 5000, 1);
+        ab_envelope_t env;
+        const char *body, *json;
+        size_t len, n, k;
+        int64_t off;
+
+        srv.poison = "\"evt_poison";
+        b = sink_batch_new("events.commerce", 0, NULL, errstr, sizeof(errstr));
+        cr_assert_not_null(b);
+        for (i = 0; i < 40; i++) {
+                memset(&env, 0, sizeof(env));
+                snprintf(id, sizeof(id), "%s_%d",
+                         i == 3 || i == 17 || i == 18 ? "evt_poison" : "evt",
+                         i);
+                env.doc = json_pack("{s:s, s:s, s:i, s:s, s:s, s:{}}", "id", id,
+                                    "name", "ProductViewed", "schemaVersion",
+                                    1, "occurredAt", "2026-02-11T20:10:00Z",
+                                    "source", "storefront", "payload");
+                cr_assert_not_null(env.doc);
+                cr_assert_eq(sink_batch_add(b, i, &env, 0, errstr,
+                                            sizeof(errstr)),
+                             AB_OK, "%s", errstr);
+                ab_envelope_clear(&env);
+        }
+        stack[depth++] = b;
+        while (depth) {
+                b    = stack[--depth];
+                body = sink_batch_body(b, &len);
+                cr_assert_eq(sink_batch_key(b, key, sizeof(key)), AB_OK);
+                cr_assert_eq(sink_client_post(c, body, len, key, &res, NULL,
+                                              NULL, errstr, sizeof(errstr)),
+                             AB_OK, "%s", errstr);
+                posts++;
+                n = sink_batch_count(b);
+                if (res.cls == SINK_RETRY_OK) {
+                        for (k = 0; k < n; k++) {
+                                cr_assert_eq(sink_batch_event(b, k, &off, &json,
+                                                              &len),
+                                             AB_OK);
+                                delivered[off]++;
+                        }
+                } else if (n == 1) {
+                        cr_assert_eq(res.cls, SINK_RETRY_POISON);
+                        cr_assert_eq(sink_batch_event(b, 0, &off, &json, &len),
+                                     AB_OK);
+                        cr_expect_eq(res.status, 400);
+                        cr_expect_str_eq(res.excerpt, "{\"error\":\"refused\"}");
+                        dead[off]++;
+                } else {
+                        cr_assert_eq(res.cls, SINK_RETRY_POISON);
+                        cr_assert_eq(sink_batch_split(b, &l, &r, errstr,
+                                                      sizeof(errstr)),
+                                     AB_OK, "%s", errstr);
+                        cr_assert_lt(depth + 2, 64);
+                        stack[depth++] = r;
+                        stack[depth++] = l;
+                }
+                sink_batch_destroy(b);
+        }
+        for (i = 0; i < 40; i++) {
+                int poisoned = i == 3 || i == 17 || i == 18;
+
+                cr_expect_eq(dead[i], poisoned, "offset %d dead-lettered %d",
+                             i, dead[i]);
+                cr_expect_eq(delivered[i], !poisoned,
+                             "offset %d delivered %d", i, delivered[i]);
+        }
+        /* Bisecting costs O(k log n) requests, not one per event. */
+        cr_expect_lt(posts, 40, "%d requests", posts);
+        cr_expect_eq(srv.nreqs, posts > MAX_REQS ? MAX_REQS : posts);
+        sink_client_destroy(c);
 }
