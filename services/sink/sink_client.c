@@ -338,7 +338,9 @@ static ab_err_t gzip_body(slot_t *s, const char *body, size_t len,
                 ab_errstr_set(errstr, errstr_size, "sink: deflateReset failed");
                 return AB_ERR_INTERNAL;
         }
-        /* deflateBound() leaves out the gzip header and trailer. */
+        /* zlib 1.2.13 counts the gzip wrapper in deflateBound(); the 18
+         * bytes of header and trailer on top cost nothing and keep an
+         * older zlib that does not from failing Z_FINISH. */
         bound = deflateBound(&s->z, (uLong)len) + 18;
         if (bound > UINT_MAX) {
                 ab_errstr_set(errstr, errstr_size,
@@ -399,7 +401,8 @@ static slot_t *free_slot(sink_client_t *c) {
 static ab_err_t submit(sink_client_t *c, const char *body, size_t len,
                        const char *key, void *opaque, slot_t **slotp,
                        char *errstr, size_t errstr_size) {
-        char idem[64 + 320];
+        /* "Idempotency-Key: " + sink_batch's longest key, and more. */
+        char idem[512];
         const char *data = body;
         slot_t *s;
         CURLcode rc;
