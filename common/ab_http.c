@@ -51,6 +51,8 @@
 
 #define CT_JSON "application/json"
 #define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
+#define BODY_NOMEM \
+        "{\"error\":\"internal error\",\"detail\":\"the answer could not be built\"}"
 
 enum { R_NEW = 0, R_HANDLER, R_ASYNC, R_SUSPENDED, R_RESUMING, R_DONE };
 
@@ -241,9 +243,31 @@ fail:
         return NULL;
 }
 
+json_t *ab_http_text(const char *s) {
+        json_t *j;
+        char *buf;
+        size_t len;
+
+        if (!s) {
+                return NULL;
+        }
+        len = strlen(s);
+        if (ab_err_utf8_valid(s, len)) {
+                return json_stringn_nocheck(s, len);
+        }
+        if (len > SIZE_MAX / 4 - 1 || !(buf = malloc(4 * len + 1))) {
+                return NULL;
+        }
+        len = ab_err_utf8_clean(buf, 4 * len + 1, s, len);
+        j   = json_stringn_nocheck(buf, len);
+        free(buf);
+        return j;
+}
+
 static json_t *error_json(const char *error, json_t *detail) {
-        return json_pack("{s:s, s:o}", "error", error ? error : "error",
-                         "detail", detail ? detail : json_null());
+        return json_pack("{s:o, s:o}", "error",
+                         ab_http_text(error ? error : "error"), "detail",
+                         detail ? detail : json_null());
 }
 
 static struct MHD_Response *build_json(const ab_http_req_t *req, int status,
@@ -314,9 +338,18 @@ static ab_err_t answer(ab_http_req_t *req, int status, struct MHD_Response *r) {
                 }
         } else {
                 err = AB_ERR_NOMEM;
-                /* Still owe an answer: a bare 500 without a body. */
+                /* Still owe an answer: a fixed one, still in the shared
+                 * error format a client parses. */
                 if ((req->resp = MHD_create_response_from_buffer(
-                         0, NULL, MHD_RESPMEM_PERSISTENT))) {
+                         sizeof(BODY_NOMEM) - 1, (void *)BODY_NOMEM,
+                         MHD_RESPMEM_PERSISTENT)) &&
+                    MHD_add_response_header(req->resp,
+                                            MHD_HTTP_HEADER_CONTENT_TYPE,
+                                            CT_JSON) != MHD_YES) {
+                        MHD_destroy_response(req->resp);
+                        req->resp = NULL;
+                }
+                if (req->resp) {
                         req->resp_status = 500;
                         if (req->state == R_SUSPENDED) {
                                 req->state = R_RESUMING;
@@ -553,7 +586,7 @@ static struct MHD_Response *build_reject(ab_http_req_t *req) {
         switch (req->reject) {
         case 404:
                 return build_error(req, 404, "not found",
-                                   json_string(req->path));
+                                   ab_http_text(req->path));
         case 405:
                 allow_header(req->srv, req->path, allow, sizeof(allow));
                 h[0] = MHD_HTTP_HEADER_ALLOW;
@@ -563,7 +596,7 @@ static struct MHD_Response *build_reject(ab_http_req_t *req) {
                          allow);
                 return build_json(req, 405,
                                   error_json("method not allowed",
-                                             json_string(msg)),
+                                             ab_http_text(msg)),
                                   h);
         default:
                 snprintf(msg, sizeof(msg), "request body is over %zu bytes",

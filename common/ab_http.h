@@ -208,7 +208,16 @@ ab_err_t ab_http_respond(ab_http_req_t *req, int status,
 ab_err_t ab_http_respond_json(ab_http_req_t *req, int status, json_t *json);
 
 /**
+ * @brief A JSON string for an answer made of what a client sent (a path,
+ *        a header, a query argument): invalid UTF-8 bytes become \xNN
+ *        (ab_err_utf8_clean()), where json_string() would give NULL.
+ * @returns the string, or NULL only when \p s is NULL or out of memory.
+ */
+json_t *ab_http_text(const char *s);
+
+/**
  * @brief Answers the shared error format {"error":error,"detail":detail}.
+ *        \p error may be anything (it is made valid UTF-8).
  * @param detail a string, object or array, or NULL for null; stolen.
  * @returns as ab_http_respond().
  */

@@ -54,9 +54,9 @@ static void publish(ab_http_req_t *req, ingest_t *ing, ab_form_t form) {
         if (!is_json(ab_http_req_header(req, "Content-Type"))) {
                 ab_http_respond_error(
                     req, 415, "Content-Type must be application/json",
-                    json_string(ab_http_req_header(req, "Content-Type")
-                                    ? ab_http_req_header(req, "Content-Type")
-                                    : "(none)"));
+                    ab_http_text(ab_http_req_header(req, "Content-Type")
+                                     ? ab_http_req_header(req, "Content-Type")
+                                     : "(none)"));
                 return;
         }
         tenant = ab_http_req_header(req, "x-tenant");
@@ -105,7 +105,7 @@ static void h_admin(ab_http_req_t *req, void *opaque) {
                 return;
         }
         ab_http_respond_error(req, 404, "no such admin resource",
-                              json_string(ab_http_req_path(req)));
+                              ab_http_text(ab_http_req_path(req)));
 }
 
 static void h_admin_rbac(ab_http_req_t *req, void *opaque) {

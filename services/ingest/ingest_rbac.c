@@ -74,8 +74,10 @@ void ingest_rbac_admin(ab_http_req_t *req, void *opaque) {
         body = ab_http_req_body(req, &len);
         doc  = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
         if (!doc) {
+                /* jansson quotes the bad bytes: made valid UTF-8 here. */
+                ab_errstr_set(errstr, sizeof(errstr), "%s", jerr.text);
                 ab_http_respond_error(req, 400, "malformed JSON",
-                                      json_string(jerr.text));
+                                      json_string(errstr));
                 return;
         }
         mode_j = json_object_get(doc, "mode");
