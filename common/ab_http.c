@@ -71,7 +71,8 @@ struct ab_http_req_s {
         struct MHD_Connection *conn; /* NULL once completed */
         struct conn_ctx *cc;
         const struct route *route;
-        const char *method;
+        const char *method;   /* as sent: logs */
+        const char *routed;   /* the route's: "GET" for a HEAD */
         const char *path;
         char *body;
         size_t len;
@@ -180,6 +181,7 @@ static ab_http_req_t *req_get(ab_http_t *srv, struct MHD_Connection *conn) {
         req->conn        = conn;
         req->cc          = cc;
         req->route       = NULL;
+        req->routed      = NULL;
         req->len         = 0;
         req->drained     = 0;
         req->reject      = 0;
@@ -432,7 +434,7 @@ ab_err_t ab_http_req_suspend(ab_http_req_t *req) {
 /* ---- accessors ---- */
 
 const char *ab_http_req_method(const ab_http_req_t *req) {
-        return req->method;
+        return req->routed ? req->routed : req->method;
 }
 
 const char *ab_http_req_path(const ab_http_req_t *req) {
@@ -606,6 +608,11 @@ static struct MHD_Response *build_reject(ab_http_req_t *req) {
         }
 }
 
+ab_err_t ab_http_respond_not_allowed(ab_http_req_t *req) {
+        req->reject = 405;
+        return answer(req, 405, build_reject(req));
+}
+
 /* ---- MHD callbacks ---- */
 
 static enum MHD_Result on_headers(ab_http_t *srv, ab_http_req_t *req) {
@@ -616,6 +623,11 @@ static enum MHD_Result on_headers(ab_http_t *srv, ab_http_req_t *req) {
         char *nb;
 
         req->route = match(srv, req->path, req->method, &req->reject);
+        /* A HEAD runs the GET handler, which sees "GET": a handler that
+         * serves several methods cannot mistake it for another one (MHD
+         * sends a HEAD's headers without the body). */
+        req->routed = req->route && !req->reject ? req->route->r.method
+                                                 : req->method;
         req->limit = req->route && req->route->r.max_body
                          ? req->route->r.max_body
                          : srv->conf.max_body;

@@ -135,7 +135,11 @@ ab_metrics_t *ab_http_metrics(ab_http_t *srv);
  * request is suspended, never after the answer.
  */
 
-/** @returns the method ("GET"), never NULL. */
+/** @returns the method of the route that runs ("GET"), never NULL: "GET"
+ *           for a HEAD request too, whose answer ab_http sends without
+ *           its body. A handler serving several methods compares it with
+ *           each one it serves and answers anything else with
+ *           ab_http_respond_not_allowed(). */
 const char *ab_http_req_method(const ab_http_req_t *req);
 
 /** @returns the decoded path without the query ("/events/ingest"). */
@@ -206,6 +210,13 @@ ab_err_t ab_http_respond(ab_http_req_t *req, int status,
  *         Steals the reference to \p json (even on failure).
  *  @returns as ab_http_respond(). */
 ab_err_t ab_http_respond_json(ab_http_req_t *req, int status, json_t *json);
+
+/**
+ * @brief Answers 405 with the Allow header of the request's path, the
+ *        answer ab_http gives itself to a method no route serves.
+ * @returns as ab_http_respond().
+ */
+ab_err_t ab_http_respond_not_allowed(ab_http_req_t *req);
 
 /**
  * @brief A JSON string for an answer made of what a client sent (a path,

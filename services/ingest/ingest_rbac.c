@@ -58,11 +58,17 @@ void ingest_rbac_admin(ab_http_req_t *req, void *opaque) {
         char errstr[256];
         char digest[80];
 
+        /* By name, each method: HEAD arrives as GET (ab_http), and
+         * anything else must never reach the code that changes the mode. */
         if (!strcmp(ab_http_req_method(req), "GET")) {
                 ab_http_respond_json(req, 200,
                                      json_pack("{s:s}", "mode",
                                                ab_auth_mode_name(
                                                    ab_auth_mode(ing->auth))));
+                return;
+        }
+        if (strcmp(ab_http_req_method(req), "PUT")) {
+                ab_http_respond_not_allowed(req);
                 return;
         }
         if (!ab_auth_has_admin_token(ing->auth)) {

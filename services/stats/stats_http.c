@@ -12,6 +12,10 @@ static void h_stats(ab_http_req_t *req, void *opaque) {
         stats_query_t q;
         const char *window, *v;
 
+        if (strcmp(ab_http_req_method(req), "GET")) {
+                ab_http_respond_not_allowed(req); /* HEAD arrives as GET */
+                return;
+        }
         if (!ab_auth_admin(st->auth, req)) {
                 return;
         }
@@ -68,6 +72,10 @@ static void h_stats(ab_http_req_t *req, void *opaque) {
 static void h_admin(ab_http_req_t *req, void *opaque) {
         stats_t *st = opaque;
 
+        if (strcmp(ab_http_req_method(req), "GET")) {
+                ab_http_respond_not_allowed(req);
+                return;
+        }
         if (!ab_auth_admin(st->auth, req)) {
                 return;
         }
