@@ -36,7 +36,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,7 +49,17 @@
 
 #define BODY_INIT   4096
 #define RETAIN_MAX  (64 * 1024)   /* body buffer a connection keeps */
-#define DRAIN_MAX   (1024 * 1024) /* bytes read and dropped after a refusal */
+/* Lingering close (nginx's lingering_close): a connection closed while
+ * its client may still be sending (a refused body) is half-closed after
+ * the answer and read and dropped for a while before the close, since
+ * closing with unread bytes sends a reset that can destroy the answer
+ * before the client read it. Bounded in connections, bytes and time;
+ * past a bound the socket is just closed. */
+#define LINGER_SLOTS   256
+#define LINGER_BYTES   (8 * 1024 * 1024)
+#define LINGER_MS      5000 /* in all */
+#define LINGER_IDLE_MS 1000 /* with nothing to read */
+#define SEND_MS        1000 /* to write an answer behind MHD's back */
 #define MAX_THREADS 16
 
 #define CT_JSON "application/json"
@@ -64,6 +77,23 @@ struct route {
 
 struct conn_ctx {
         ab_http_req_t *spare;
+        int linger; /* closed with the client's body unread */
+};
+
+struct linger_slot {
+        int fd;       /* -1: free */
+        size_t bytes; /* read and dropped */
+        uint64_t end; /* ns: close by then */
+        uint64_t idle;
+};
+
+struct lingerer {
+        pthread_t thread;
+        int on;
+        int epfd;
+        atomic_int quit;
+        pthread_mutex_t lock;
+        struct linger_slot slot[LINGER_SLOTS];
 };
 
 struct ab_http_req_s {
@@ -78,7 +108,6 @@ struct ab_http_req_s {
         size_t len;
         size_t cap;
         size_t limit;
-        size_t drained;
         int reject;           /* status answered without a handler */
         int status;           /* status queued */
         uint64_t t0;          /* ns, monotonic */
@@ -118,6 +147,7 @@ struct ab_http_s {
         ab_metric_t *m_req;
         ab_metric_t *m_dur;
         ab_metric_t *dur_unmatched;
+        struct lingerer lg;
 };
 
 static const double dur_buckets[] = {
@@ -130,6 +160,135 @@ static uint64_t now_ns(void) {
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- lingering close ---- */
+
+static void linger_close(struct lingerer *lg, struct linger_slot *sl) {
+        epoll_ctl(lg->epfd, EPOLL_CTL_DEL, sl->fd, NULL);
+        close(sl->fd);
+        sl->fd = -1;
+}
+
+static void *linger_main(void *arg) {
+        struct lingerer *lg = arg;
+        struct epoll_event ev[32];
+        struct linger_slot *sl;
+        static char sink[65536]; /* only ever written: shared is fine */
+        uint64_t now;
+        ssize_t r;
+        int n, i;
+
+        while (!atomic_load(&lg->quit)) {
+                n = epoll_wait(lg->epfd, ev, 32, 100);
+                pthread_mutex_lock(&lg->lock);
+                now = now_ns();
+                for (i = 0; i < n; i++) {
+                        sl = &lg->slot[ev[i].data.u32];
+                        if (sl->fd < 0) {
+                                continue;
+                        }
+                        while ((r = read(sl->fd, sink, sizeof(sink))) > 0) {
+                                sl->bytes += (size_t)r;
+                                sl->idle = now + LINGER_IDLE_MS * 1000000ull;
+                                if (sl->bytes > LINGER_BYTES) {
+                                        break;
+                                }
+                        }
+                        /* EOF: the client is done; an error: it is gone. */
+                        if (r == 0 || (r < 0 && errno != EAGAIN &&
+                                       errno != EINTR) ||
+                            sl->bytes > LINGER_BYTES) {
+                                linger_close(lg, sl);
+                        }
+                }
+                for (i = 0; i < LINGER_SLOTS; i++) {
+                        sl = &lg->slot[i];
+                        if (sl->fd >= 0 && (now > sl->end || now > sl->idle)) {
+                                linger_close(lg, sl);
+                        }
+                }
+                pthread_mutex_unlock(&lg->lock);
+        }
+        pthread_mutex_lock(&lg->lock);
+        for (i = 0; i < LINGER_SLOTS; i++) {
+                if (lg->slot[i].fd >= 0) {
+                        linger_close(lg, &lg->slot[i]);
+                }
+        }
+        pthread_mutex_unlock(&lg->lock);
+        return NULL;
+}
+
+static int linger_start(struct lingerer *lg) {
+        int i;
+
+        for (i = 0; i < LINGER_SLOTS; i++) {
+                lg->slot[i].fd = -1;
+        }
+        pthread_mutex_init(&lg->lock, NULL);
+        atomic_store(&lg->quit, 0);
+        if ((lg->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+                return -1;
+        }
+        if (pthread_create(&lg->thread, NULL, linger_main, lg)) {
+                close(lg->epfd);
+                lg->epfd = -1;
+                return -1;
+        }
+        lg->on = 1;
+        return 0;
+}
+
+static void linger_stop(struct lingerer *lg) {
+        if (!lg->on) {
+                return;
+        }
+        atomic_store(&lg->quit, 1);
+        pthread_join(lg->thread, NULL);
+        close(lg->epfd);
+        pthread_mutex_destroy(&lg->lock);
+        lg->on = 0;
+}
+
+/* Takes over \p fd, which MHD is about to close: a duplicate keeps the
+ * socket open (so no reset) while the client's bytes are read. */
+static void linger_add(struct lingerer *lg, int fd) {
+        struct epoll_event ev;
+        struct linger_slot *sl;
+        uint64_t now;
+        int dfd, i;
+
+        if (!lg->on || atomic_load(&lg->quit) ||
+            (dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+                return;
+        }
+        shutdown(dfd, SHUT_WR); /* MHD did, unless it could not */
+        pthread_mutex_lock(&lg->lock);
+        for (i = 0; i < LINGER_SLOTS && lg->slot[i].fd >= 0; i++) {
+        }
+        sl = i < LINGER_SLOTS ? &lg->slot[i] : NULL;
+        memset(&ev, 0, sizeof(ev));
+        ev.events   = EPOLLIN | EPOLLRDHUP;
+        ev.data.u32 = (uint32_t)i;
+        if (sl && !epoll_ctl(lg->epfd, EPOLL_CTL_ADD, dfd, &ev)) {
+                now       = now_ns();
+                sl->fd    = dfd;
+                sl->bytes = 0;
+                sl->end   = now + LINGER_MS * 1000000ull;
+                sl->idle  = now + LINGER_IDLE_MS * 1000000ull;
+                dfd       = -1;
+        }
+        pthread_mutex_unlock(&lg->lock);
+        if (dfd >= 0) {
+                close(dfd); /* every slot busy: a plain close */
+        }
+}
+
+static void linger_mark(ab_http_req_t *req) {
+        if (req->cc) {
+                req->cc->linger = 1;
+        }
 }
 
 /* ---- request objects ---- */
@@ -183,7 +342,6 @@ static ab_http_req_t *req_get(ab_http_t *srv, struct MHD_Connection *conn) {
         req->route       = NULL;
         req->routed      = NULL;
         req->len         = 0;
-        req->drained     = 0;
         req->reject      = 0;
         req->status      = 0;
         req->state       = R_NEW;
@@ -615,9 +773,94 @@ ab_err_t ab_http_respond_not_allowed(ab_http_req_t *req) {
 
 /* ---- MHD callbacks ---- */
 
+/* Answers a refusal before the body is read, with the connection closed
+ * after it: MHD does not read a body it was not asked for, the lingering
+ * close does, so the client reads the answer whatever it still sends. */
+static enum MHD_Result refuse_now(ab_http_req_t *req) {
+        struct MHD_Response *r;
+
+        req->state = R_DONE;
+        linger_mark(req);
+        if ((r = build_reject(req)) &&
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") !=
+                MHD_YES) {
+                MHD_destroy_response(r);
+                r = NULL;
+        }
+        return queue(req, req->reject, r);
+}
+
+/* Writes \p n bytes on the connection's socket within SEND_MS. */
+static int send_all(ab_http_req_t *req, const char *p, size_t n) {
+        const union MHD_ConnectionInfo *ci;
+        struct pollfd pfd;
+        uint64_t end;
+        ssize_t w;
+
+        ci = MHD_get_connection_info(req->conn,
+                                     MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci) {
+                return -1;
+        }
+        end = now_ns() + SEND_MS * 1000000ull;
+        while (n > 0) {
+                w = send(ci->connect_fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (w > 0) {
+                        p += w;
+                        n -= (size_t)w;
+                        continue;
+                }
+                if (w < 0 && errno != EAGAIN && errno != EINTR) {
+                        return -1;
+                }
+                pfd.fd     = ci->connect_fd;
+                pfd.events = POLLOUT;
+                if (now_ns() > end || poll(&pfd, 1, 50) < 0) {
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+/* A chunked body went over the limit. MHD queues an answer only before
+ * the body or once all of it came, which may be never, so the 413 is
+ * written here, behind MHD's back (it has sent nothing for this request
+ * and sends nothing more: MHD_NO closes the connection, lingering). */
+static enum MHD_Result refuse_midway(ab_http_req_t *req) {
+        char head[256];
+        char msg[96];
+        char *body;
+        json_t *j;
+        int hl;
+
+        req->state  = R_DONE;
+        req->status = req->reject;
+        linger_mark(req);
+        snprintf(msg, sizeof(msg), "request body is over %zu bytes",
+                 req->limit);
+        j    = error_json("payload too large", json_string(msg));
+        body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!body) {
+                return MHD_NO;
+        }
+        hl = snprintf(head, sizeof(head),
+                      "HTTP/1.1 413 Content Too Large\r\n"
+                      "Connection: close\r\n"
+                      "Content-Type: " CT_JSON "\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      strlen(body));
+        if (hl > 0 && (size_t)hl < sizeof(head) &&
+            !send_all(req, head, (size_t)hl)) {
+                send_all(req, body, strlen(body));
+        }
+        free(body);
+        return MHD_NO;
+}
+
 static enum MHD_Result on_headers(ab_http_t *srv, ab_http_req_t *req) {
         const char *cl;
-        const char *expect;
+        const char *te;
         unsigned long long n;
         char *end;
         char *nb;
@@ -631,11 +874,16 @@ static enum MHD_Result on_headers(ab_http_t *srv, ab_http_req_t *req) {
         req->limit = req->route && req->route->r.max_body
                          ? req->route->r.max_body
                          : srv->conf.max_body;
-        if (req->reject) {
-                return MHD_YES; /* answered on the final call */
-        }
         cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
+        te = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (req->reject) {
+                /* 404, 405: without a body answered on the final call,
+                 * the connection kept; with one, now. */
+                return te || (cl && strcmp(cl, "0")) ? refuse_now(req)
+                                                     : MHD_YES;
+        }
         if (!cl) {
                 return MHD_YES;
         }
@@ -645,17 +893,10 @@ static enum MHD_Result on_headers(ab_http_t *srv, ab_http_req_t *req) {
                 return MHD_YES; /* MHD refuses malformed lengths itself */
         }
         if (n > req->limit) {
+                /* Expect: 100-continue or not, the client hears the 413
+                 * before it sends the body (or while it does). */
                 req->reject = 413;
-                expect      = MHD_lookup_connection_value(
-                    req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
-                /* Answer now (MHD closes after) when the client waits for
-                 * 100-continue or the body is too big to drain; otherwise
-                 * drain it and keep the connection. */
-                if (expect || n - req->limit > DRAIN_MAX) {
-                        req->state = R_DONE;
-                        return queue(req, 413, build_reject(req));
-                }
-                return MHD_YES;
+                return refuse_now(req);
         }
         if (n + 1 > req->cap) {
                 if (!(nb = realloc(req->body, n + 1))) {
@@ -674,14 +915,12 @@ static enum MHD_Result on_data(ab_http_req_t *req, const char *data,
         char *nb;
 
         if (req->reject) {
-                req->drained += n;
-                return req->drained > DRAIN_MAX ? MHD_NO : MHD_YES;
+                return MHD_YES; /* refused before its body: not reached */
         }
         if (n > req->limit - req->len) {
-                req->reject  = 413;
-                req->drained = req->len + n - req->limit;
-                req->len     = 0;
-                return MHD_YES;
+                req->reject = 413;
+                req->len    = 0;
+                return refuse_midway(req);
         }
         need = req->len + n + 1;
         if (need > req->cap) {
@@ -856,15 +1095,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 static void on_conn(void *cls, struct MHD_Connection *conn,
                     void **socket_context,
                     enum MHD_ConnectionNotificationCode toe) {
+        const union MHD_ConnectionInfo *ci;
+        ab_http_t *srv = cls;
         struct conn_ctx *cc;
 
-        (void)cls;
-        (void)conn;
         if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
                 *socket_context = calloc(1, sizeof(struct conn_ctx));
                 return;
         }
         if ((cc = *socket_context)) {
+                if (cc->linger && (ci = MHD_get_connection_info(
+                                       conn, MHD_CONNECTION_INFO_CONNECTION_FD))) {
+                        linger_add(&srv->lg, ci->connect_fd);
+                }
                 if (cc->spare) {
                         req_free(cc->spare);
                 }
@@ -1193,6 +1436,13 @@ ab_err_t ab_http_start(ab_http_t *srv, char *errstr, size_t errstr_size) {
                 break;
         }
         flags |= MHD_USE_ERROR_LOG;
+        if (linger_start(&srv->lg)) {
+                ab_errstr_set(errstr, errstr_size,
+                              "http: cannot start the lingering-close "
+                              "thread: %s",
+                              strerror(errno));
+                return AB_ERR_IO;
+        }
         /* The connection limit is shared out like MHD's own pool does. */
         limit = srv->conf.max_connections / (unsigned)srv->nd;
         limit = limit ? limit : 1;
@@ -1216,6 +1466,7 @@ ab_err_t ab_http_start(ab_http_t *srv, char *errstr, size_t errstr_size) {
                                 MHD_stop_daemon(srv->d[i]);
                                 srv->d[i] = NULL;
                         }
+                        linger_stop(&srv->lg);
                         return AB_ERR_IO;
                 }
         }
@@ -1336,6 +1587,7 @@ ab_err_t ab_http_stop(ab_http_t *srv, int timeout_ms) {
                 close(srv->lfd[i]);
                 srv->lfd[i] = -1;
         }
+        linger_stop(&srv->lg); /* after MHD: its last closes linger too */
         srv->stopped = 1;
         ab_info("http", "stopped%s",
                 err == AB_OK ? "" : " (requests were cut short)");
