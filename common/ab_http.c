@@ -77,7 +77,8 @@ struct route {
 
 struct conn_ctx {
         ab_http_req_t *spare;
-        int linger; /* closed with the client's body unread */
+        int linger;        /* closed with the client's body unread */
+        const char *bad_uri; /* the raw URI of the request read last */
 };
 
 struct linger_slot {
@@ -109,6 +110,7 @@ struct ab_http_req_s {
         size_t cap;
         size_t limit;
         int reject;           /* status answered without a handler */
+        const char *why;      /* a 400's detail */
         int status;           /* status queued */
         uint64_t t0;          /* ns, monotonic */
         unsigned retry_after;
@@ -343,6 +345,7 @@ static ab_http_req_t *req_get(ab_http_t *srv, struct MHD_Connection *conn) {
         req->routed      = NULL;
         req->len         = 0;
         req->reject      = 0;
+        req->why         = NULL;
         req->status      = 0;
         req->state       = R_NEW;
         req->held        = 0;
@@ -758,6 +761,9 @@ static struct MHD_Response *build_reject(ab_http_req_t *req) {
                                   error_json("method not allowed",
                                              ab_http_text(msg)),
                                   h);
+        case 400:
+                return build_error(req, 400, "bad request",
+                                   json_string(req->why ? req->why : ""));
         default:
                 snprintf(msg, sizeof(msg), "request body is over %zu bytes",
                          req->limit);
@@ -858,6 +864,140 @@ static enum MHD_Result refuse_midway(ab_http_req_t *req) {
         return MHD_NO;
 }
 
+/* MHD_OPTION_URI_LOG_CALLBACK: the one place the URI is seen before MHD
+ * decodes it. An encoded / in the path would let "/admin%2Frbac" name
+ * another resource to a proxy than to us, and an encoded NUL cuts the
+ * decoded text short: both are refused (on_headers). Returns NULL, the
+ * request's con_cls as before. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
+        const union MHD_ConnectionInfo *ci;
+        struct conn_ctx *cc;
+        const char *bad = NULL, *p;
+        int query = 0;
+
+        (void)cls;
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (!ci || !(cc = ci->socket_context)) {
+                return NULL;
+        }
+        for (p = uri; *p && !bad; p++) {
+                if (*p == '?') {
+                        query = 1;
+                } else if (*p == '%' && p[1] == '0' && p[2] == '0') {
+                        bad = "an encoded NUL (%00) in the URI";
+                } else if (*p == '%' && !query && p[1] == '2' &&
+                           (p[2] == 'F' || p[2] == 'f')) {
+                        bad = "an encoded / (%2F) in the path";
+                }
+        }
+        cc->bad_uri = bad;
+        return NULL;
+}
+
+/* The request's headers, in the order they came. */
+#define HDRS_MAX 128
+struct hdrs {
+        const char *key[HDRS_MAX];
+        const char *val[HDRS_MAX];
+        int n;
+        int over;
+};
+
+static enum MHD_Result hdr_collect(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value) {
+        struct hdrs *h = cls;
+
+        (void)kind;
+        if (h->n == HDRS_MAX) {
+                h->over = 1;
+                return MHD_NO;
+        }
+        h->key[h->n]   = key;
+        h->val[h->n++] = value ? value : "";
+        return MHD_YES;
+}
+
+/* Whether a header value held a NUL, which MHD 0.9.75 does not refuse:
+ * it cuts the value there (the part after it is silently dropped). Its
+ * values point into its read buffer, where each line's CR LF (or LF) is
+ * overwritten with NULs, so between the end of a value and the next
+ * line's name there are one or two NULs and nothing else; a NUL inside
+ * the value leaves its rest there, or one NUL too many. The last value
+ * is followed by its line end and the blank line's, all NULs. Values
+ * that are not where the next line suggests (folded lines, which RFC
+ * 9112 lets a server refuse anyway) are checked as far as that goes. */
+static int hdr_has_nul(const struct hdrs *h) {
+        const char *end, *next;
+        int i;
+
+        for (i = 0; i < h->n; i++) {
+                end  = h->val[i] + strlen(h->val[i]);
+                next = i + 1 < h->n ? h->key[i + 1] : NULL;
+                if (!next) {
+                        if (end[1] != '\0') {
+                                return 1;
+                        }
+                        continue;
+                }
+                if (next <= end || next - end > 64) {
+                        continue; /* not adjacent: cannot tell */
+                }
+                if (next - end > 2) {
+                        return 1;
+                }
+                for (; end < next; end++) {
+                        if (*end) {
+                                return 1;
+                        }
+                }
+        }
+        return 0;
+}
+
+/* Framing we refuse ourselves (RFC 9112 6.1, 6.3; 400 and close): a
+ * Transfer-Encoding other than chunked, one together with a
+ * Content-Length (which one frames the body is where request smuggling
+ * lives), two different Content-Lengths, a NUL in a header value, an
+ * encoded / or NUL in the URI. MHD takes the first Content-Length and
+ * lets Transfer-Encoding win, silently. */
+static const char *bad_framing(ab_http_req_t *req, const char *cl,
+                               const char *te) {
+        struct hdrs h;
+        const char *bad;
+        int i;
+
+        if (req->cc && (bad = req->cc->bad_uri)) {
+                req->cc->bad_uri = NULL;
+                return bad;
+        }
+        if (te && strcasecmp(te, "chunked")) {
+                return "Transfer-Encoding must be chunked";
+        }
+        if (te && cl) {
+                return "both Content-Length and Transfer-Encoding";
+        }
+        h.n    = 0;
+        h.over = 0;
+        MHD_get_connection_values(req->conn, MHD_HEADER_KIND, hdr_collect,
+                                  &h);
+        for (i = 0; cl && i < h.n; i++) {
+                if (!strcasecmp(h.key[i], MHD_HTTP_HEADER_CONTENT_LENGTH) &&
+                    strcmp(h.val[i], cl)) {
+                        return "two different Content-Length headers";
+                }
+        }
+        for (i = 0; te && i < h.n; i++) {
+                if (!strcasecmp(h.key[i], MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
+                    h.val[i] != te) {
+                        return "two Transfer-Encoding headers";
+                }
+        }
+        if (!h.over && hdr_has_nul(&h)) {
+                return "a NUL in a header value";
+        }
+        return NULL;
+}
+
 static enum MHD_Result on_headers(ab_http_t *srv, ab_http_req_t *req) {
         const char *cl;
         const char *te;
@@ -878,6 +1018,10 @@ static enum MHD_Result on_headers(ab_http_t *srv, ab_http_req_t *req) {
                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
         te = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                          MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if ((req->why = bad_framing(req, cl, te))) {
+                req->reject = 400;
+                return refuse_now(req);
+        }
         if (req->reject) {
                 /* 404, 405: without a body answered on the final call,
                  * the connection kept; with one, now. */
@@ -1456,6 +1600,7 @@ ab_err_t ab_http_start(ab_http_t *srv, char *errstr, size_t errstr_size) {
                     MHD_OPTION_THREAD_POOL_SIZE, pool,
                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                     MHD_OPTION_NOTIFY_CONNECTION, on_conn, srv,
+                    MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
                     MHD_OPTION_END);
                 if (!srv->d[i]) {
                         ab_errstr_set(errstr, errstr_size,

@@ -4,8 +4,12 @@
  * will not take, and with framing it must refuse itself. A body over
  * MAX_BODY_BYTES, by Content-Length (just over, 1 MiB over, 20 MiB over)
  * or chunked, always gets a 413 JSON answer the client can read, whether
- * it writes its whole body first or keeps writing while it reads; the
- * service keeps serving afterwards. Runs against both brokers.
+ * it writes its whole body first or keeps writing while it reads. Framing
+ * RFC 9110/9112 leave us to refuse is a 400 and a close: Content-Length
+ * with Transfer-Encoding, two different Content-Lengths, a
+ * Transfer-Encoding other than chunked, an encoded / or NUL in the path
+ * (an encoded NUL in the query too), a NUL in a header value. The service
+ * keeps serving after each. Runs against both brokers.
  */
 #include <errno.h>
 #include <poll.h>
@@ -239,4 +243,169 @@ Test(ingest_framing, body_at_the_limit_is_not_a_413) {
         cr_assert(res.complete, "%s", res.error);
         cr_assert_eq(res.status, 400, "%d %s", res.status, res.body);
         ab_itest_raw_clear(&res);
+}
+
+/* ---- framing refused ---- */
+
+static void assert_400_closed(const ab_itest_raw_t *res, const char *what) {
+        json_t *doc;
+
+        cr_assert(res->complete, "%s: no whole answer: %s", what, res->error);
+        cr_assert_eq(res->status, 400, "%s: %d %s", what, res->status,
+                     res->body);
+        doc = json_loadb(res->body, res->body_len, 0, NULL);
+        cr_assert_not_null(doc, "%s: body is not JSON: %s", what, res->body);
+        cr_assert(json_is_string(json_object_get(doc, "error")), "%s: %s",
+                  what, res->body);
+        json_decref(doc);
+        cr_assert(res->closed, "%s: the connection stayed open", what);
+}
+
+#define EVT                                                                   \
+        "{\"id\":\"smuggle\",\"name\":\"ProductViewed\",\"schemaVersion\":1," \
+        "\"occurredAt\":\"2026-02-11T20:10:00Z\",\"source\":\"api\","         \
+        "\"payload\":{}}"
+
+/* Request bytes with an explicit length (they may hold NULs). */
+typedef struct {
+        const char *what;
+        const char *req;
+        size_t len;
+} raw_case_t;
+
+#define RAW(what, s) {what, s, sizeof(s) - 1}
+
+static const raw_case_t refused[] = {
+    RAW("Content-Length and Transfer-Encoding",
+        "POST /events/ingest HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 5\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    RAW("Transfer-Encoding and Content-Length",
+        "POST /events/ingest HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Length: 3\r\n\r\n0\r\n\r\n"),
+    RAW("Content-Length and Transfer-Encoding on a GET",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    RAW("two different Content-Lengths",
+        "POST /events/ingest HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\n"
+        "Content-Length: 3\r\n\r\n{}x"),
+    RAW("two different Content-Lengths, not adjacent",
+        "POST /events/ingest HTTP/1.1\r\nContent-Length: 0\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"),
+    RAW("Transfer-Encoding gzip",
+        "POST /events/ingest HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: gzip\r\n\r\n"),
+    RAW("Transfer-Encoding chunked, gzip",
+        "POST /events/ingest HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\n"
+        "Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"),
+    RAW("two Transfer-Encoding headers",
+        "POST /events/ingest HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    RAW("%2F in the path", "GET /events%2Fschema HTTP/1.1\r\nHost: x\r\n\r\n"),
+    RAW("%2f in the path", "GET /admin%2frbac HTTP/1.1\r\nHost: x\r\n\r\n"),
+    RAW("%2F in a POST path",
+        "POST /events%2Fingest HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"),
+    RAW("%00 in the path", "GET /healthz%00.json HTTP/1.1\r\nHost: x\r\n\r\n"),
+    RAW("%00 at the end of the path",
+        "GET /events/schema%00 HTTP/1.1\r\nHost: x\r\n\r\n"),
+    RAW("%00 in the query",
+        "GET /events/schema?x=a%00b HTTP/1.1\r\nHost: x\r\n\r\n"),
+    RAW("NUL inside a header value",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nx-tenant: a\0b\r\n"
+        "Accept: */*\r\n\r\n"),
+    RAW("NUL inside the last header value",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nx-tenant: a\0b\r\n\r\n"),
+    RAW("NUL ending a header value",
+        "GET /healthz HTTP/1.1\r\nx-tenant: a\0\r\nHost: x\r\n\r\n"),
+    RAW("NUL inside the Host value",
+        "GET /healthz HTTP/1.1\r\nHost: x\0y\r\nAccept: */*\r\n\r\n"),
+    RAW("NUL in Content-Type of an event",
+        "POST /events/ingest HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\0; x\r\nContent-Length: 2\r\n\r\n"
+        "{}"),
+};
+
+Test(ingest_framing, framing_we_must_refuse_is_a_400_and_a_close) {
+        ab_itest_raw_t res;
+        size_t i;
+
+        for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+                ab_itest_raw_request(port, refused[i].req, refused[i].len, 0,
+                                     &res);
+                assert_400_closed(&res, refused[i].what);
+                ab_itest_raw_clear(&res);
+        }
+        assert_still_serves();
+}
+
+/* What is close to those but fine is not refused. */
+static const struct {
+        raw_case_t c;
+        int want;
+} allowed[] = {
+    {RAW("the same Content-Length twice",
+         "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+         "Content-Length: 0\r\nConnection: close\r\n\r\n"),
+     200},
+    {RAW("%2F in the query",
+         "GET /healthz?x=a%2Fb HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+         "\r\n"),
+     200},
+    {RAW("a double-encoded %2F is just text",
+         "GET /events%252Fschema HTTP/1.1\r\nHost: x\r\n"
+         "Connection: close\r\n\r\n"),
+     404},
+    {RAW("an empty header value",
+         "GET /healthz HTTP/1.1\r\nHost: x\r\nx-tenant:\r\n"
+         "Connection: close\r\n\r\n"),
+     200},
+    {RAW("bare LF line ends",
+         "GET /healthz HTTP/1.1\nHost: x\nx-tenant: t\nConnection: close\n\n"),
+     200},
+    {RAW("chunked alone",
+         "POST /events/ingest HTTP/1.1\r\nHost: x\r\n"
+         "Content-Type: application/json\r\nTransfer-Encoding: Chunked\r\n"
+         "Connection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n"),
+     400 /* {} is not an event, but it was read */},
+};
+
+Test(ingest_framing, framing_that_is_fine_is_not_refused) {
+        ab_itest_raw_t res;
+        size_t i;
+
+        for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+                ab_itest_raw_request(port, allowed[i].c.req, allowed[i].c.len,
+                                     0, &res);
+                cr_assert(res.complete, "%s: %s", allowed[i].c.what,
+                          res.error);
+                cr_assert_eq(res.status, allowed[i].want, "%s: %d %s",
+                             allowed[i].c.what, res.status, res.body);
+                ab_itest_raw_clear(&res);
+        }
+}
+
+/* A smuggling attempt: the refused request's would-be body, a request of
+ * its own, must never run on that connection. */
+Test(ingest_framing, a_body_behind_refused_framing_is_not_a_request) {
+        static const char req[] =
+            "POST /events/ingest HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nContent-Length: 4\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            "POST /events/ingest HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nContent-Length: 121\r\n\r\n" EVT;
+        ab_itest_raw_t res;
+        char topic[256];
+
+        ab_itest_raw_request(port, req, sizeof(req) - 1, 0, &res);
+        assert_400_closed(&res, "CL + TE with a request behind");
+        ab_itest_raw_clear(&res);
+        assert_still_serves(); /* one event, after-N */
+        snprintf(topic, sizeof(topic), "%scommerce", prefix);
+        cr_assert_eq(ab_itest_topic_wait_count(b, topic, 1, WAIT_MS), 1,
+                     "the smuggled event reached %s", topic);
 }
