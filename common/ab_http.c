@@ -1,9 +1,10 @@
 /* aetherbus - Apache-2.0
  *
  * ab_http: libmicrohttpd server wrapper. Owns the listen socket, routing,
- * body accumulation, response building, the suspend/resume protocol for
- * asynchronous answers, graceful stop, the free routes and the http_*
- * metrics. Keep service logic (auth, JSON shapes of a route) out of here.
+ * body accumulation, refusals before the body (413, framing) and the
+ * lingering close after them, response building, the suspend/resume
+ * protocol for asynchronous answers, graceful stop, the free routes and
+ * the http_* metrics. Keep service logic (auth, JSON shapes of a route) out of here.
  *
  * Request lifetime. An ab_http_req_t is reference counted: MHD holds one
  * reference from the first access-handler call to MHD_OPTION_NOTIFY_COMPLETED,
@@ -26,9 +27,11 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -36,8 +39,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>

@@ -1,8 +1,11 @@
 /* aetherbus - Apache-2.0
  *
  * ab_http: the HTTP server every service runs, on libmicrohttpd. Owns
- * listening, the route table, request bodies (one buffer, size-limited),
- * responses and the shared JSON error format, asynchronous answers from
+ * listening, the route table (HEAD served by GET routes, 405 + Allow),
+ * request bodies (one buffer, size-limited; a 413 the client can always
+ * read, then a lingering close), the framing it refuses (400: see
+ * bad_framing() in ab_http.c), responses and the shared JSON error
+ * format, asynchronous answers from
  * other threads (suspend/resume), graceful stop, /healthz, /readyz,
  * /metrics, the access log and the per-route request metrics.
  * What a route does stays with the service (<svc>_http.c).

@@ -364,6 +364,10 @@ static const struct {
          "GET /healthz HTTP/1.1\r\nHost: x\r\nx-tenant:\r\n"
          "Connection: close\r\n\r\n"),
      200},
+    {RAW("blanks after a header value",
+         "GET /healthz HTTP/1.1\r\nx-tenant: t \t \r\nHost: x  \r\n"
+         "Connection: close\r\n\r\n"),
+     200},
     {RAW("bare LF line ends",
          "GET /healthz HTTP/1.1\nHost: x\nx-tenant: t\nConnection: close\n\n"),
      200},
