@@ -59,7 +59,7 @@
 #define LINGER_SLOTS   256
 #define LINGER_BYTES   (8 * 1024 * 1024)
 #define LINGER_MS      5000 /* in all */
-#define LINGER_IDLE_MS 1000 /* with nothing to read */
+#define LINGER_IDLE_MS 2000 /* with nothing to read */
 #define SEND_MS        1000 /* to write an answer behind MHD's back */
 #define MAX_THREADS 16
 
