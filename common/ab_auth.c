@@ -315,8 +315,8 @@ static void decision(ab_auth_t *auth, ab_http_req_t *req, const char *type,
         const char *outcome = strstr(type, "denied") ? "denied" : "allowed";
         ab_err_t err;
 
-        payload = json_pack("{s:s,s:s,s:s,s:s,s:b,s:s?}", "path",
-                            ab_http_req_path(req), "method",
+        payload = json_pack("{s:o,s:s,s:s,s:s,s:b,s:s?}", "path",
+                            ab_http_text(ab_http_req_path(req)), "method",
                             ab_http_req_method(req), "reason", reason, "mode",
                             ab_auth_mode_name(ab_auth_mode(auth)), "enforced",
                             enforced, "remote", ab_http_req_remote(req));
@@ -363,7 +363,7 @@ int ab_auth_rbac(ab_auth_t *auth, ab_http_req_t *req, const char *tenant) {
         }
         decision(auth, req, "security.rbac.denied", tenant, "x-ops missing", 1);
         ab_http_respond_error(req, 403, "forbidden: x-ops: 1 required",
-                              json_string(ab_http_req_path(req)));
+                              ab_http_text(ab_http_req_path(req)));
         return 0;
 }
 

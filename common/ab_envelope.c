@@ -60,11 +60,9 @@ static ab_err_t fail(ab_err_t err, char *errstr, size_t errstr_size,
                      const char *fmt, ...) {
         va_list ap;
 
-        if (errstr && errstr_size > 0) {
-                va_start(ap, fmt);
-                vsnprintf(errstr, errstr_size, fmt, ap);
-                va_end(ap);
-        }
+        va_start(ap, fmt);
+        ab_errstr_vset(errstr, errstr_size, fmt, ap);
+        va_end(ap);
         return err;
 }
 

@@ -7,6 +7,7 @@
 #ifndef AB_ERR_H
 #define AB_ERR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 typedef enum {
@@ -39,8 +40,33 @@ const char *ab_err2name(ab_err_t err);
 /** @returns the HTTP status a request failing with \p err answers. */
 int ab_err2http(ab_err_t err);
 
-/** Formats into errstr like snprintf; safe with errstr_size 0. */
+/**
+ * @brief Formats into errstr like snprintf; safe with errstr_size 0.
+ *        The text is always valid UTF-8 (see ab_err_utf8_clean()): error
+ *        texts quote what clients sent and end up in JSON answers and
+ *        records, which jansson refuses to build from invalid UTF-8.
+ */
 void ab_errstr_set(char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/** @brief ab_errstr_set() with a va_list. */
+void ab_errstr_vset(char *errstr, size_t errstr_size, const char *fmt,
+                    va_list ap) __attribute__((format(printf, 3, 0)));
+
+/**
+ * @brief Copies \p len bytes of \p src into \p dst as valid UTF-8: every
+ *        byte that does not start a valid sequence (jansson's rules: no
+ *        overlong forms, no surrogates, at most U+10FFFF) and every NUL
+ *        becomes the four characters \xNN. Stops before a sequence or
+ *        escape that would not fit, so a cut never splits one.
+ *        \p dst and \p src may not overlap.
+ * @returns the length written (dst is NUL-terminated when dst_size > 0).
+ */
+size_t ab_err_utf8_clean(char *dst, size_t dst_size, const char *src,
+                         size_t len);
+
+/** @returns 1 when the \p len bytes of \p s are valid UTF-8 without a NUL,
+ *           else 0. */
+int ab_err_utf8_valid(const char *s, size_t len);
 
 #endif

@@ -1,9 +1,10 @@
 /* aetherbus - Apache-2.0
  *
  * ab_http: libmicrohttpd server wrapper. Owns the listen socket, routing,
- * body accumulation, response building, the suspend/resume protocol for
- * asynchronous answers, graceful stop, the free routes and the http_*
- * metrics. Keep service logic (auth, JSON shapes of a route) out of here.
+ * body accumulation, refusals before the body (413, framing) and the
+ * lingering close after them, response building, the suspend/resume
+ * protocol for asynchronous answers, graceful stop, the free routes and
+ * the http_* metrics. Keep service logic (auth, JSON shapes of a route) out of here.
  *
  * Request lifetime. An ab_http_req_t is reference counted: MHD holds one
  * reference from the first access-handler call to MHD_OPTION_NOTIFY_COMPLETED,
@@ -26,9 +27,11 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -37,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,11 +50,23 @@
 
 #define BODY_INIT   4096
 #define RETAIN_MAX  (64 * 1024)   /* body buffer a connection keeps */
-#define DRAIN_MAX   (1024 * 1024) /* bytes read and dropped after a refusal */
+/* Lingering close (nginx's lingering_close): a connection closed while
+ * its client may still be sending (a refused body) is half-closed after
+ * the answer and read and dropped for a while before the close, since
+ * closing with unread bytes sends a reset that can destroy the answer
+ * before the client read it. Bounded in connections, bytes and time;
+ * past a bound the socket is just closed. */
+#define LINGER_SLOTS   256
+#define LINGER_BYTES   (8 * 1024 * 1024)
+#define LINGER_MS      5000 /* in all */
+#define LINGER_IDLE_MS 2000 /* with nothing to read */
+#define SEND_MS        1000 /* to write an answer behind MHD's back */
 #define MAX_THREADS 16
 
 #define CT_JSON "application/json"
 #define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
+#define BODY_NOMEM \
+        "{\"error\":\"internal error\",\"detail\":\"the answer could not be built\"}"
 
 enum { R_NEW = 0, R_HANDLER, R_ASYNC, R_SUSPENDED, R_RESUMING, R_DONE };
 
@@ -62,6 +78,24 @@ struct route {
 
 struct conn_ctx {
         ab_http_req_t *spare;
+        int linger;        /* closed with the client's body unread */
+        const char *bad_uri; /* the raw URI of the request read last */
+};
+
+struct linger_slot {
+        int fd;       /* -1: free */
+        size_t bytes; /* read and dropped */
+        uint64_t end; /* ns: close by then */
+        uint64_t idle;
+};
+
+struct lingerer {
+        pthread_t thread;
+        int on;
+        int epfd;
+        atomic_int quit;
+        pthread_mutex_t lock;
+        struct linger_slot slot[LINGER_SLOTS];
 };
 
 struct ab_http_req_s {
@@ -69,14 +103,15 @@ struct ab_http_req_s {
         struct MHD_Connection *conn; /* NULL once completed */
         struct conn_ctx *cc;
         const struct route *route;
-        const char *method;
+        const char *method;   /* as sent: logs */
+        const char *routed;   /* the route's: "GET" for a HEAD */
         const char *path;
         char *body;
         size_t len;
         size_t cap;
         size_t limit;
-        size_t drained;
         int reject;           /* status answered without a handler */
+        const char *why;      /* a 400's detail */
         int status;           /* status queued */
         uint64_t t0;          /* ns, monotonic */
         unsigned retry_after;
@@ -115,6 +150,7 @@ struct ab_http_s {
         ab_metric_t *m_req;
         ab_metric_t *m_dur;
         ab_metric_t *dur_unmatched;
+        struct lingerer lg;
 };
 
 static const double dur_buckets[] = {
@@ -127,6 +163,135 @@ static uint64_t now_ns(void) {
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- lingering close ---- */
+
+static void linger_close(struct lingerer *lg, struct linger_slot *sl) {
+        epoll_ctl(lg->epfd, EPOLL_CTL_DEL, sl->fd, NULL);
+        close(sl->fd);
+        sl->fd = -1;
+}
+
+static void *linger_main(void *arg) {
+        struct lingerer *lg = arg;
+        struct epoll_event ev[32];
+        struct linger_slot *sl;
+        static char sink[65536]; /* only ever written: shared is fine */
+        uint64_t now;
+        ssize_t r;
+        int n, i;
+
+        while (!atomic_load(&lg->quit)) {
+                n = epoll_wait(lg->epfd, ev, 32, 100);
+                pthread_mutex_lock(&lg->lock);
+                now = now_ns();
+                for (i = 0; i < n; i++) {
+                        sl = &lg->slot[ev[i].data.u32];
+                        if (sl->fd < 0) {
+                                continue;
+                        }
+                        while ((r = read(sl->fd, sink, sizeof(sink))) > 0) {
+                                sl->bytes += (size_t)r;
+                                sl->idle = now + LINGER_IDLE_MS * 1000000ull;
+                                if (sl->bytes > LINGER_BYTES) {
+                                        break;
+                                }
+                        }
+                        /* EOF: the client is done; an error: it is gone. */
+                        if (r == 0 || (r < 0 && errno != EAGAIN &&
+                                       errno != EINTR) ||
+                            sl->bytes > LINGER_BYTES) {
+                                linger_close(lg, sl);
+                        }
+                }
+                for (i = 0; i < LINGER_SLOTS; i++) {
+                        sl = &lg->slot[i];
+                        if (sl->fd >= 0 && (now > sl->end || now > sl->idle)) {
+                                linger_close(lg, sl);
+                        }
+                }
+                pthread_mutex_unlock(&lg->lock);
+        }
+        pthread_mutex_lock(&lg->lock);
+        for (i = 0; i < LINGER_SLOTS; i++) {
+                if (lg->slot[i].fd >= 0) {
+                        linger_close(lg, &lg->slot[i]);
+                }
+        }
+        pthread_mutex_unlock(&lg->lock);
+        return NULL;
+}
+
+static int linger_start(struct lingerer *lg) {
+        int i;
+
+        for (i = 0; i < LINGER_SLOTS; i++) {
+                lg->slot[i].fd = -1;
+        }
+        pthread_mutex_init(&lg->lock, NULL);
+        atomic_store(&lg->quit, 0);
+        if ((lg->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+                return -1;
+        }
+        if (pthread_create(&lg->thread, NULL, linger_main, lg)) {
+                close(lg->epfd);
+                lg->epfd = -1;
+                return -1;
+        }
+        lg->on = 1;
+        return 0;
+}
+
+static void linger_stop(struct lingerer *lg) {
+        if (!lg->on) {
+                return;
+        }
+        atomic_store(&lg->quit, 1);
+        pthread_join(lg->thread, NULL);
+        close(lg->epfd);
+        pthread_mutex_destroy(&lg->lock);
+        lg->on = 0;
+}
+
+/* Takes over \p fd, which MHD is about to close: a duplicate keeps the
+ * socket open (so no reset) while the client's bytes are read. */
+static void linger_add(struct lingerer *lg, int fd) {
+        struct epoll_event ev;
+        struct linger_slot *sl;
+        uint64_t now;
+        int dfd, i;
+
+        if (!lg->on || atomic_load(&lg->quit) ||
+            (dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+                return;
+        }
+        shutdown(dfd, SHUT_WR); /* MHD did, unless it could not */
+        pthread_mutex_lock(&lg->lock);
+        for (i = 0; i < LINGER_SLOTS && lg->slot[i].fd >= 0; i++) {
+        }
+        sl = i < LINGER_SLOTS ? &lg->slot[i] : NULL;
+        memset(&ev, 0, sizeof(ev));
+        ev.events   = EPOLLIN | EPOLLRDHUP;
+        ev.data.u32 = (uint32_t)i;
+        if (sl && !epoll_ctl(lg->epfd, EPOLL_CTL_ADD, dfd, &ev)) {
+                now       = now_ns();
+                sl->fd    = dfd;
+                sl->bytes = 0;
+                sl->end   = now + LINGER_MS * 1000000ull;
+                sl->idle  = now + LINGER_IDLE_MS * 1000000ull;
+                dfd       = -1;
+        }
+        pthread_mutex_unlock(&lg->lock);
+        if (dfd >= 0) {
+                close(dfd); /* every slot busy: a plain close */
+        }
+}
+
+static void linger_mark(ab_http_req_t *req) {
+        if (req->cc) {
+                req->cc->linger = 1;
+        }
 }
 
 /* ---- request objects ---- */
@@ -178,9 +343,10 @@ static ab_http_req_t *req_get(ab_http_t *srv, struct MHD_Connection *conn) {
         req->conn        = conn;
         req->cc          = cc;
         req->route       = NULL;
+        req->routed      = NULL;
         req->len         = 0;
-        req->drained     = 0;
         req->reject      = 0;
+        req->why         = NULL;
         req->status      = 0;
         req->state       = R_NEW;
         req->held        = 0;
@@ -241,9 +407,31 @@ fail:
         return NULL;
 }
 
+json_t *ab_http_text(const char *s) {
+        json_t *j;
+        char *buf;
+        size_t len;
+
+        if (!s) {
+                return NULL;
+        }
+        len = strlen(s);
+        if (ab_err_utf8_valid(s, len)) {
+                return json_stringn_nocheck(s, len);
+        }
+        if (len > SIZE_MAX / 4 - 1 || !(buf = malloc(4 * len + 1))) {
+                return NULL;
+        }
+        len = ab_err_utf8_clean(buf, 4 * len + 1, s, len);
+        j   = json_stringn_nocheck(buf, len);
+        free(buf);
+        return j;
+}
+
 static json_t *error_json(const char *error, json_t *detail) {
-        return json_pack("{s:s, s:o}", "error", error ? error : "error",
-                         "detail", detail ? detail : json_null());
+        return json_pack("{s:o, s:o}", "error",
+                         ab_http_text(error ? error : "error"), "detail",
+                         detail ? detail : json_null());
 }
 
 static struct MHD_Response *build_json(const ab_http_req_t *req, int status,
@@ -314,9 +502,18 @@ static ab_err_t answer(ab_http_req_t *req, int status, struct MHD_Response *r) {
                 }
         } else {
                 err = AB_ERR_NOMEM;
-                /* Still owe an answer: a bare 500 without a body. */
+                /* Still owe an answer: a fixed one, still in the shared
+                 * error format a client parses. */
                 if ((req->resp = MHD_create_response_from_buffer(
-                         0, NULL, MHD_RESPMEM_PERSISTENT))) {
+                         sizeof(BODY_NOMEM) - 1, (void *)BODY_NOMEM,
+                         MHD_RESPMEM_PERSISTENT)) &&
+                    MHD_add_response_header(req->resp,
+                                            MHD_HTTP_HEADER_CONTENT_TYPE,
+                                            CT_JSON) != MHD_YES) {
+                        MHD_destroy_response(req->resp);
+                        req->resp = NULL;
+                }
+                if (req->resp) {
                         req->resp_status = 500;
                         if (req->state == R_SUSPENDED) {
                                 req->state = R_RESUMING;
@@ -399,7 +596,7 @@ ab_err_t ab_http_req_suspend(ab_http_req_t *req) {
 /* ---- accessors ---- */
 
 const char *ab_http_req_method(const ab_http_req_t *req) {
-        return req->method;
+        return req->routed ? req->routed : req->method;
 }
 
 const char *ab_http_req_path(const ab_http_req_t *req) {
@@ -553,7 +750,7 @@ static struct MHD_Response *build_reject(ab_http_req_t *req) {
         switch (req->reject) {
         case 404:
                 return build_error(req, 404, "not found",
-                                   json_string(req->path));
+                                   ab_http_text(req->path));
         case 405:
                 allow_header(req->srv, req->path, allow, sizeof(allow));
                 h[0] = MHD_HTTP_HEADER_ALLOW;
@@ -563,8 +760,11 @@ static struct MHD_Response *build_reject(ab_http_req_t *req) {
                          allow);
                 return build_json(req, 405,
                                   error_json("method not allowed",
-                                             json_string(msg)),
+                                             ab_http_text(msg)),
                                   h);
+        case 400:
+                return build_error(req, 400, "bad request",
+                                   json_string(req->why ? req->why : ""));
         default:
                 snprintf(msg, sizeof(msg), "request body is over %zu bytes",
                          req->limit);
@@ -573,24 +773,262 @@ static struct MHD_Response *build_reject(ab_http_req_t *req) {
         }
 }
 
+ab_err_t ab_http_respond_not_allowed(ab_http_req_t *req) {
+        req->reject = 405;
+        return answer(req, 405, build_reject(req));
+}
+
 /* ---- MHD callbacks ---- */
+
+/* Answers a refusal before the body is read, with the connection closed
+ * after it: MHD does not read a body it was not asked for, the lingering
+ * close does, so the client reads the answer whatever it still sends. */
+static enum MHD_Result refuse_now(ab_http_req_t *req) {
+        struct MHD_Response *r;
+
+        req->state = R_DONE;
+        linger_mark(req);
+        if ((r = build_reject(req)) &&
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") !=
+                MHD_YES) {
+                MHD_destroy_response(r);
+                r = NULL;
+        }
+        return queue(req, req->reject, r);
+}
+
+/* Writes \p n bytes on the connection's socket within SEND_MS. */
+static int send_all(ab_http_req_t *req, const char *p, size_t n) {
+        const union MHD_ConnectionInfo *ci;
+        struct pollfd pfd;
+        uint64_t end;
+        ssize_t w;
+
+        ci = MHD_get_connection_info(req->conn,
+                                     MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci) {
+                return -1;
+        }
+        end = now_ns() + SEND_MS * 1000000ull;
+        while (n > 0) {
+                w = send(ci->connect_fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (w > 0) {
+                        p += w;
+                        n -= (size_t)w;
+                        continue;
+                }
+                if (w < 0 && errno != EAGAIN && errno != EINTR) {
+                        return -1;
+                }
+                pfd.fd     = ci->connect_fd;
+                pfd.events = POLLOUT;
+                if (now_ns() > end || poll(&pfd, 1, 50) < 0) {
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+/* A chunked body went over the limit. MHD queues an answer only before
+ * the body or once all of it came, which may be never, so the 413 is
+ * written here, behind MHD's back (it has sent nothing for this request
+ * and sends nothing more: MHD_NO closes the connection, lingering). */
+static enum MHD_Result refuse_midway(ab_http_req_t *req) {
+        char head[256];
+        char msg[96];
+        char *body;
+        json_t *j;
+        int hl;
+
+        req->state  = R_DONE;
+        req->status = req->reject;
+        linger_mark(req);
+        snprintf(msg, sizeof(msg), "request body is over %zu bytes",
+                 req->limit);
+        j    = error_json("payload too large", json_string(msg));
+        body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!body) {
+                return MHD_NO;
+        }
+        hl = snprintf(head, sizeof(head),
+                      "HTTP/1.1 413 Content Too Large\r\n"
+                      "Connection: close\r\n"
+                      "Content-Type: " CT_JSON "\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      strlen(body));
+        if (hl > 0 && (size_t)hl < sizeof(head) &&
+            !send_all(req, head, (size_t)hl)) {
+                send_all(req, body, strlen(body));
+        }
+        free(body);
+        return MHD_NO;
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: the one place the URI is seen before MHD
+ * decodes it. An encoded / in the path would let "/admin%2Frbac" name
+ * another resource to a proxy than to us, and an encoded NUL cuts the
+ * decoded text short: both are refused (on_headers). Returns NULL, the
+ * request's con_cls as before. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
+        const union MHD_ConnectionInfo *ci;
+        struct conn_ctx *cc;
+        const char *bad = NULL, *p;
+        int query = 0;
+
+        (void)cls;
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (!ci || !(cc = ci->socket_context)) {
+                return NULL;
+        }
+        for (p = uri; *p && !bad; p++) {
+                if (*p == '?') {
+                        query = 1;
+                } else if (*p == '%' && p[1] == '0' && p[2] == '0') {
+                        bad = "an encoded NUL (%00) in the URI";
+                } else if (*p == '%' && !query && p[1] == '2' &&
+                           (p[2] == 'F' || p[2] == 'f')) {
+                        bad = "an encoded / (%2F) in the path";
+                }
+        }
+        cc->bad_uri = bad;
+        return NULL;
+}
+
+/* The request's headers, in the order they came. */
+#define HDRS_MAX 128
+struct hdrs {
+        const char *key[HDRS_MAX];
+        const char *val[HDRS_MAX];
+        int n;
+        int over;
+};
+
+static enum MHD_Result hdr_collect(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value) {
+        struct hdrs *h = cls;
+
+        (void)kind;
+        if (h->n == HDRS_MAX) {
+                h->over = 1;
+                return MHD_NO;
+        }
+        h->key[h->n]   = key;
+        h->val[h->n++] = value ? value : "";
+        return MHD_YES;
+}
+
+/* Whether a header value held a NUL, which MHD 0.9.75 does not refuse:
+ * it cuts the value there (the part after it is silently dropped). Its
+ * values point into its read buffer, where each line's CR LF (or LF) is
+ * overwritten with NULs, so between the end of a value and the next
+ * line's name there are one or two NULs and nothing else; a NUL inside
+ * the value leaves its rest there, or one NUL too many. The last value
+ * is followed by its line end and the blank line's, all NULs. Values
+ * that are not where the next line suggests (folded lines, which RFC
+ * 9112 lets a server refuse anyway) are checked as far as that goes. */
+static int hdr_has_nul(const struct hdrs *h) {
+        const char *end, *next;
+        int i;
+
+        for (i = 0; i < h->n; i++) {
+                end  = h->val[i] + strlen(h->val[i]);
+                next = i + 1 < h->n ? h->key[i + 1] : NULL;
+                if (!next) {
+                        if (end[1] != '\0') {
+                                return 1;
+                        }
+                        continue;
+                }
+                if (next <= end || next - end > 64) {
+                        continue; /* not adjacent: cannot tell */
+                }
+                if (next - end > 2) {
+                        return 1;
+                }
+                for (; end < next; end++) {
+                        if (*end) {
+                                return 1;
+                        }
+                }
+        }
+        return 0;
+}
+
+/* Framing we refuse ourselves (RFC 9112 6.1, 6.3; 400 and close): a
+ * Transfer-Encoding other than chunked, one together with a
+ * Content-Length (which one frames the body is where request smuggling
+ * lives), two different Content-Lengths, a NUL in a header value, an
+ * encoded / or NUL in the URI. MHD takes the first Content-Length and
+ * lets Transfer-Encoding win, silently. */
+static const char *bad_framing(ab_http_req_t *req, const char *cl,
+                               const char *te) {
+        struct hdrs h;
+        const char *bad;
+        int i;
+
+        if (req->cc && (bad = req->cc->bad_uri)) {
+                req->cc->bad_uri = NULL;
+                return bad;
+        }
+        if (te && strcasecmp(te, "chunked")) {
+                return "Transfer-Encoding must be chunked";
+        }
+        if (te && cl) {
+                return "both Content-Length and Transfer-Encoding";
+        }
+        h.n    = 0;
+        h.over = 0;
+        MHD_get_connection_values(req->conn, MHD_HEADER_KIND, hdr_collect,
+                                  &h);
+        for (i = 0; cl && i < h.n; i++) {
+                if (!strcasecmp(h.key[i], MHD_HTTP_HEADER_CONTENT_LENGTH) &&
+                    strcmp(h.val[i], cl)) {
+                        return "two different Content-Length headers";
+                }
+        }
+        for (i = 0; te && i < h.n; i++) {
+                if (!strcasecmp(h.key[i], MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
+                    h.val[i] != te) {
+                        return "two Transfer-Encoding headers";
+                }
+        }
+        if (!h.over && hdr_has_nul(&h)) {
+                return "a NUL in a header value";
+        }
+        return NULL;
+}
 
 static enum MHD_Result on_headers(ab_http_t *srv, ab_http_req_t *req) {
         const char *cl;
-        const char *expect;
+        const char *te;
         unsigned long long n;
         char *end;
         char *nb;
 
         req->route = match(srv, req->path, req->method, &req->reject);
+        /* A HEAD runs the GET handler, which sees "GET": a handler that
+         * serves several methods cannot mistake it for another one (MHD
+         * sends a HEAD's headers without the body). */
+        req->routed = req->route && !req->reject ? req->route->r.method
+                                                 : req->method;
         req->limit = req->route && req->route->r.max_body
                          ? req->route->r.max_body
                          : srv->conf.max_body;
-        if (req->reject) {
-                return MHD_YES; /* answered on the final call */
-        }
         cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
+        te = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if ((req->why = bad_framing(req, cl, te))) {
+                req->reject = 400;
+                return refuse_now(req);
+        }
+        if (req->reject) {
+                /* 404, 405: without a body answered on the final call,
+                 * the connection kept; with one, now. */
+                return te || (cl && strcmp(cl, "0")) ? refuse_now(req)
+                                                     : MHD_YES;
+        }
         if (!cl) {
                 return MHD_YES;
         }
@@ -600,17 +1038,10 @@ static enum MHD_Result on_headers(ab_http_t *srv, ab_http_req_t *req) {
                 return MHD_YES; /* MHD refuses malformed lengths itself */
         }
         if (n > req->limit) {
+                /* Expect: 100-continue or not, the client hears the 413
+                 * before it sends the body (or while it does). */
                 req->reject = 413;
-                expect      = MHD_lookup_connection_value(
-                    req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
-                /* Answer now (MHD closes after) when the client waits for
-                 * 100-continue or the body is too big to drain; otherwise
-                 * drain it and keep the connection. */
-                if (expect || n - req->limit > DRAIN_MAX) {
-                        req->state = R_DONE;
-                        return queue(req, 413, build_reject(req));
-                }
-                return MHD_YES;
+                return refuse_now(req);
         }
         if (n + 1 > req->cap) {
                 if (!(nb = realloc(req->body, n + 1))) {
@@ -629,14 +1060,12 @@ static enum MHD_Result on_data(ab_http_req_t *req, const char *data,
         char *nb;
 
         if (req->reject) {
-                req->drained += n;
-                return req->drained > DRAIN_MAX ? MHD_NO : MHD_YES;
+                return MHD_YES; /* refused before its body: not reached */
         }
         if (n > req->limit - req->len) {
-                req->reject  = 413;
-                req->drained = req->len + n - req->limit;
-                req->len     = 0;
-                return MHD_YES;
+                req->reject = 413;
+                req->len    = 0;
+                return refuse_midway(req);
         }
         need = req->len + n + 1;
         if (need > req->cap) {
@@ -811,15 +1240,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 static void on_conn(void *cls, struct MHD_Connection *conn,
                     void **socket_context,
                     enum MHD_ConnectionNotificationCode toe) {
+        const union MHD_ConnectionInfo *ci;
+        ab_http_t *srv = cls;
         struct conn_ctx *cc;
 
-        (void)cls;
-        (void)conn;
         if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
                 *socket_context = calloc(1, sizeof(struct conn_ctx));
                 return;
         }
         if ((cc = *socket_context)) {
+                if (cc->linger && (ci = MHD_get_connection_info(
+                                       conn, MHD_CONNECTION_INFO_CONNECTION_FD))) {
+                        linger_add(&srv->lg, ci->connect_fd);
+                }
                 if (cc->spare) {
                         req_free(cc->spare);
                 }
@@ -1148,6 +1581,13 @@ ab_err_t ab_http_start(ab_http_t *srv, char *errstr, size_t errstr_size) {
                 break;
         }
         flags |= MHD_USE_ERROR_LOG;
+        if (linger_start(&srv->lg)) {
+                ab_errstr_set(errstr, errstr_size,
+                              "http: cannot start the lingering-close "
+                              "thread: %s",
+                              strerror(errno));
+                return AB_ERR_IO;
+        }
         /* The connection limit is shared out like MHD's own pool does. */
         limit = srv->conf.max_connections / (unsigned)srv->nd;
         limit = limit ? limit : 1;
@@ -1161,6 +1601,7 @@ ab_err_t ab_http_start(ab_http_t *srv, char *errstr, size_t errstr_size) {
                     MHD_OPTION_THREAD_POOL_SIZE, pool,
                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                     MHD_OPTION_NOTIFY_CONNECTION, on_conn, srv,
+                    MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
                     MHD_OPTION_END);
                 if (!srv->d[i]) {
                         ab_errstr_set(errstr, errstr_size,
@@ -1171,6 +1612,7 @@ ab_err_t ab_http_start(ab_http_t *srv, char *errstr, size_t errstr_size) {
                                 MHD_stop_daemon(srv->d[i]);
                                 srv->d[i] = NULL;
                         }
+                        linger_stop(&srv->lg);
                         return AB_ERR_IO;
                 }
         }
@@ -1291,6 +1733,7 @@ ab_err_t ab_http_stop(ab_http_t *srv, int timeout_ms) {
                 close(srv->lfd[i]);
                 srv->lfd[i] = -1;
         }
+        linger_stop(&srv->lg); /* after MHD: its last closes linger too */
         srv->stopped = 1;
         ab_info("http", "stopped%s",
                 err == AB_OK ? "" : " (requests were cut short)");

@@ -1,8 +1,11 @@
 /* aetherbus - Apache-2.0
  *
  * ab_http: the HTTP server every service runs, on libmicrohttpd. Owns
- * listening, the route table, request bodies (one buffer, size-limited),
- * responses and the shared JSON error format, asynchronous answers from
+ * listening, the route table (HEAD served by GET routes, 405 + Allow),
+ * request bodies (one buffer, size-limited; a 413 the client can always
+ * read, then a lingering close), the framing it refuses (400: see
+ * bad_framing() in ab_http.c), responses and the shared JSON error
+ * format, asynchronous answers from
  * other threads (suspend/resume), graceful stop, /healthz, /readyz,
  * /metrics, the access log and the per-route request metrics.
  * What a route does stays with the service (<svc>_http.c).
@@ -135,7 +138,11 @@ ab_metrics_t *ab_http_metrics(ab_http_t *srv);
  * request is suspended, never after the answer.
  */
 
-/** @returns the method ("GET"), never NULL. */
+/** @returns the method of the route that runs ("GET"), never NULL: "GET"
+ *           for a HEAD request too, whose answer ab_http sends without
+ *           its body. A handler serving several methods compares it with
+ *           each one it serves and answers anything else with
+ *           ab_http_respond_not_allowed(). */
 const char *ab_http_req_method(const ab_http_req_t *req);
 
 /** @returns the decoded path without the query ("/events/ingest"). */
@@ -208,7 +215,23 @@ ab_err_t ab_http_respond(ab_http_req_t *req, int status,
 ab_err_t ab_http_respond_json(ab_http_req_t *req, int status, json_t *json);
 
 /**
+ * @brief Answers 405 with the Allow header of the request's path, the
+ *        answer ab_http gives itself to a method no route serves.
+ * @returns as ab_http_respond().
+ */
+ab_err_t ab_http_respond_not_allowed(ab_http_req_t *req);
+
+/**
+ * @brief A JSON string for an answer made of what a client sent (a path,
+ *        a header, a query argument): invalid UTF-8 bytes become \xNN
+ *        (ab_err_utf8_clean()), where json_string() would give NULL.
+ * @returns the string, or NULL only when \p s is NULL or out of memory.
+ */
+json_t *ab_http_text(const char *s);
+
+/**
  * @brief Answers the shared error format {"error":error,"detail":detail}.
+ *        \p error may be anything (it is made valid UTF-8).
  * @param detail a string, object or array, or NULL for null; stolen.
  * @returns as ab_http_respond().
  */

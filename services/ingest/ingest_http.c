@@ -38,9 +38,23 @@ static int is_true(const char *v) {
         return v && (!strcmp(v, "1") || !strcasecmp(v, "true"));
 }
 
+/* Each handler checks the method it serves itself, whatever the route
+ * table says: a route added for another method must not run it. */
+static int method_is(ab_http_req_t *req, const char *method) {
+        if (!strcmp(ab_http_req_method(req), method)) {
+                return 1;
+        }
+        ab_http_respond_not_allowed(req);
+        return 0;
+}
+
 static void publish(ab_http_req_t *req, ingest_t *ing, ab_form_t form) {
         const char *tenant;
         char reason[512];
+
+        if (!method_is(req, "POST")) {
+                return;
+        }
 
         if (!ab_service_accepting(ing->svc)) {
                 ab_http_req_set_retry_after(req, (unsigned)ing->conf->svc.retry_after_s);
@@ -54,9 +68,9 @@ static void publish(ab_http_req_t *req, ingest_t *ing, ab_form_t form) {
         if (!is_json(ab_http_req_header(req, "Content-Type"))) {
                 ab_http_respond_error(
                     req, 415, "Content-Type must be application/json",
-                    json_string(ab_http_req_header(req, "Content-Type")
-                                    ? ab_http_req_header(req, "Content-Type")
-                                    : "(none)"));
+                    ab_http_text(ab_http_req_header(req, "Content-Type")
+                                     ? ab_http_req_header(req, "Content-Type")
+                                     : "(none)"));
                 return;
         }
         tenant = ab_http_req_header(req, "x-tenant");
@@ -94,6 +108,9 @@ static void h_bus(ab_http_req_t *req, void *opaque) {
 static void h_schema(ab_http_req_t *req, void *opaque) {
         ingest_t *ing = opaque;
 
+        if (!method_is(req, "GET")) {
+                return;
+        }
         ab_http_respond(req, 200, "application/json", ing->schema_json,
                         ing->schema_json_len, NULL);
 }
@@ -101,11 +118,11 @@ static void h_schema(ab_http_req_t *req, void *opaque) {
 static void h_admin(ab_http_req_t *req, void *opaque) {
         ingest_t *ing = opaque;
 
-        if (!ab_auth_admin(ing->auth, req)) {
+        if (!method_is(req, "GET") || !ab_auth_admin(ing->auth, req)) {
                 return;
         }
         ab_http_respond_error(req, 404, "no such admin resource",
-                              json_string(ab_http_req_path(req)));
+                              ab_http_text(ab_http_req_path(req)));
 }
 
 static void h_admin_rbac(ab_http_req_t *req, void *opaque) {

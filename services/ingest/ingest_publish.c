@@ -550,9 +550,11 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                 if (err) {
                         atomic_fetch_sub(&b->refcnt, 1);
                         it->error = strdup(errstr);
-                        if (err == AB_ERR_TOO_LARGE || err == AB_ERR_INVALID) {
-                                /* Permanent: a retry cannot fix it, so the
-                                 * item is rejected, never a 503. */
+                        if (ab_err2http(err) < 500) {
+                                /* The event's own fault (too large, a value
+                                 * the encoder refuses, ...): permanent, a
+                                 * retry cannot fix it, so the item is
+                                 * rejected, never a 503. */
                                 it->state = ITEM_REJECTED;
                                 ab_metric_inc(AB_METRIC_WITH(ing->m_rejected,
                                                              ab_err2name(err)));

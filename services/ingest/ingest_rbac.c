@@ -58,11 +58,17 @@ void ingest_rbac_admin(ab_http_req_t *req, void *opaque) {
         char errstr[256];
         char digest[80];
 
+        /* By name, each method: HEAD arrives as GET (ab_http), and
+         * anything else must never reach the code that changes the mode. */
         if (!strcmp(ab_http_req_method(req), "GET")) {
                 ab_http_respond_json(req, 200,
                                      json_pack("{s:s}", "mode",
                                                ab_auth_mode_name(
                                                    ab_auth_mode(ing->auth))));
+                return;
+        }
+        if (strcmp(ab_http_req_method(req), "PUT")) {
+                ab_http_respond_not_allowed(req);
                 return;
         }
         if (!ab_auth_has_admin_token(ing->auth)) {
@@ -74,8 +80,10 @@ void ingest_rbac_admin(ab_http_req_t *req, void *opaque) {
         body = ab_http_req_body(req, &len);
         doc  = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
         if (!doc) {
+                /* jansson quotes the bad bytes: made valid UTF-8 here. */
+                ab_errstr_set(errstr, sizeof(errstr), "%s", jerr.text);
                 ab_http_respond_error(req, 400, "malformed JSON",
-                                      json_string(jerr.text));
+                                      json_string(errstr));
                 return;
         }
         mode_j = json_object_get(doc, "mode");

@@ -14,6 +14,10 @@ static void h_stats(ab_http_req_t *req, void *opaque) {
         json_t *doc;
         int64_t lag;
 
+        if (strcmp(ab_http_req_method(req), "GET")) {
+                ab_http_respond_not_allowed(req); /* HEAD arrives as GET */
+                return;
+        }
         if (!ab_auth_admin(st->auth, req)) {
                 return;
         }
@@ -77,6 +81,10 @@ static void h_stats(ab_http_req_t *req, void *opaque) {
 static void h_admin(ab_http_req_t *req, void *opaque) {
         stats_t *st = opaque;
 
+        if (strcmp(ab_http_req_method(req), "GET")) {
+                ab_http_respond_not_allowed(req);
+                return;
+        }
         if (!ab_auth_admin(st->auth, req)) {
                 return;
         }

@@ -205,7 +205,22 @@ static int ready(void *opaque, char *reason, size_t size) {
         return 0;
 }
 
+/* One handler for GET and PUT, deciding by method as services do. */
+static void h_method(ab_http_req_t *req, void *opaque) {
+        const char *m = ab_http_req_method(req);
+
+        (void)opaque;
+        if (strcmp(m, "GET") && strcmp(m, "PUT")) {
+                ab_http_respond_not_allowed(req);
+                return;
+        }
+        ab_http_respond(req, 200, "text/plain", m, strlen(m),
+                        (const char *const[]){"X-Method", m, NULL});
+}
+
 static const ab_http_route_t routes[] = {
+    {.method = "GET", .path = "/method", .handler = h_method},
+    {.method = "PUT", .path = "/method", .handler = h_method},
     {.method = "GET", .path = "/hello", .handler = h_hello},
     {.method = "POST", .path = "/echo", .handler = h_echo},
     {.method = "POST", .path = "/big", .handler = h_echo, .max_body = 4096},
@@ -498,6 +513,28 @@ Test(http, routes_get_post_and_head) {
         resp_free(&r);
 }
 
+Test(http, head_runs_the_get_handler_which_sees_get) {
+        resp_t r;
+        char v[64];
+
+        r = http("HEAD", "/method");
+        cr_assert_eq(r.status, 200);
+        cr_assert_eq(r.len, 0, "HEAD answered a body");
+        cr_assert_str_eq(hdr(&r, "X-Method", v, sizeof(v)), "GET");
+        cr_assert_str_eq(hdr(&r, "Content-Length", v, sizeof(v)), "3");
+        resp_free(&r);
+        r = http_ex("PUT", "/method", "x", 1, NULL, 0, 10000);
+        cr_assert_eq(r.status, 200);
+        cr_assert_str_eq(r.body, "PUT");
+        resp_free(&r);
+        r = http("DELETE", "/method");
+        assert_error(&r, 405, "method not allowed",
+                     "\"/method allows GET, PUT, HEAD\"");
+        cr_assert_str_eq(hdr(&r, "Allow", v, sizeof(v)), "GET, PUT, HEAD");
+        resp_free(&r);
+        assert_alive();
+}
+
 Test(http, prefix_route_matches_below_its_path) {
         resp_t r;
         char v[64];
@@ -546,7 +583,8 @@ Test(http, body_over_limit_by_content_length_is_413) {
         resp_t r;
 
         memset(big, 'a', sizeof(big));
-        /* Without Expect: the body is drained, the connection kept. */
+        /* Without Expect: answered at once, the body read and dropped by
+         * the lingering close. */
         r = http_ex("POST", "/echo", big, sizeof(big),
                     (const char *const[]){"Expect:", NULL}, 0, 10000);
         assert_error(&r, 413, "payload too large",
