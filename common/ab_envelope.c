@@ -505,6 +505,33 @@ ab_err_t ab_envelope_from_json(ab_envelope_t *env, json_t *item,
         return AB_OK;
 }
 
+ab_err_t ab_envelope_platform(ab_envelope_t *env, const ab_envelope_ctx_t *ctx,
+                              const char *source, const char *type,
+                              const char *tenant, json_t *payload,
+                              char *errstr, size_t errstr_size) {
+        ab_envelope_ctx_t bus = *ctx;
+        json_t *item;
+        ab_err_t err;
+
+        memset(env, 0, sizeof(*env));
+        item = json_pack("{s:s,s:s,s:o}", "source", source, "type", type,
+                         "payload", payload ? payload : json_object());
+        if (!item) {
+                ab_errstr_set(errstr, errstr_size, "cannot build %s", type);
+                return AB_ERR_NOMEM;
+        }
+        if (tenant && *tenant) {
+                json_object_set_new(item, "tenant", json_string(tenant));
+        }
+        bus.form = AB_FORM_BUS;
+        err      = ab_envelope_from_json(env, item, &bus, errstr, errstr_size);
+        json_decref(item);
+        if (!err) {
+                ab_envelope_set_received(env, env->occurred_at_ms);
+        }
+        return err;
+}
+
 void ab_envelope_set_received(ab_envelope_t *env, int64_t received_at_ms) {
         json_t *v;
 

@@ -140,6 +140,18 @@ ab_err_t ab_envelope_from_json(ab_envelope_t *env, json_t *item,
 void ab_envelope_set_received(ab_envelope_t *env, int64_t received_at_ms);
 
 /**
+ * @brief Builds one of a service's own platform events (security.*,
+ *        core.*): the bus form {source, type, tenant?, payload}, validated
+ *        as a client's item is (ctx->form is taken as AB_FORM_BUS), with
+ *        receivedAt = occurredAt. \p payload is stolen (NULL: {}).
+ * @returns as ab_envelope_from_json().
+ */
+ab_err_t ab_envelope_platform(ab_envelope_t *env, const ab_envelope_ctx_t *ctx,
+                              const char *source, const char *type,
+                              const char *tenant, json_t *payload,
+                              char *errstr, size_t errstr_size);
+
+/**
  * @brief Serialises the normalised envelope (compact JSON).
  * @returns a malloc'ed NUL-terminated string the caller frees, or NULL.
  */

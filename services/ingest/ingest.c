@@ -56,31 +56,18 @@ const char *ingest_topic(ingest_t *ing, const ab_envelope_t *env, char *buf,
 
 ab_err_t ingest_emit(ingest_t *ing, const char *type, const char *tenant,
                      json_t *payload, char *errstr, size_t errstr_size) {
-        json_t *item;
         ab_envelope_t env;
         ab_envelope_ctx_t ctx;
         ab_err_t err;
 
-        item = json_pack("{s:s,s:s,s:o}", "source", "aetherbus-ingest", "type",
-                         type, "payload", payload ? payload : json_object());
-        if (!item) {
-                ab_errstr_set(errstr, errstr_size, "cannot build %s", type);
-                return AB_ERR_NOMEM;
-        }
-        if (tenant && *tenant) {
-                json_object_set_new(item, "tenant", json_string(tenant));
-        }
         memset(&ctx, 0, sizeof(ctx));
-        memset(&env, 0, sizeof(env));
         ctx.catalog = ing->catalog;
         ctx.limits  = &ing->limits;
-        ctx.form    = AB_FORM_BUS;
-        err = ab_envelope_from_json(&env, item, &ctx, errstr, errstr_size);
-        json_decref(item);
+        err = ab_envelope_platform(&env, &ctx, "aetherbus-ingest", type, tenant,
+                                   payload, errstr, errstr_size);
         if (err) {
                 return err;
         }
-        ab_envelope_set_received(&env, env.occurred_at_ms);
         err = ingest_produce(ing, &env, NULL, errstr, errstr_size);
         ab_envelope_clear(&env);
         return err;
