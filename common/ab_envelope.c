@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ab_envelope.h"
 #include "ab_json.h"
@@ -503,6 +504,11 @@ ab_err_t ab_envelope_from_json(ab_envelope_t *env, json_t *item,
         env->entry = f.entry;
         memcpy(env->prefix, f.prefix, sizeof(env->prefix));
         return AB_OK;
+}
+
+int ab_envelope_source_reserved(const char *source) {
+        return source && !strncasecmp(source, AB_ENVELOPE_RESERVED_SOURCE,
+                                      strlen(AB_ENVELOPE_RESERVED_SOURCE));
 }
 
 ab_err_t ab_envelope_platform(ab_envelope_t *env, const ab_envelope_ctx_t *ctx,
