@@ -248,13 +248,37 @@ fail:
 /* Asks the cluster for every topic we write to; the reason names what is
  * missing so /readyz tells an operator what to create. The deadletter
  * topic is the sink's to write, not ingest's. */
+/* A broker slower than READY_TIMEOUT_MS still takes writes well inside
+ * KAFKA_DELIVERY_TIMEOUT_MS: the request path waits that long for an
+ * acknowledgement, so readiness says "unavailable" on the same terms:
+ * every broker down, or no answer for longer than the delivery timeout.
+ * Called from the readiness thread only. */
 static int check_ready(void *opaque, char *reason, size_t reason_size) {
         ingest_t *ing = opaque;
+        int64_t now   = ab_time_now_ms();
+        ab_err_t err;
 
-        return ab_producer_ready(ing->producer,
-                                 (const char *const *)ing->topics.names,
-                                 ing->topics.prefix_cnt + 1, READY_TIMEOUT_MS,
-                                 reason, reason_size) == AB_OK;
+        err = ab_producer_ready(ing->producer,
+                                (const char *const *)ing->topics.names,
+                                ing->topics.prefix_cnt + 1, READY_TIMEOUT_MS,
+                                reason, reason_size);
+        if (err == AB_OK) {
+                ing->ready_ok_ms = now;
+                ing->slow_logged = 0;
+                return 1;
+        }
+        if (err == AB_ERR_TIMEOUT && ing->ready_ok_ms &&
+            now - ing->ready_ok_ms < ing->conf->delivery_timeout_ms) {
+                if (!ing->slow_logged) {
+                        ab_warn("kafka", "%s; still serving: events wait up to "
+                                         "KAFKA_DELIVERY_TIMEOUT_MS for their "
+                                         "acknowledgement",
+                                reason);
+                        ing->slow_logged = 1;
+                }
+                return 1;
+        }
+        return 0;
 }
 
 ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run) {

@@ -41,6 +41,8 @@ typedef struct ingest_s {
         size_t schema_json_len;
 
         atomic_int inflight; /**< requests waiting for delivery reports */
+        int64_t ready_ok_ms; /**< last metadata answer (readiness thread) */
+        int slow_logged;
 
         ab_metric_t *m_accepted;  /**< {topic} */
         ab_metric_t *m_rejected;  /**< {reason} */

@@ -308,6 +308,50 @@ Test(ingest_outage, devbroker_down_gives_503_then_202_and_keeps_every_2xx) {
         run_outage(devbroker_down, devbroker_up);
 }
 
+/* A broker slower than the readiness probe (4 s per request, the probe
+ * waits 3) but inside KAFKA_DELIVERY_TIMEOUT_MS is slow, not gone: /readyz
+ * stays 200, the log says "Kafka slow", and an event still answers 202
+ * and is on its topic. Only the devbroker can add latency to a broker. */
+Test(ingest_outage, a_slow_broker_is_slow_not_unreachable) {
+        ab_itest_record_t *recs = NULL;
+        ab_itest_http_t res;
+        char reply[256], cmd[64], topic[256], url[128];
+        size_t n;
+        int id;
+
+        ab_itest_require_kind("devbroker", "adds round-trip time through the "
+                                           "devbroker's control channel");
+        b = ab_itest_broker_start();
+        ab_itest_prefix(prefix, sizeof(prefix));
+        ab_itest_catalog_topics_create(b, prefix, PARTITIONS);
+        svc = ab_itest_service_start(b, "aetherbus-ingest", prefix, NULL,
+                                     &port);
+        cr_assert_eq(ab_itest_http_wait_status(port, "/readyz", 200, WAIT_MS),
+                     200, "ingest never became ready");
+        for (id = 1; id <= 3; id++) {
+                snprintf(cmd, sizeof(cmd), "rtt %d 4000", id);
+                ab_itest_broker_control(b, cmd, reply, sizeof(reply));
+        }
+        cr_assert_eq(ab_itest_proc_wait_log(svc, "Kafka slow", 20000), 0,
+                     "the probe never timed out against the slow broker");
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", port);
+        cr_assert_eq(ab_itest_http_get(url, &res), 200,
+                     "a slow broker made ingest unready: %s", res.body);
+        ab_itest_http_clear(&res);
+        cr_assert_eq(post_one("while-slow", &res), 202, "POST while slow: %ld %s",
+                     res.status, res.body[0] ? res.body : res.error);
+        ab_itest_http_clear(&res);
+        for (id = 1; id <= 3; id++) {
+                snprintf(cmd, sizeof(cmd), "rtt %d 0", id);
+                ab_itest_broker_control(b, cmd, reply, sizeof(reply));
+        }
+        snprintf(topic, sizeof(topic), "%scommerce", prefix);
+        n = ab_itest_consume_all(b, topic, WAIT_MS, &recs);
+        cr_assert_not_null(ab_itest_records_find(recs, n, "ce_id", "while-slow"),
+                           "while-slow not on %s after its 202", topic);
+        ab_itest_records_free(recs, n);
+}
+
 /* ---- real Kafka: a private broker, stopped and started again ---- */
 
 static void kafka_stop(void) {
