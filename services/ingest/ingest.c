@@ -191,6 +191,14 @@ ingest_t *ingest_new(const ingest_conf_t *conf, char *errstr,
         }
         ing->conf = conf;
         atomic_init(&ing->inflight, 0);
+        pthread_mutex_init(&ing->unknown_lock, NULL);
+        if (conf->max_unknown_prefixes > 0 &&
+            !(ing->unknown = calloc((size_t)conf->max_unknown_prefixes,
+                                    sizeof(*ing->unknown)))) {
+                ab_errstr_set(errstr, errstr_size, "out of memory");
+                free(ing);
+                return NULL;
+        }
 
         ab_envelope_limits_default(&ing->limits);
         ing->limits.max_id_len        = (size_t)conf->max_id_len;
@@ -205,6 +213,11 @@ ingest_t *ingest_new(const ingest_conf_t *conf, char *errstr,
                                    conf->common.topic_prefix, errstr,
                                    errstr_size) != AB_OK) {
                 goto fail;
+        }
+        /* The catalog's topics own their series from the start: unknown
+         * prefixes can never crowd them out of the family's 256. */
+        for (size_t i = 0; i < ing->topics.cnt; i++) {
+                (void)AB_METRIC_WITH(ing->m_accepted, ing->topics.names[i]);
         }
 
         ab_producer_conf_init(&pc);
@@ -331,10 +344,30 @@ ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run) {
         return err;
 }
 
+int ingest_unknown_prefix_take(ingest_t *ing, const char *prefix) {
+        size_t i;
+        int ok = 0;
+
+        pthread_mutex_lock(&ing->unknown_lock);
+        for (i = 0; i < ing->unknown_cnt && !ok; i++) {
+                ok = !strcmp(ing->unknown[i], prefix);
+        }
+        if (!ok && ing->unknown_cnt < (size_t)ing->conf->max_unknown_prefixes &&
+            strlen(prefix) < sizeof(ing->unknown[0])) {
+                memcpy(ing->unknown[ing->unknown_cnt++], prefix,
+                       strlen(prefix) + 1);
+                ok = 1;
+        }
+        pthread_mutex_unlock(&ing->unknown_lock);
+        return ok;
+}
+
 void ingest_destroy(ingest_t *ing) {
         if (!ing) {
                 return;
         }
+        free(ing->unknown);
+        pthread_mutex_destroy(&ing->unknown_lock);
         ab_service_destroy(ing->svc);
         ab_producer_destroy(ing->producer);
         ab_auth_destroy(ing->auth);
