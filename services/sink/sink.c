@@ -792,31 +792,31 @@ static int check(void *opaque, char *reason, size_t reason_size) {
 
 static ab_err_t metrics_init(sink_t *sk, char *errstr, size_t errstr_size) {
         if (!(sk->m_batches = ab_metrics_counter(
-                  sk->metrics, "sink_batches_total",
+                  sk->metrics, "batches_total",
                   "Batch requests answered, by outcome (ok, retry, poison).",
                   "outcome", errstr, errstr_size)) ||
             !(sk->m_delivered = ab_metrics_counter(
-                  sk->metrics, "sink_events_delivered_total",
+                  sk->metrics, "events_delivered_total",
                   "Events the sink accepted (a redelivery counts again).",
                   NULL, errstr, errstr_size)) ||
             !(sk->m_dead = ab_metrics_counter(
-                  sk->metrics, "sink_events_deadlettered_total",
+                  sk->metrics, "events_deadlettered_total",
                   "Events written to the dead-letter topic.", NULL, errstr,
                   errstr_size)) ||
             !(sk->m_skipped = ab_metrics_counter(
-                  sk->metrics, "sink_events_skipped_total",
+                  sk->metrics, "events_skipped_total",
                   "Records not forwarded, by reason (name: SINK_NAMES; "
                   "rejected, deadletter, undecodable: not an event).",
                   "reason", errstr, errstr_size)) ||
             !(sk->m_retries = ab_metrics_counter(
-                  sk->metrics, "sink_retries_total",
+                  sk->metrics, "retries_total",
                   "Batch attempts that will be tried again.", NULL, errstr,
                   errstr_size)) ||
             !(sk->m_inflight = ab_metrics_gauge(
-                  sk->metrics, "sink_in_flight",
+                  sk->metrics, "in_flight",
                   "Batch requests in flight.", NULL, errstr, errstr_size)) ||
             !(sk->m_latency = ab_metrics_histogram(
-                  sk->metrics, "sink_batch_duration_seconds",
+                  sk->metrics, "batch_duration_seconds",
                   "Batch request latency, submit to answer.", NULL, NULL, 0,
                   errstr, errstr_size))) {
                 return AB_ERR_INTERNAL;
@@ -911,6 +911,7 @@ static ab_consume_t *consume_new(sink_t *sk, char *errstr,
                 cc.topic_cnt = sk->topics.prefix_cnt;
         }
         cc.topic_prefix = sk->conf->common.topic_prefix;
+        cc.session_timeout_ms = (int)sk->conf->session_timeout_ms;
         cc.codec        = sk->codec;
         cc.metrics      = sk->metrics;
         cc.on_assign    = on_assign;

@@ -40,6 +40,7 @@ typedef struct sink_conf_s {
         int64_t retry_cap_ms;
         int max_retries;       /* 0: never give up */
         int gzip;
+        int64_t session_timeout_ms; /* 0: librdkafka's */
 } sink_conf_t;
 
 extern const ab_conf_spec_t sink_conf_spec;

@@ -115,6 +115,15 @@ static const ab_conf_row_t rows[] = {
      .def    = "0",
      .offset = offsetof(sink_conf_t, gzip),
      .help   = "Gzip request bodies (Content-Encoding: gzip)."},
+    {.env    = "SINK_SESSION_TIMEOUT_MS",
+     .flag   = "session-timeout-ms",
+     .type   = AB_CONF_DURATION,
+     .def    = "0",
+     .min    = 0,
+     .max    = 3600000,
+     .offset = offsetof(sink_conf_t, session_timeout_ms),
+     .help   = "Group session timeout: how soon the partitions of a replica "
+               "that died move to the others (0: librdkafka's 45 s)."},
     {.env = NULL},
 };
 

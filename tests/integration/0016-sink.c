@@ -50,6 +50,15 @@ static struct {
         int last_seq[KEYS];      /* per key: last first-delivered number */
         int order_violations;
         char first_violation[160];
+        /* Idempotency-Key -> the batch it named the first time */
+        struct {
+                char key[128];
+                char first_id[64];
+                size_t count;
+        } keys[1024];
+        int key_cnt, key_mismatch;
+        char first_mismatch[256];
+        int deliveries;          /* our events in 2xx answers, dups too */
 } rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 typedef struct {
@@ -68,6 +77,42 @@ static int ev_number(const char *id) {
         return n;
 }
 
+/* A key sent again (a retry, a redelivery) must name the same events. */
+static void note_key(const char *key, json_t *arr) {
+        const char *id;
+        size_t n = json_array_size(arr);
+        int i;
+
+        if (!key) {
+                return;
+        }
+        id = json_string_value(json_object_get(json_array_get(arr, 0), "id"));
+        for (i = 0; i < rec.key_cnt; i++) {
+                if (strcmp(rec.keys[i].key, key)) {
+                        continue;
+                }
+                if (rec.keys[i].count != n ||
+                    strcmp(rec.keys[i].first_id, id ? id : "")) {
+                        if (!rec.key_mismatch++) {
+                                snprintf(rec.first_mismatch,
+                                         sizeof(rec.first_mismatch),
+                                         "%s: %zu events from %s, then %zu "
+                                         "from %s",
+                                         key, rec.keys[i].count,
+                                         rec.keys[i].first_id, n, id);
+                        }
+                }
+                return;
+        }
+        if (rec.key_cnt < (int)(sizeof(rec.keys) / sizeof(rec.keys[0]))) {
+                snprintf(rec.keys[i].key, sizeof(rec.keys[i].key), "%s", key);
+                snprintf(rec.keys[i].first_id, sizeof(rec.keys[i].first_id),
+                         "%s", id ? id : "");
+                rec.keys[i].count = n;
+                rec.key_cnt++;
+        }
+}
+
 /* The answer to one request; the caller holds the lock. */
 static unsigned judge(const char *body, size_t len, const char *key) {
         json_t *arr, *item, *payload;
@@ -84,6 +129,7 @@ static unsigned judge(const char *body, size_t len, const char *key) {
                 json_decref(arr);
                 return 400;
         }
+        note_key(key, arr);
         if (ab_itest_now_ms() < rec.fail_until_ms) {
                 rec.n503++;
                 json_decref(arr);
@@ -112,6 +158,7 @@ static unsigned judge(const char *body, size_t len, const char *key) {
                 if (n < 0) {
                         continue; /* ingest's own platform events */
                 }
+                rec.deliveries++;
                 if (rec.delivered[n]++) {
                         continue; /* a redelivery: order is about firsts */
                 }
@@ -240,8 +287,7 @@ static void start_sink(void) {
                              "SINK_TIMEOUT_MS=5000",
                              "SHUTDOWN_TIMEOUT_MS=5000",
                              /* a SIGKILLed member leaves the group soon */
-                             "RDKAFKA_SESSION_TIMEOUT_MS=6000",
-                             "RDKAFKA_HEARTBEAT_INTERVAL_MS=500",
+                             "SINK_SESSION_TIMEOUT_MS=6000",
                              NULL};
 
         snprintf(url, sizeof(url), "EVENT_SINK_URL=http://127.0.0.1:%d/in",
@@ -344,7 +390,29 @@ static void check_batches(void) {
                      rec.over_limit, rec.max_batch, rec.max_bytes);
         cr_expect_eq(rec.order_violations, 0, "%d order violations, first: %s",
                      rec.order_violations, rec.first_violation);
+        cr_expect_eq(rec.key_mismatch, 0,
+                     "%d Idempotency-Keys named other events, first: %s",
+                     rec.key_mismatch, rec.first_mismatch);
         pthread_mutex_unlock(&rec.lock);
+}
+
+/* The value of an unlabelled (or the first labelled) series of
+ * aetherbus_sink_<name> on /metrics, -1 when absent. */
+static double metric(const char *name, const char *labels) {
+        char url[96], want[160], *p;
+        ab_itest_http_t res;
+        double v = -1;
+
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", sport);
+        snprintf(want, sizeof(want), "\naetherbus_sink_%s%s ", name,
+                 labels ? labels : "");
+        memset(&res, 0, sizeof(res));
+        if (ab_itest_http_get(url, &res) == 200 &&
+            (p = strstr(res.body, want))) {
+                v = strtod(p + strlen(want), NULL);
+        }
+        ab_itest_http_clear(&res);
+        return v;
 }
 
 static void stop_sink_cleanly(void) {
@@ -362,6 +430,22 @@ Test(sink, every_event_arrives_in_key_order_within_the_batch_limits) {
         wait_delivered(0, 2000, 0, WAIT_MS);
         check_batches();
         cr_expect_gt(rec.max_batch, 1, "events were batched");
+        cr_expect_geq(metric("events_delivered_total", NULL), 2000);
+        cr_expect_geq(metric("batches_total", "{outcome=\"ok\"}"), 20);
+        cr_expect_eq(metric("in_flight", NULL), 0);
+        cr_expect_geq(metric("batch_duration_seconds_count", NULL), 20);
+        stop_sink_cleanly();
+        /* SIGTERM committed what was delivered: a new sink of the group
+         * sends none of it again. */
+        cr_expect_eq(rec.deliveries, 2000, "no redelivery without a failure");
+        start_sink();
+        ab_itest_proc_wait_log(sink, "assigned", WAIT_MS);
+        usleep(1500 * 1000);
+        pthread_mutex_lock(&rec.lock);
+        cr_expect_eq(rec.deliveries, 2000,
+                     "%d events sent again after a clean stop",
+                     rec.deliveries - 2000);
+        pthread_mutex_unlock(&rec.lock);
         stop_sink_cleanly();
 }
 
@@ -373,6 +457,8 @@ Test(sink, a_sink_answering_503_for_a_while_loses_nothing) {
         post_events(0, 600, 0);
         wait_delivered(0, 600, 0, WAIT_MS);
         cr_expect_gt(rec.n503, 0, "the sink was asked while it failed");
+        cr_expect_geq(metric("retries_total", NULL), 1);
+        cr_expect_geq(metric("batches_total", "{outcome=\"retry\"}"), 1);
         check_batches();
         stop_sink_cleanly();
 }
@@ -445,6 +531,8 @@ Test(sink, refused_events_and_only_those_are_dead_lettered) {
                 }
         }
         cr_expect_eq(dead, 8);
+        cr_expect_eq(metric("events_deadlettered_total", NULL), 8);
+        cr_expect_geq(metric("batches_total", "{outcome=\"poison\"}"), 8);
         ab_itest_records_free(recs, got);
         check_batches();
         stop_sink_cleanly();
