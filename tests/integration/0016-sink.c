@@ -422,6 +422,8 @@ static void stop_sink_cleanly(void) {
                 ab_itest_proc_dump_log(sink);
         }
         cr_expect_eq(rc, 0, "SIGTERM: the sink exited %d", rc);
+        ab_itest_proc_destroy(sink);
+        sink = NULL;
 }
 
 Test(sink, every_event_arrives_in_key_order_within_the_batch_limits) {
