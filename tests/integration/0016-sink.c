@@ -275,9 +275,12 @@ static void teardown(void) {
 
 TestSuite(sink, .fini = teardown, .timeout = 120);
 
-static void start_sink(void) {
+/* Odd event numbers are EmailSent from api instead of ProductViewed. */
+static int mixed_names;
+
+static void start_sink_env(const char *const *extra) {
         char url[96], grp[160];
-        const char *env[] = {url,
+        const char *env[16] = {url,
                              grp,
                              "SINK_BATCH_MAX_EVENTS=100",
                              "SINK_BATCH_MAX_BYTES=64K",
@@ -289,6 +292,15 @@ static void start_sink(void) {
                              /* a SIGKILLed member leaves the group soon */
                              "SINK_SESSION_TIMEOUT_MS=6000",
                              NULL};
+        size_t i = 0, n = 0;
+
+        while (env[n]) {
+                n++;
+        }
+        for (i = 0; extra && extra[i] && n < 15; i++) {
+                env[n++] = extra[i];
+        }
+        env[n] = NULL;
 
         snprintf(url, sizeof(url), "EVENT_SINK_URL=http://127.0.0.1:%d/in",
                  hport);
@@ -300,13 +312,21 @@ static void start_sink(void) {
         }
 }
 
-static void start(void) {
+static void start_sink(void) {
+        start_sink_env(NULL);
+}
+
+static void start_env(const char *const *extra) {
         ingest = ab_itest_stack_start("aetherbus-ingest", PARTITIONS, NULL,
                                       WAIT_MS, &b, prefix, sizeof(prefix),
                                       &iport);
         snprintf(group, sizeof(group), "%ssink", prefix);
         recorder_start();
-        start_sink();
+        start_sink_env(extra);
+}
+
+static void start(void) {
+        start_env(NULL);
 }
 
 /* Events from..to-1 through ingest, 100 a request; every event number
@@ -326,12 +346,15 @@ static void post_events(int from, int to, int poison_every) {
                 for (; n < end; n++) {
                         len += (size_t)snprintf(
                             body + len, cap - len,
-                            "%s{\"id\":\"ev-%d\",\"name\":\"ProductViewed\","
+                            "%s{\"id\":\"ev-%d\",\"name\":\"%s\","
                             "\"schemaVersion\":1,\"occurredAt\":"
                             "\"2026-02-11T20:10:00.000Z\",\"source\":"
-                            "\"storefront\",\"companyId\":\"c%d\","
+                            "\"%s\",\"companyId\":\"c%d\","
                             "\"payload\":{\"n\":%d,\"note\":\"q\\\"\\\\\"%s}}",
-                            len > 1 ? "," : "", n, n % KEYS, n,
+                            len > 1 ? "," : "", n,
+                            mixed_names && n % 2 ? "EmailSent" : "ProductViewed",
+                            mixed_names && n % 2 ? "api" : "storefront",
+                            n % KEYS, n,
                             poison_every && n % poison_every == 7
                                 ? ",\"poison\":true"
                                 : "");
@@ -564,6 +587,86 @@ Test(sink, a_sigkilled_sink_restarted_loses_nothing) {
         post_events(1500, 2000, 0);
         start_sink();
         wait_delivered(0, 2000, 0, 45000);
+        check_batches();
+        stop_sink_cleanly();
+}
+
+Test(sink, retries_give_up_into_dead_letters_and_names_filter) {
+        const char *const extra[] = {"SINK_MAX_RETRIES=1",
+                                     "SINK_NAMES=Product*", NULL};
+        ab_itest_record_t *recs = NULL;
+        char dlq[128], errstr[256];
+        int seen[30] = {0}, n, got_even;
+        json_t *doc;
+        int64_t dl;
+        size_t got, k;
+
+        start_env(extra);
+        /* A sink that never recovers: each batch is tried twice, then its
+         * events are dead-lettered as given up. */
+        pthread_mutex_lock(&rec.lock);
+        rec.fail_until_ms = ab_itest_now_ms() + 600000;
+        pthread_mutex_unlock(&rec.lock);
+        post_events(0, 30, 0);
+        snprintf(dlq, sizeof(dlq), "%sdeadletter", prefix);
+        cr_assert_eq(ab_itest_topic_wait_count(b, dlq, 30,
+                                               ab_itest_timeout(WAIT_MS)),
+                     30);
+        got = ab_itest_consume(b, dlq, 30, ab_itest_timeout(WAIT_MS), &recs);
+        cr_assert_eq(got, 30);
+        for (k = 0; k < got; k++) {
+                doc = ab_itest_record_json(&recs[k], errstr, sizeof(errstr));
+                cr_assert_not_null(doc, "%s", errstr);
+                n = ev_number(json_string_value(
+                    json_object_get(json_object_get(doc, "original"), "id")));
+                cr_assert(n >= 0 && n < 30);
+                seen[n]++;
+                cr_expect_str_eq(ab_itest_record_header(
+                                     &recs[k],
+                                     "__connect.errors.exception.class.name"),
+                                 "aetherbus.sink.RetriesExhaustedException");
+                cr_expect_str_eq(ab_itest_record_header(
+                                     &recs[k], "__connect.errors.http.status"),
+                                 "0");
+                json_decref(doc);
+        }
+        for (n = 0; n < 30; n++) {
+                cr_expect_eq(seen[n], 1, "ev-%d dead-lettered %d times", n,
+                             seen[n]);
+        }
+        ab_itest_records_free(recs, got);
+        cr_expect_geq(rec.n503, 2, "each batch was tried again");
+
+        /* Healthy again: only the names SINK_NAMES lets through arrive,
+         * and the others still count as done (no lag left). */
+        pthread_mutex_lock(&rec.lock);
+        rec.fail_until_ms = 0;
+        pthread_mutex_unlock(&rec.lock);
+        mixed_names = 1;
+        post_events(100, 200, 0);
+        dl = ab_itest_deadline(ab_itest_timeout(WAIT_MS));
+        for (;;) {
+                pthread_mutex_lock(&rec.lock);
+                for (n = 100, got_even = 0; n < 200; n += 2) {
+                        got_even += rec.delivered[n] > 0;
+                }
+                pthread_mutex_unlock(&rec.lock);
+                if (got_even == 50) {
+                        break;
+                }
+                cr_assert(ab_itest_tick(dl), "%d of 50 ProductViewed arrived",
+                          got_even);
+        }
+        for (n = 101; n < 200; n += 2) {
+                cr_expect_eq(rec.delivered[n], 0, "EmailSent ev-%d forwarded",
+                             n);
+        }
+        cr_expect_geq(metric("events_skipped_total", "{reason=\"name\"}"), 50);
+        dl = ab_itest_deadline(ab_itest_timeout(10000));
+        while (metric("consumer_lag_total", NULL) != 0) {
+                cr_assert(ab_itest_tick(dl), "consumer lag stays %f",
+                          metric("consumer_lag_total", NULL));
+        }
         check_batches();
         stop_sink_cleanly();
 }
