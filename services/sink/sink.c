@@ -404,7 +404,12 @@ static void take(sink_t *sk, ab_consume_rec_t *rec, int64_t now) {
 fail:
         /* Only an envelope the batch cannot write (or no memory) gets
          * here; it is counted and passed over rather than wedging the
-         * partition. */
+         * partition. An open batch it would have started goes too. */
+        if (p->open && !sink_batch_count(p->open)) {
+                sink_batch_destroy(p->open);
+                p->open      = NULL;
+                p->open_skip = -1;
+        }
         ab_error(COMP, "%s [%" PRId32 "] @%" PRId64 ": cannot batch: %s",
                  p->topic, p->partition, rec->offset,
                  errstr[0] ? errstr : "out of memory");
@@ -456,6 +461,22 @@ static ab_err_t dlq_produce(sink_t *sk, job_t *j, size_t i, char *errstr,
         err  = ab_producer_produce(sk->producer, sk->topics.deadletter, key,
                                    key ? strlen(key) : 0, value, vlen, hdrs, 0,
                                    j, errstr, errstr_size);
+        if (err == AB_ERR_TOO_LARGE) {
+                /* An event near the batch limit does not fit a record
+                 * with its context: keep its first KiB as text rather
+                 * than wedge the partition. */
+                free(value);
+                f.original          = NULL;
+                f.original_text     = json;
+                f.original_text_len = len;
+                value = ab_record_failure_encode(&f, &vlen, errstr,
+                                                 errstr_size);
+                err   = value ? ab_producer_produce(
+                                    sk->producer, sk->topics.deadletter, key,
+                                    key ? strlen(key) : 0, value, vlen, hdrs,
+                                    0, j, errstr, errstr_size)
+                              : AB_ERR_INTERNAL;
+        }
         if (err != AB_OK) {
                 rd_kafka_headers_destroy(hdrs);
         }
