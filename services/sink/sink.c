@@ -192,8 +192,8 @@ static part_t *part_get(sink_t *sk, const char *topic, int32_t partition,
 }
 
 static void mark_done(sink_t *sk, part_t *p, int64_t offset) {
-        if (sk->consume && ab_consume_done_at(sk->consume, p->topic, p->partition, offset) !=
-            AB_OK) {
+        if (sk->consume && ab_consume_done_at(sk->consume, p->topic,
+                                              p->partition, offset) != AB_OK) {
                 ab_debug(COMP, "%s [%" PRId32 "] @%" PRId64
                                ": no longer ours, not stored",
                          p->topic, p->partition, offset);
