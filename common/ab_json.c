@@ -829,3 +829,13 @@ size_t ab_json_dump(const json_t *json, char *buf, size_t size, int flags) {
         n = json_dumpb(json, w.size ? buf : NULL, w.size, JSON_COMPACT);
         return n;
 }
+
+size_t ab_json_dump_string(const char *str, size_t len, char *buf,
+                           size_t size) {
+        wr_t w = {buf, buf ? size : 0, 0};
+
+        if (!str || wr_string(&w, str, len) == -1) {
+                return 0;
+        }
+        return w.len;
+}
