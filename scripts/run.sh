@@ -65,6 +65,12 @@ start_service() {
 
 start_service ingest "$PORT"
 start_service stats "${STATS_PORT:-$((PORT + 1))}"
+# Forwarding is optional (spec 002): the sink runs when there is a sink.
+if [ -n "${EVENT_SINK_URL:-}" ]; then
+  start_service sink "${SINK_PORT:-$((PORT + 2))}"
+else
+  echo "sink: not started (set EVENT_SINK_URL=http://host/path to forward events)"
+fi
 
 echo "aetherbus is running; Ctrl-C stops it."
 wait -n "${pids[@]}" || true
