@@ -1053,8 +1053,9 @@ ab_err_t audit_store_checkpoint_add(audit_store_t *s, uint64_t size,
 }
 
 ab_err_t audit_store_checkpoint_latest(audit_store_t *s, char **notep,
-                                       uint64_t *sizep, char *errstr,
-                                       size_t errstr_size) {
+                                       uint64_t *sizep,
+                                       uint8_t root[AUDIT_HASH_LEN],
+                                       char *errstr, size_t errstr_size) {
         sqlite3_stmt *st = NULL;
         ab_err_t err = AB_ERR_NOT_FOUND;
         int rc;
@@ -1062,7 +1063,7 @@ ab_err_t audit_store_checkpoint_latest(audit_store_t *s, char **notep,
         *notep = NULL;
         pthread_mutex_lock(&s->lock);
         if (sqlite3_prepare_v2(s->db,
-                               "SELECT note, tree_size FROM checkpoints "
+                               "SELECT note, tree_size, root FROM checkpoints "
                                "ORDER BY seq DESC LIMIT 1",
                                -1, &st, NULL) != SQLITE_OK) {
                 err = db_err(s, "checkpoint", errstr, errstr_size);
@@ -1070,6 +1071,12 @@ ab_err_t audit_store_checkpoint_latest(audit_store_t *s, char **notep,
                 *notep = strdup((const char *)sqlite3_column_text(st, 0));
                 *sizep = (uint64_t)sqlite3_column_int64(st, 1);
                 err    = *notep ? AB_OK : AB_ERR_NOMEM;
+                if (sqlite3_column_bytes(st, 2) == AUDIT_HASH_LEN) {
+                        memcpy(root, sqlite3_column_blob(st, 2),
+                               AUDIT_HASH_LEN);
+                } else {
+                        memset(root, 0, AUDIT_HASH_LEN);
+                }
         } else if (rc != SQLITE_DONE) {
                 err = db_err(s, "checkpoint", errstr, errstr_size);
         } else {

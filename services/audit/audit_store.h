@@ -158,12 +158,14 @@ ab_err_t audit_store_checkpoint_add(audit_store_t *s, uint64_t size,
                                     size_t errstr_size);
 
 /**
- * @brief The latest checkpoint: *notep malloc'ed, *sizep its tree size.
+ * @brief The latest checkpoint: *notep malloc'ed, *sizep its tree size,
+ *        \p root its root hash.
  * @returns AB_OK or AB_ERR_NOT_FOUND.
  */
 ab_err_t audit_store_checkpoint_latest(audit_store_t *s, char **notep,
-                                       uint64_t *sizep, char *errstr,
-                                       size_t errstr_size);
+                                       uint64_t *sizep,
+                                       uint8_t root[AUDIT_HASH_LEN],
+                                       char *errstr, size_t errstr_size);
 
 /**
  * @brief Recomputes every leaf from its row and the tree from the
