@@ -335,7 +335,13 @@ audit_store_t *audit_store_open(const char *path, int flags, ab_err_t *errp,
                         goto fail;
                 }
         }
-        if ((err = load_state(s, errstr, errstr_size))) {
+        /* state and row count of one commit (a service may be writing) */
+        if ((err = exec(s, "BEGIN", errstr, errstr_size))) {
+                goto fail;
+        }
+        err = load_state(s, errstr, errstr_size);
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+        if (err) {
                 goto fail;
         }
         return s;
@@ -1087,6 +1093,32 @@ ab_err_t audit_store_checkpoint_latest(audit_store_t *s, char **notep,
         return err;
 }
 
+/* The latest checkpoint's size and root (size 0: none); lock held. */
+static ab_err_t checkpoint_latest(audit_store_t *s, uint64_t *sizep,
+                                  uint8_t root[AUDIT_HASH_LEN], char *errstr,
+                                  size_t errstr_size) {
+        sqlite3_stmt *st;
+        ab_err_t err = AB_OK;
+        int rc;
+
+        *sizep = 0;
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT tree_size, root FROM checkpoints "
+                               "ORDER BY seq DESC LIMIT 1",
+                               -1, &st, NULL) != SQLITE_OK) {
+                return db_err(s, "checkpoint", errstr, errstr_size);
+        }
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 1) == AUDIT_HASH_LEN) {
+                *sizep = (uint64_t)sqlite3_column_int64(st, 0);
+                memcpy(root, sqlite3_column_blob(st, 1), AUDIT_HASH_LEN);
+        } else if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+                err = db_err(s, "checkpoint", errstr, errstr_size);
+        }
+        sqlite3_finalize(st);
+        return err;
+}
+
 static const char *col_str(sqlite3_stmt *st, int i) {
         return sqlite3_column_type(st, i) == SQLITE_NULL
                    ? NULL
@@ -1099,12 +1131,33 @@ ab_err_t audit_store_verify(audit_store_t *s, uint64_t *sizep, char *errstr,
         audit_merkle_t m;
         audit_event_t ev;
         uint8_t hash[AUDIT_HASH_LEN], want[AUDIT_HASH_LEN];
+        uint8_t cp_root[AUDIT_HASH_LEN];
+        uint64_t cp_size = 0;
         ab_err_t err = AB_OK;
         int64_t idx;
         int rc;
 
         audit_merkle_init(&m);
         pthread_mutex_lock(&s->lock);
+        /* One read transaction: rows, state and checkpoint of one commit,
+         * whatever a running service adds meanwhile. */
+        if ((err = exec(s, "BEGIN", errstr, errstr_size))) {
+                pthread_mutex_unlock(&s->lock);
+                return err;
+        }
+        if ((err = load_state(s, errstr, errstr_size)) ||
+            (err = checkpoint_latest(s, &cp_size, cp_root, errstr,
+                                     errstr_size))) {
+                goto done;
+        }
+        if (cp_size > s->m.size) {
+                ab_errstr_set(errstr, errstr_size,
+                              "the latest checkpoint has %" PRIu64
+                              " leaves, the tree only %" PRIu64,
+                              cp_size, s->m.size);
+                err = AB_ERR_INVALID;
+                goto done;
+        }
         if (sqlite3_prepare_v2(s->db,
                                "SELECT " COLS " FROM events ORDER BY "
                                "leaf_index",
@@ -1159,6 +1212,20 @@ ab_err_t audit_store_verify(audit_store_t *s, uint64_t *sizep, char *errstr,
                                                errstr_size))) {
                         goto done;
                 }
+                if (m.size == cp_size) {
+                        if ((err = audit_merkle_root(&m, hash))) {
+                                goto done;
+                        }
+                        if (memcmp(hash, cp_root, AUDIT_HASH_LEN)) {
+                                ab_errstr_set(errstr, errstr_size,
+                                              "the latest checkpoint (%" PRIu64
+                                              " leaves) signed another root "
+                                              "than the rows give",
+                                              cp_size);
+                                err = AB_ERR_INVALID;
+                                goto done;
+                        }
+                }
         }
         if (rc != SQLITE_DONE) {
                 err = db_err(s, "verify", errstr, errstr_size);
@@ -1185,6 +1252,7 @@ ab_err_t audit_store_verify(audit_store_t *s, uint64_t *sizep, char *errstr,
         *sizep = m.size;
 done:
         sqlite3_finalize(st);
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
         pthread_mutex_unlock(&s->lock);
         return err;
 }

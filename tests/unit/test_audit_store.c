@@ -322,3 +322,41 @@ Test(audit_store, query_filters_and_pages_in_leaf_order) {
         cr_assert_eq(seen, 5);
         audit_store_close(s);
 }
+
+Test(audit_store, verify_checks_the_latest_checkpoint_root) {
+        audit_event_t ev[3];
+        uint8_t root[AUDIT_HASH_LEN], bad[AUDIT_HASH_LEN];
+        char errstr[512], *note = NULL;
+        audit_store_t *s;
+        uint64_t size, cp_size = 0;
+
+        ev[0] = event("e-0", "{}", 0);
+        ev[1] = event("e-1", "{}", 1);
+        ev[2] = event("e-2", "{}", 2);
+        s     = open_store();
+        write_ok(s, ev, 2, NULL);
+        cr_assert_eq(audit_store_tree(s, &size, root), AB_OK);
+        cr_assert_eq(audit_store_checkpoint_add(s, size, root, "note\n",
+                                                errstr, sizeof(errstr)),
+                     AB_OK, "%s", errstr);
+        write_ok(s, ev + 2, 1, NULL);
+        cr_assert_eq(audit_store_verify(s, &size, errstr, sizeof(errstr)),
+                     AB_OK, "%s", errstr);
+        cr_assert_eq(size, 3);
+        cr_assert_eq(audit_store_checkpoint_latest(s, &note, &cp_size, bad,
+                                                   errstr, sizeof(errstr)),
+                     AB_OK);
+        cr_assert_eq(cp_size, 2);
+        cr_assert_str_eq(note, "note\n");
+        cr_assert(memcmp(bad, root, AUDIT_HASH_LEN) == 0);
+        free(note);
+        /* a checkpoint the rows do not give */
+        bad[0] ^= 1;
+        cr_assert_eq(audit_store_checkpoint_add(s, 3, bad, "note\n", errstr,
+                                                sizeof(errstr)),
+                     AB_OK);
+        cr_assert_eq(audit_store_verify(s, &size, errstr, sizeof(errstr)),
+                     AB_ERR_INVALID);
+        cr_assert(strstr(errstr, "checkpoint"), "%s", errstr);
+        audit_store_close(s);
+}
