@@ -8,7 +8,8 @@
  * every event is still there exactly once; the query API filters and
  * pages in leaf order behind the admin guard, and its inclusion proofs
  * check against the signed checkpoint's root; changing one byte of a
- * stored payload makes `aetherbus-audit verify` fail naming that row.
+ * stored payload makes `aetherbus-audit verify` fail naming that row; a
+ * second audit on the same file refuses to start.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -450,6 +451,28 @@ static int run_verify(char **logp) {
         return rc;
 }
 
+/* A second audit on the same file refuses to start, saying why. */
+static void second_instance_is_refused(void) {
+        char brokers[300], pfx[100], port[32];
+        ab_itest_proc_t *p;
+        char *log;
+
+        snprintf(brokers, sizeof(brokers), "KAFKA_BROKERS=%s",
+                 ab_itest_broker_bootstrap(b));
+        snprintf(pfx, sizeof(pfx), "TOPIC_PREFIX=%s", prefix);
+        snprintf(port, sizeof(port), "PORT=%d", ab_itest_free_port());
+        p = ab_itest_proc_start(
+            "aetherbus-audit", NULL,
+            (const char *const[]){brokers, pfx, port, env_db, NULL});
+        cr_assert(p);
+        cr_assert_eq(ab_itest_proc_wait_exit(p, WAIT_MS), 2,
+                     "a second audit on %s did not refuse", db);
+        log = ab_itest_proc_log(p);
+        cr_assert(strstr(log, "in use by another aetherbus-audit"), "%s", log);
+        free(log);
+        ab_itest_proc_destroy(p);
+}
+
 Test(audit, verify_names_the_row_whose_payload_changed) {
         char *log, sql[256];
         sqlite3 *h;
@@ -461,6 +484,7 @@ Test(audit, verify_names_the_row_whose_payload_changed) {
         /* verify reads next to the running service */
         cr_assert_eq(run_verify(&log), 0, "%s", log);
         free(log);
+        second_instance_is_refused();
         cr_assert_eq(ab_itest_proc_stop(audit, WAIT_MS), 0,
                      "audit did not stop cleanly");
         ab_itest_proc_destroy(audit);
