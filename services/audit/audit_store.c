@@ -864,9 +864,17 @@ json_t *audit_store_query(audit_store_t *s, const audit_query_t *q,
 
         *nextp = -1;
         limit  = q->limit > 0 ? q->limit : 100;
-        len    = (size_t)snprintf(sql, sizeof(sql),
-                                  "SELECT " COLS " FROM events WHERE "
-                                  "leaf_index > ?");
+        /* A time window alone: without statistics the planner would walk
+         * the whole rowid range; the receivedAt index reads only the
+         * window (then sorts it in leaf order). Any equality filter's
+         * index (value, leaf_index) is better still. */
+        len = (size_t)snprintf(
+            sql, sizeof(sql), "SELECT " COLS " FROM events%s WHERE "
+                              "leaf_index > ?",
+            (q->since_ms || q->until_ms) && !q->company_id && !q->name &&
+                    !q->prefix && !q->source && !q->status
+                ? " INDEXED BY events_received"
+                : "");
 #define ADD(cond, clause)                                                      \
         if (cond) {                                                            \
                 len += (size_t)snprintf(sql + len, sizeof(sql) - len,          \

@@ -320,6 +320,22 @@ Test(audit_store, query_filters_and_pages_in_leaf_order) {
                 q.after = next;
         } while (next >= 0);
         cr_assert_eq(seen, 5);
+        /* a time window alone, [since, until) on receivedAt */
+        memset(&q, 0, sizeof(q));
+        q.after    = -1;
+        q.since_ms = 1767225600000 + 3;
+        q.until_ms = 1767225600000 + 6;
+        page       = audit_store_query(s, &q, &next, errstr, sizeof(errstr));
+        cr_assert(page, "%s", errstr);
+        cr_assert_eq(json_array_size(page), 3);
+        cr_assert_str_eq(json_string_value(json_object_get(
+                             json_array_get(page, 0), "id")),
+                         "q-3");
+        cr_assert_str_eq(json_string_value(json_object_get(
+                             json_array_get(page, 2), "id")),
+                         "q-5");
+        cr_assert_eq(next, -1);
+        json_decref(page);
         audit_store_close(s);
 }
 
