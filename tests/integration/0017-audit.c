@@ -228,6 +228,33 @@ static json_t *get(const char *path, const char *const *hdrs, long *statusp) {
 static const char *const OPS[] = {"x-ops: 1", "Authorization: Bearer " ADMIN,
                                   NULL};
 
+/* /metrics of the restarted audit: the conflict counted, the tree the
+ * whole log, rows and transaction times there. */
+static void assert_metrics(void) {
+        char url[128], want[96];
+        ab_itest_http_t res;
+        int64_t deadline = ab_itest_deadline(WAIT_MS);
+        int ok;
+
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", aport);
+        snprintf(want, sizeof(want), "aetherbus_audit_tree_size %lld\n",
+                 (long long)q_int("SELECT count(*) FROM events"));
+        do {
+                memset(&res, 0, sizeof(res));
+                cr_assert_eq(ab_itest_http_get(url, &res), 200);
+                ok = strstr(res.body, "aetherbus_audit_conflicts_total 1\n") &&
+                     strstr(res.body, want) &&
+                     strstr(res.body,
+                            "aetherbus_audit_rows_written_total{status=") &&
+                     strstr(res.body, "aetherbus_audit_transaction_seconds_bucket");
+                if (!ok && !ab_itest_tick(deadline)) {
+                        cr_assert_fail("metrics lack %s or the conflict: %s",
+                                       want, res.body);
+                }
+                ab_itest_http_clear(&res);
+        } while (!ok);
+}
+
 Test(audit, every_event_is_one_row_with_its_status_and_survives_sigkill) {
         int64_t deadline;
         char id[32];
@@ -273,6 +300,7 @@ Test(audit, every_event_is_one_row_with_its_status_and_survives_sigkill) {
         cr_assert_eq(q_int("SELECT count(*) FROM events WHERE id = 'st-1' "
                            "AND name = 'OrderCreated'"),
                      1);
+        assert_metrics();
         /* rows, tree and positions agree */
         cr_assert_eq(q_int("SELECT count(*) FROM events"),
                      q_int("SELECT max(leaf_index) + 1 FROM events"));
