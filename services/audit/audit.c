@@ -285,16 +285,36 @@ static const char *jstr(json_t *o, const char *k) {
         return json_string_value(json_object_get(o, k));
 }
 
+/* The routing prefix: the catalog's for a known name, else the topic's
+ * (an allowed unknown prefix); the view leaves both unset. */
+static const char *prefix_of(audit_t *a, const ab_consume_rec_t *r) {
+        const ab_envelope_t *env = &r->env;
+        const ab_catalog_entry_t *e;
+        size_t tl = strlen(a->conf->common.topic_prefix);
+
+        if (env->entry) {
+                return env->entry->prefix;
+        }
+        if (env->name && (e = ab_catalog_find(a->catalog, env->name))) {
+                return e->prefix;
+        }
+        if (env->prefix[0]) {
+                return env->prefix;
+        }
+        if (!strncmp(r->topic, a->conf->common.topic_prefix, tl) &&
+            r->topic[tl]) {
+                return r->topic + tl;
+        }
+        return NULL;
+}
+
 static int from_accepted(audit_t *a, const ab_consume_rec_t *r,
                          audit_event_t *ev) {
         const ab_envelope_t *env = &r->env;
 
-        (void)a;
         ev->id             = env->id;
         ev->name           = env->name;
-        ev->prefix         = env->entry ? env->entry->prefix
-                             : env->prefix[0] ? env->prefix
-                                              : NULL;
+        ev->prefix         = prefix_of(a, r);
         ev->source         = env->source;
         ev->company_id     = env->company_id;
         ev->subject_id     = env->subject_id;
