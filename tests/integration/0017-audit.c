@@ -3,7 +3,8 @@
  * 0017-audit: real aetherbus-ingest and aetherbus-audit on the broker
  * under test, with the log's SQLite file in the test's temporary
  * directory, read back here with sqlite3. Valid and invalid events
- * through ingest are each one row with the right status; a retry is a
+ * through ingest and a dead letter are each one row with the right
+ * status; a retry is a
  * duplicate, not a row; a SIGKILLed audit resumes from its database and
  * every event is still there exactly once; the query API filters and
  * pages in leaf order behind the admin guard, and its inclusion proofs
@@ -23,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "ab_itest.h"
+#include "ab_record.h"
 #include "ab_time.h"
 
 #define PARTITIONS 2
@@ -355,6 +357,37 @@ static int verify_inclusion(uint64_t index, uint64_t size, const uint8_t *leaf,
         return sn == 0 && !memcmp(r, root, 32);
 }
 
+/* What the sink writes when it gives up on st-4: a fact of its own
+ * next to st-4's accepted row. */
+static void produce_deadletter(void) {
+        ab_record_failure_t f;
+        char topic[256], src[256], errstr[256], *value;
+        size_t len;
+
+        ab_record_failure_init(&f, AB_RECORD_DEADLETTER);
+        snprintf(src, sizeof(src), "%scommerce", prefix);
+        f.reason         = "the sink answered 400";
+        f.code           = "HTTP_400";
+        f.tenant         = "c0";
+        f.received_at_ms = wall_ms();
+        f.src_topic      = src;
+        f.src_partition  = 0;
+        f.src_offset     = 0;
+        f.http_status    = 400;
+        f.failed_at_ms   = wall_ms();
+        f.original       = json_pack(
+            "{s:s,s:s,s:i,s:s,s:s,s:s,s:{s:s}}", "id", "st-4", "name",
+            "EmailSent", "schemaVersion", 1, "occurredAt", occurred, "source",
+            "api", "companyId", "c0", "payload", "n", "st-4");
+        cr_assert(f.original);
+        value = ab_record_failure_encode(&f, &len, errstr, sizeof(errstr));
+        cr_assert(value, "%s", errstr);
+        snprintf(topic, sizeof(topic), "%sdeadletter", prefix);
+        ab_itest_produce(b, topic, "c0", value, len, NULL);
+        free(value);
+        json_decref(f.original);
+}
+
 Test(audit, the_query_api_filters_pages_and_proves) {
         static const char *const bad[] = {
             "?status=maybe", "status", "?limit=0", "limit",
@@ -374,7 +407,8 @@ Test(audit, the_query_api_filters_pages_and_proves) {
         snprintf(path, sizeof(path), "%scommerce", prefix);
         ab_itest_produce(b, path, "k", "\xc3\x01garbage", 9, NULL);
         post_mix();
-        wait_rows("id LIKE 'st-%' OR id LIKE 'bad-%'", 9);
+        produce_deadletter();
+        wait_rows("id LIKE 'st-%' OR id LIKE 'bad-%'", 10);
 
         /* the guard is the shared one */
         doc = get("/admin/events", (const char *const[]){"x-ops: 1", NULL},
@@ -387,8 +421,8 @@ Test(audit, the_query_api_filters_pages_and_proves) {
         cr_assert_eq(status, 403);
         json_decref(doc);
 
-        /* c0 has st-0, st-2, st-4 accepted and bad-1, bad-2 rejected:
-         * pages of 2, in leaf order, each row once */
+        /* c0 has st-0, st-2, st-4 accepted, bad-1, bad-2 rejected and
+         * st-4 dead-lettered: pages of 2, in leaf order, each row once */
         seen  = 0;
         pages = 0;
         do {
@@ -414,7 +448,7 @@ Test(audit, the_query_api_filters_pages_and_proves) {
                 json_decref(doc);
                 cr_assert_lt(++pages, 10);
         } while (cursor[0]);
-        cr_assert_eq(seen, 5, "c0: %d rows", seen);
+        cr_assert_eq(seen, 6, "c0: %d rows", seen);
 
         doc = get("/admin/events?status=rejected", OPS, &status);
         cr_assert_eq(status, 200);
@@ -433,9 +467,10 @@ Test(audit, the_query_api_filters_pages_and_proves) {
         cr_assert_eq(json_array_size(json_object_get(doc, "items")), 4, "%s",
                      json_dumps(doc, JSON_COMPACT));
         json_decref(doc);
+        /* st-4 and st-5, and st-4 once more as a dead letter */
         doc = get("/admin/events?name=EmailSent&source=api", OPS, &status);
         cr_assert_eq(status, 200);
-        cr_assert_eq(json_array_size(json_object_get(doc, "items")), 2, "%s",
+        cr_assert_eq(json_array_size(json_object_get(doc, "items")), 3, "%s",
                      json_dumps(doc, JSON_COMPACT));
         json_decref(doc);
         doc = get("/admin/events?until=2000-01-01T00:00:00Z&since=1", OPS,
@@ -485,6 +520,20 @@ Test(audit, the_query_api_filters_pages_and_proves) {
         cr_assert_eq(status, 200);
         cr_assert_str_eq(json_string_value(json_object_get(doc, "status")),
                          "rejected");
+        json_decref(doc);
+        doc = get("/admin/events/st-4?status=deadletter", OPS, &status);
+        cr_assert_eq(status, 200);
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "reason")),
+                         "HTTP_400: the sink answered 400");
+        json_decref(doc);
+        doc = get("/admin/events/st-4", OPS, &status);
+        cr_assert_eq(status, 200);
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "status")),
+                         "accepted");
+        json_decref(doc);
+        doc = get("/admin/events?status=deadletter", OPS, &status);
+        cr_assert_eq(status, 200);
+        cr_assert_eq(json_array_size(json_object_get(doc, "items")), 1);
         json_decref(doc);
         doc = get("/admin/events/no-such-id", OPS, &status);
         cr_assert_eq(status, 404);
