@@ -4,13 +4,13 @@
  * under test, with the log's SQLite file in the test's temporary
  * directory, read back here with sqlite3. Valid and invalid events
  * through ingest and a dead letter are each one row with the right
- * status; a retry is a
- * duplicate, not a row; a SIGKILLed audit resumes from its database and
- * every event is still there exactly once; the query API filters and
- * pages in leaf order behind the admin guard, and its inclusion proofs
- * check against the signed checkpoint's root; changing one byte of a
- * stored payload makes `aetherbus-audit verify` fail naming that row; a
- * second audit on the same file refuses to start.
+ * status; a retry is a duplicate, not a row; a SIGKILLed audit resumes
+ * from its database and every event is still there exactly once; the
+ * query API filters and pages in leaf order behind the admin guard, and
+ * its inclusion proofs check against the signed checkpoint's root;
+ * changing one byte of a stored payload makes `aetherbus-audit verify`
+ * fail naming that row; a second audit on the same file refuses to
+ * start.
  */
 #include <signal.h>
 #include <stdio.h>
