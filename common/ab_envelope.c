@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ab_envelope.h"
 #include "ab_json.h"
@@ -250,6 +251,17 @@ static ab_err_t check_name(fields_t *f, const char *label,
             ab_catalog_dotted_prefix(name, f->prefix, sizeof(f->prefix)) ==
                 AB_OK &&
             prefix_allowed(ctx->allowed_prefixes, f->prefix)) {
+                /* Their topics hold the bus's failure records, which
+                 * consumers decode as such: never a client's Avro. */
+                if (!strcmp(f->prefix, AB_CATALOG_TOPIC_REJECTED) ||
+                    !strcmp(f->prefix, AB_CATALOG_TOPIC_DEADLETTER)) {
+                        quote(name, q, sizeof(q));
+                        f->prefix[0] = '\0';
+                        return fail(AB_ERR_INVALID, errstr, errstr_size,
+                                    "%s: \"%s\": the prefix of the bus's "
+                                    "failure topics is reserved",
+                                    label, q);
+                }
                 f->family = AB_FAMILY_PLATFORM;
                 return AB_OK;
         }
@@ -503,6 +515,38 @@ ab_err_t ab_envelope_from_json(ab_envelope_t *env, json_t *item,
         env->entry = f.entry;
         memcpy(env->prefix, f.prefix, sizeof(env->prefix));
         return AB_OK;
+}
+
+int ab_envelope_source_reserved(const char *source) {
+        return source && !strncasecmp(source, AB_ENVELOPE_RESERVED_SOURCE,
+                                      strlen(AB_ENVELOPE_RESERVED_SOURCE));
+}
+
+ab_err_t ab_envelope_platform(ab_envelope_t *env, const ab_envelope_ctx_t *ctx,
+                              const char *source, const char *type,
+                              const char *tenant, json_t *payload,
+                              char *errstr, size_t errstr_size) {
+        ab_envelope_ctx_t bus = *ctx;
+        json_t *item;
+        ab_err_t err;
+
+        memset(env, 0, sizeof(*env));
+        item = json_pack("{s:s,s:s,s:o}", "source", source, "type", type,
+                         "payload", payload ? payload : json_object());
+        if (!item) {
+                ab_errstr_set(errstr, errstr_size, "cannot build %s", type);
+                return AB_ERR_NOMEM;
+        }
+        if (tenant && *tenant) {
+                json_object_set_new(item, "tenant", json_string(tenant));
+        }
+        bus.form = AB_FORM_BUS;
+        err      = ab_envelope_from_json(env, item, &bus, errstr, errstr_size);
+        json_decref(item);
+        if (!err) {
+                ab_envelope_set_received(env, env->occurred_at_ms);
+        }
+        return err;
 }
 
 void ab_envelope_set_received(ab_envelope_t *env, int64_t received_at_ms) {

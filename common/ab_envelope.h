@@ -139,6 +139,25 @@ ab_err_t ab_envelope_from_json(ab_envelope_t *env, json_t *item,
 /** @brief Sets receivedAt (ms since the epoch) in the view and the doc. */
 void ab_envelope_set_received(ab_envelope_t *env, int64_t received_at_ms);
 
+/** Sources that name aetherbus's own services: only the bus writes them. */
+#define AB_ENVELOPE_RESERVED_SOURCE "aetherbus-"
+
+/** @returns 1 when \p source (case-insensitive) is one of the bus's own:
+ *           a client sending it would forge the bus's security events. */
+int ab_envelope_source_reserved(const char *source);
+
+/**
+ * @brief Builds one of a service's own platform events (security.*,
+ *        core.*): the bus form {source, type, tenant?, payload}, validated
+ *        as a client's item is (ctx->form is taken as AB_FORM_BUS), with
+ *        receivedAt = occurredAt. \p payload is stolen (NULL: {}).
+ * @returns as ab_envelope_from_json().
+ */
+ab_err_t ab_envelope_platform(ab_envelope_t *env, const ab_envelope_ctx_t *ctx,
+                              const char *source, const char *type,
+                              const char *tenant, json_t *payload,
+                              char *errstr, size_t errstr_size);
+
 /**
  * @brief Serialises the normalised envelope (compact JSON).
  * @returns a malloc'ed NUL-terminated string the caller frees, or NULL.

@@ -53,10 +53,9 @@ int ab_err2http(ab_err_t err) {
         return valid(err) ? errs[err].http : 500;
 }
 
-/* Length of the valid UTF-8 sequence at p (a byte >= 0x80), or 0. The
- * rules of ab_json_utf8_seq (jansson's), kept here because ab_err is below
- * every other module; test_err.c checks both agree. */
-static size_t seq_len(const unsigned char *p, const unsigned char *end) {
+/* Here rather than in ab_json because ab_err is below every other module;
+ * ab_json_utf8_seq is this function. */
+size_t ab_err_utf8_seq(const unsigned char *p, const unsigned char *end) {
         uint32_t v;
         size_t i, n;
 
@@ -104,7 +103,7 @@ int ab_err_utf8_valid(const char *s, size_t len) {
                         p++;
                         continue;
                 }
-                if (!(n = seq_len(p, end))) {
+                if (!(n = ab_err_utf8_seq(p, end))) {
                         return 0;
                 }
                 p += n;
@@ -122,7 +121,7 @@ size_t ab_err_utf8_clean(char *dst, size_t dst_size, const char *src,
                 return 0;
         }
         while (p < end) {
-                n = *p && *p < 0x80 ? 1 : *p ? seq_len(p, end) : 0;
+                n = *p && *p < 0x80 ? 1 : *p ? ab_err_utf8_seq(p, end) : 0;
                 if (n) {
                         if (o + n >= dst_size) {
                                 break;

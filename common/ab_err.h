@@ -65,6 +65,14 @@ void ab_errstr_vset(char *errstr, size_t errstr_size, const char *fmt,
 size_t ab_err_utf8_clean(char *dst, size_t dst_size, const char *src,
                          size_t len);
 
+/**
+ * @brief Length of the valid UTF-8 sequence at \p p (lead byte >= 0x80,
+ *        \p end bounds it) by jansson's rules: no overlong forms, no
+ *        surrogates, at most U+10FFFF.
+ * @returns 2..4, or 0 when the bytes are not valid UTF-8.
+ */
+size_t ab_err_utf8_seq(const unsigned char *p, const unsigned char *end);
+
 /** @returns 1 when the \p len bytes of \p s are valid UTF-8 without a NUL,
  *           else 0. */
 int ab_err_utf8_valid(const char *s, size_t len);

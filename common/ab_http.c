@@ -1672,8 +1672,16 @@ static void force_answers(ab_http_t *srv) {
         n     = 0;
         for (req = srv->held; req && conns; req = req->next) {
                 pthread_mutex_lock(&req->lock);
+                /* The handler still waits for its outcome (Kafka's
+                 * acknowledgement): nobody knows it, and saying "failed"
+                 * would be a lie when the events arrive after all. */
                 if (req->state == R_SUSPENDED && !req->resp &&
-                    (r = build_error(req, 503, "shutting down", NULL))) {
+                    (r = build_error(
+                         req, 503,
+                         "shutting down before this request's outcome was "
+                         "known: its events may or may not have been "
+                         "accepted; resend them with the same ids",
+                         json_pack("{s:b}", "outcomeKnown", 0)))) {
                         req->resp        = r;
                         req->resp_status = 503;
                         req->state       = R_RESUMING;

@@ -21,39 +21,8 @@
  * UTF-8
  */
 
-/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0:
- * jansson's rules (no overlong forms, no surrogates, <= U+10FFFF). */
-size_t ab_json_utf8_seq(const unsigned char *p,
-                            const unsigned char *end) {
-        uint32_t v;
-        size_t i, n;
-
-        if (*p >= 0xC2 && *p <= 0xDF) {
-                n = 2;
-                v = *p & 0x1F;
-        } else if (*p >= 0xE0 && *p <= 0xEF) {
-                n = 3;
-                v = *p & 0x0F;
-        } else if (*p >= 0xF0 && *p <= 0xF4) {
-                n = 4;
-                v = *p & 0x07;
-        } else {
-                return 0;
-        }
-        if ((size_t)(end - p) < n) {
-                return 0;
-        }
-        for (i = 1; i < n; i++) {
-                if (p[i] < 0x80 || p[i] > 0xBF) {
-                        return 0;
-                }
-                v = (v << 6) | (p[i] & 0x3F);
-        }
-        if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) ||
-            (n == 3 && v < 0x800) || (n == 4 && v < 0x10000)) {
-                return 0;
-        }
-        return n;
+size_t ab_json_utf8_seq(const unsigned char *p, const unsigned char *end) {
+        return ab_err_utf8_seq(p, end);
 }
 
 /*
@@ -859,4 +828,14 @@ size_t ab_json_dump(const json_t *json, char *buf, size_t size, int flags) {
         }
         n = json_dumpb(json, w.size ? buf : NULL, w.size, JSON_COMPACT);
         return n;
+}
+
+size_t ab_json_dump_string(const char *str, size_t len, char *buf,
+                           size_t size) {
+        wr_t w = {buf, buf ? size : 0, 0};
+
+        if (!str || wr_string(&w, str, len) == -1) {
+                return 0;
+        }
+        return w.len;
 }

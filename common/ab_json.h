@@ -46,6 +46,18 @@ json_t *ab_json_parse(const char *text, size_t len, size_t max_depth,
 size_t ab_json_dump(const json_t *json, char *buf, size_t size, int flags);
 
 /**
+ * @brief One JSON string: \p str (\p len bytes) quoted and escaped as
+ *        ab_json_dump() writes a string value, for callers that splice
+ *        JSON text together (the sink writes envelope views). Written
+ *        only as far as \p size allows; the length is counted anyway, so
+ *        \p buf NULL and \p size 0 give the size.
+ * @returns the length of the quoted text, or 0 when \p str is NULL or
+ *          not valid UTF-8.
+ */
+size_t ab_json_dump_string(const char *str, size_t len, char *buf,
+                           size_t size);
+
+/**
  * @brief Length of the valid UTF-8 sequence at \p p (lead byte >= 0x80,
  *        \p end bounds it) by jansson's rules: no overlong forms, no
  *        surrogates, at most U+10FFFF. The parser and the writer accept

@@ -55,8 +55,15 @@ struct ptopic {
         rd_kafka_topic_t *rkt;
 };
 
+/* The first member of both wrappers: their error_cb reads it through the
+ * opaque. */
+typedef struct wrap_flags_s {
+        atomic_int fatal;
+        atomic_int all_down; /* since _ALL_BROKERS_DOWN, until an answer */
+} wrap_flags_t;
+
 struct ab_producer_s {
-        atomic_int fatal; /* first: error_cb reads it through the opaque */
+        wrap_flags_t flags; /* first */
         rd_kafka_t *rk;
         ab_delivery_cb_t *dr_cb;
         void *opaque;
@@ -75,7 +82,7 @@ struct ab_producer_s {
 };
 
 struct ab_consumer_s {
-        atomic_int fatal; /* first, as in ab_producer_s */
+        wrap_flags_t flags; /* first, as in ab_producer_s */
         rd_kafka_t *rk;
         int has_group;
         atomic_int paused;
@@ -195,11 +202,16 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason,
         log_error(rk, err, reason);
 }
 
-/* error_cb of the wrappers: the opaque starts with their fatal flag. */
+/* error_cb of the wrappers: the opaque starts with their flags. */
 static void wrap_error_cb(rd_kafka_t *rk, int err, const char *reason,
                           void *opaque) {
-        if (err == RD_KAFKA_RESP_ERR__FATAL && opaque) {
-                atomic_store((atomic_int *)opaque, 1);
+        wrap_flags_t *f = opaque;
+
+        if (f && err == RD_KAFKA_RESP_ERR__FATAL) {
+                atomic_store(&f->fatal, 1);
+        }
+        if (f && err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+                atomic_store(&f->all_down, 1);
         }
         log_error(rk, err, reason);
 }
@@ -654,8 +666,20 @@ ab_err_t ab_producer_flush(ab_producer_t *p, int timeout_ms) {
 ab_err_t ab_producer_ready(ab_producer_t *p, const char *const *topics,
                            size_t topic_cnt, int timeout_ms, char *errstr,
                            size_t errstr_size) {
-        return ab_kafka_ready(p->rk, topics, topic_cnt, timeout_ms, errstr,
-                              errstr_size);
+        ab_err_t err = ab_kafka_ready(p->rk, topics, topic_cnt, timeout_ms,
+                                      errstr, errstr_size);
+
+        if (err != AB_ERR_UNAVAILABLE) {
+                atomic_store(&p->flags.all_down, 0); /* it answered */
+        } else if (!atomic_load(&p->flags.all_down)) {
+                /* Connected but not answering in time: slow, not gone. */
+                ab_errstr_set(errstr, errstr_size,
+                              "Kafka slow: no metadata answer within %d ms "
+                              "(brokers connected)",
+                              timeout_ms);
+                err = AB_ERR_TIMEOUT;
+        }
+        return err;
 }
 
 int ab_producer_outq_len(ab_producer_t *p) {
@@ -686,7 +710,7 @@ static ab_err_t fatal_of(rd_kafka_t *rk, atomic_int *flag, char *errstr,
 
 ab_err_t ab_producer_fatal(ab_producer_t *p, char *errstr,
                            size_t errstr_size) {
-        return fatal_of(p->rk, &p->fatal, errstr, errstr_size);
+        return fatal_of(p->rk, &p->flags.fatal, errstr, errstr_size);
 }
 
 rd_kafka_t *ab_producer_handle(ab_producer_t *p) {
@@ -1184,7 +1208,7 @@ int ab_consumer_assignment_count(ab_consumer_t *c) {
 
 ab_err_t ab_consumer_fatal(ab_consumer_t *c, char *errstr,
                            size_t errstr_size) {
-        return fatal_of(c->rk, &c->fatal, errstr, errstr_size);
+        return fatal_of(c->rk, &c->flags.fatal, errstr, errstr_size);
 }
 
 rd_kafka_t *ab_consumer_handle(ab_consumer_t *c) {

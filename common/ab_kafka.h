@@ -191,7 +191,11 @@ int ab_producer_poll(ab_producer_t *p, int timeout_ms);
 ab_err_t ab_producer_flush(ab_producer_t *p, int timeout_ms);
 
 /**
- * @brief Readiness of the producer's cluster, see ab_kafka_ready().
+ * @brief Readiness of the producer's cluster, see ab_kafka_ready(); a
+ *        metadata request that times out while librdkafka has not
+ *        reported every broker down is AB_ERR_TIMEOUT ("Kafka slow"), not
+ *        AB_ERR_UNAVAILABLE ("Kafka not reachable"): the caller decides
+ *        whether slow is still serving.
  */
 ab_err_t ab_producer_ready(ab_producer_t *p, const char *const *topics,
                            size_t topic_cnt, int timeout_ms, char *errstr,

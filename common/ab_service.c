@@ -72,6 +72,12 @@ static int ready_cb(void *opaque, char *reason, size_t reason_size) {
         return ab_service_ready(opaque, reason, reason_size);
 }
 
+/* /metrics says what /readyz says: an alert on flapping readiness
+ * (deploy/prometheus) reads <service>_ready. */
+static double gauge_ready(void *opaque) {
+        return ab_service_ready(opaque, NULL, 0) ? 1.0 : 0.0;
+}
+
 ab_service_t *ab_service_new(const ab_service_def_t *def, char *errstr,
                              size_t errstr_size) {
         ab_service_t *svc;
@@ -93,6 +99,13 @@ ab_service_t *ab_service_new(const ab_service_def_t *def, char *errstr,
                 snprintf(svc->host, sizeof(svc->host), "unknown");
         }
 
+        if (def->metrics &&
+            !ab_metrics_gauge_fn(def->metrics, "ready",
+                                 "1 while /readyz answers 200, else 0.",
+                                 gauge_ready, svc, errstr, errstr_size)) {
+                ab_service_destroy(svc);
+                return NULL;
+        }
         memset(&hc, 0, sizeof(hc));
         hc.service         = def->name;
         hc.bind            = def->sc->bind;

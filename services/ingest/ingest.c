@@ -56,31 +56,18 @@ const char *ingest_topic(ingest_t *ing, const ab_envelope_t *env, char *buf,
 
 ab_err_t ingest_emit(ingest_t *ing, const char *type, const char *tenant,
                      json_t *payload, char *errstr, size_t errstr_size) {
-        json_t *item;
         ab_envelope_t env;
         ab_envelope_ctx_t ctx;
         ab_err_t err;
 
-        item = json_pack("{s:s,s:s,s:o}", "source", "aetherbus-ingest", "type",
-                         type, "payload", payload ? payload : json_object());
-        if (!item) {
-                ab_errstr_set(errstr, errstr_size, "cannot build %s", type);
-                return AB_ERR_NOMEM;
-        }
-        if (tenant && *tenant) {
-                json_object_set_new(item, "tenant", json_string(tenant));
-        }
         memset(&ctx, 0, sizeof(ctx));
-        memset(&env, 0, sizeof(env));
         ctx.catalog = ing->catalog;
         ctx.limits  = &ing->limits;
-        ctx.form    = AB_FORM_BUS;
-        err = ab_envelope_from_json(&env, item, &ctx, errstr, errstr_size);
-        json_decref(item);
+        err = ab_envelope_platform(&env, &ctx, "aetherbus-ingest", type, tenant,
+                                   payload, errstr, errstr_size);
         if (err) {
                 return err;
         }
-        ab_envelope_set_received(&env, env.occurred_at_ms);
         err = ingest_produce(ing, &env, NULL, errstr, errstr_size);
         ab_envelope_clear(&env);
         return err;
@@ -204,6 +191,14 @@ ingest_t *ingest_new(const ingest_conf_t *conf, char *errstr,
         }
         ing->conf = conf;
         atomic_init(&ing->inflight, 0);
+        pthread_mutex_init(&ing->unknown_lock, NULL);
+        if (conf->max_unknown_prefixes > 0 &&
+            !(ing->unknown = calloc((size_t)conf->max_unknown_prefixes,
+                                    sizeof(*ing->unknown)))) {
+                ab_errstr_set(errstr, errstr_size, "out of memory");
+                free(ing);
+                return NULL;
+        }
 
         ab_envelope_limits_default(&ing->limits);
         ing->limits.max_id_len        = (size_t)conf->max_id_len;
@@ -218,6 +213,11 @@ ingest_t *ingest_new(const ingest_conf_t *conf, char *errstr,
                                    conf->common.topic_prefix, errstr,
                                    errstr_size) != AB_OK) {
                 goto fail;
+        }
+        /* The catalog's topics own their series from the start: unknown
+         * prefixes can never crowd them out of the family's 256. */
+        for (size_t i = 0; i < ing->topics.cnt; i++) {
+                (void)AB_METRIC_WITH(ing->m_accepted, ing->topics.names[i]);
         }
 
         ab_producer_conf_init(&pc);
@@ -261,13 +261,37 @@ fail:
 /* Asks the cluster for every topic we write to; the reason names what is
  * missing so /readyz tells an operator what to create. The deadletter
  * topic is the sink's to write, not ingest's. */
+/* A broker slower than READY_TIMEOUT_MS still takes writes well inside
+ * KAFKA_DELIVERY_TIMEOUT_MS: the request path waits that long for an
+ * acknowledgement, so readiness says "unavailable" on the same terms:
+ * every broker down, or no answer for longer than the delivery timeout.
+ * Called from the readiness thread only. */
 static int check_ready(void *opaque, char *reason, size_t reason_size) {
         ingest_t *ing = opaque;
+        int64_t now   = ab_time_now_ms();
+        ab_err_t err;
 
-        return ab_producer_ready(ing->producer,
-                                 (const char *const *)ing->topics.names,
-                                 ing->topics.prefix_cnt + 1, READY_TIMEOUT_MS,
-                                 reason, reason_size) == AB_OK;
+        err = ab_producer_ready(ing->producer,
+                                (const char *const *)ing->topics.names,
+                                ing->topics.prefix_cnt + 1, READY_TIMEOUT_MS,
+                                reason, reason_size);
+        if (err == AB_OK) {
+                ing->ready_ok_ms = now;
+                ing->slow_logged = 0;
+                return 1;
+        }
+        if (err == AB_ERR_TIMEOUT && ing->ready_ok_ms &&
+            now - ing->ready_ok_ms < ing->conf->delivery_timeout_ms) {
+                if (!ing->slow_logged) {
+                        ab_warn("kafka", "%s; still serving: events wait up to "
+                                         "KAFKA_DELIVERY_TIMEOUT_MS for their "
+                                         "acknowledgement",
+                                reason);
+                        ing->slow_logged = 1;
+                }
+                return 1;
+        }
+        return 0;
 }
 
 ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run) {
@@ -320,10 +344,30 @@ ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run) {
         return err;
 }
 
+int ingest_unknown_prefix_take(ingest_t *ing, const char *prefix) {
+        size_t i;
+        int ok = 0;
+
+        pthread_mutex_lock(&ing->unknown_lock);
+        for (i = 0; i < ing->unknown_cnt && !ok; i++) {
+                ok = !strcmp(ing->unknown[i], prefix);
+        }
+        if (!ok && ing->unknown_cnt < (size_t)ing->conf->max_unknown_prefixes &&
+            strlen(prefix) < sizeof(ing->unknown[0])) {
+                memcpy(ing->unknown[ing->unknown_cnt++], prefix,
+                       strlen(prefix) + 1);
+                ok = 1;
+        }
+        pthread_mutex_unlock(&ing->unknown_lock);
+        return ok;
+}
+
 void ingest_destroy(ingest_t *ing) {
         if (!ing) {
                 return;
         }
+        free(ing->unknown);
+        pthread_mutex_destroy(&ing->unknown_lock);
         ab_service_destroy(ing->svc);
         ab_producer_destroy(ing->producer);
         ab_auth_destroy(ing->auth);

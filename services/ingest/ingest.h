@@ -40,7 +40,15 @@ typedef struct ingest_s {
         char *schema_json; /**< GET /events/schema body, built once */
         size_t schema_json_len;
 
+        /* Unknown prefixes taken so far (ALLOW_UNKNOWN_PREFIXES), at most
+         * MAX_UNKNOWN_PREFIXES: each keeps a topic handle and a series. */
+        pthread_mutex_t unknown_lock;
+        char (*unknown)[64];
+        size_t unknown_cnt;
+
         atomic_int inflight; /**< requests waiting for delivery reports */
+        int64_t ready_ok_ms; /**< last metadata answer (readiness thread) */
+        int slow_logged;
 
         ab_metric_t *m_accepted;  /**< {topic} */
         ab_metric_t *m_rejected;  /**< {reason} */
@@ -56,6 +64,13 @@ typedef struct ingest_s {
  */
 ingest_t *ingest_new(const ingest_conf_t *conf, char *errstr,
                      size_t errstr_size);
+
+/**
+ * @returns 1 when events of the unknown prefix \p prefix may be taken:
+ *          seen before, or a new one within MAX_UNKNOWN_PREFIXES (then
+ *          remembered); 0 beyond. Thread-safe.
+ */
+int ingest_unknown_prefix_take(ingest_t *ing, const char *prefix);
 
 /**
  * @brief Starts listening, emits core.startup, then refreshes readiness

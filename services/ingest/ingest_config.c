@@ -77,6 +77,16 @@ static const ab_conf_row_t rows[] = {
      .help   = "Dotted names outside the catalog accepted for these "
                "prefixes (comma list, or * for any); their topic must "
                "exist."},
+    {.env    = "MAX_UNKNOWN_PREFIXES",
+     .flag   = "max-unknown-prefixes",
+     .type   = AB_CONF_INT,
+     .def    = "64",
+     .min    = 0,
+     .max    = 4096,
+     .offset = offsetof(ingest_conf_t, max_unknown_prefixes),
+     .help   = "Distinct prefixes outside the catalog taken with "
+               "ALLOW_UNKNOWN_PREFIXES; a new one beyond is rejected (each "
+               "keeps a topic handle and a metric series for good)."},
     {.env    = "MAX_INFLIGHT_REQUESTS",
      .flag   = "max-inflight-requests",
      .type   = AB_CONF_INT,

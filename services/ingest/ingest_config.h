@@ -22,6 +22,7 @@ typedef struct ingest_conf_s {
         size_t max_payload;
         int max_id_len;
         char *allow_unknown_prefixes;
+        int max_unknown_prefixes;
         int max_inflight;
         char *linger_ms;            /**< librdkafka takes fractions */
         int batch_num_messages;

@@ -515,6 +515,26 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                 }
                 err = ab_envelope_from_json(&env, item, &ctx, errstr,
                                             sizeof(errstr));
+                if (!err && !env.entry &&
+                    !ingest_unknown_prefix_take(ing, env.prefix)) {
+                        ab_errstr_set(errstr, sizeof(errstr),
+                                      "name: prefix \"%s\" is one more "
+                                      "than MAX_UNKNOWN_PREFIXES (%d) allows",
+                                      env.prefix,
+                                      ing->conf->max_unknown_prefixes);
+                        ab_envelope_clear(&env);
+                        err = AB_ERR_INVALID;
+                }
+                if (!err && ab_envelope_source_reserved(env.source)) {
+                        /* Consumers tell the bus's own security and core
+                         * events by their source: a client may not. */
+                        ab_errstr_set(errstr, sizeof(errstr),
+                                      "source: \"%s\" is reserved for "
+                                      "aetherbus's own events",
+                                      env.source);
+                        ab_envelope_clear(&env);
+                        err = AB_ERR_FORBIDDEN;
+                }
                 if (err) {
                         const char *t = tenant;
                         json_t *cid;

@@ -2,10 +2,12 @@
  *
  * sink_batch: the body is built in place, "[" then each event's compact
  * JSON after a comma, so closing it is one byte and a request never
- * copies it. Events are serialised by ab_json_dump() straight into the
- * free room of the buffer: the exact length comes back either way, so the
- * byte limit is checked before the event counts and nothing is
- * serialised twice unless the buffer has to grow. The buffer grows by
+ * copies it. Events come as views (ab_avro_decode_view()): the strings
+ * are escaped by ab_json_dump_string() and the payload text is spliced in
+ * as stored, straight into the free room of the buffer, with no JSON tree
+ * built. The exact length comes back either way, so the byte limit is
+ * checked before the event counts and nothing is written twice unless
+ * the buffer has to grow. The buffer grows by
  * doubling up to the byte limit, so an idle partition's batch stays small.
  */
 #include <inttypes.h>
@@ -131,6 +133,69 @@ static int grow_evs(sink_batch_t *b) {
         return 0;
 }
 
+/* A bounded writer: bytes land only while they fit, the length is
+ * counted regardless (ab_json_dump()'s contract), so one pass sizes the
+ * event and, when it fits, writes it. */
+typedef struct {
+        char *p;
+        size_t size;
+        size_t len;
+        int bad;
+} vw_t;
+
+static void vw_raw(vw_t *w, const char *s, size_t n) {
+        if (w->len + n <= w->size) {
+                memcpy(w->p + w->len, s, n);
+        }
+        w->len += n;
+}
+
+static void vw_str(vw_t *w, const char *key, const char *s) {
+        size_t n;
+
+        vw_raw(w, key, strlen(key));
+        n = ab_json_dump_string(s, s ? strlen(s) : 0,
+                                w->len < w->size ? w->p + w->len : NULL,
+                                w->len < w->size ? w->size - w->len : 0);
+        if (!n) {
+                w->bad = 1;
+        }
+        w->len += n;
+}
+
+/* The envelope in the ingest form, the fields in POST /events/ingest's
+ * order; the payload is the record's own JSON text. */
+static size_t view_write(const ab_envelope_t *env, char *buf, size_t size) {
+        vw_t w = {buf, buf ? size : 0, 0, 0};
+        char num[24];
+        int n;
+
+        if (!env->id || !env->name || !env->occurred_at || !env->source ||
+            !env->payload_json || !env->payload_json_len) {
+                return 0;
+        }
+        vw_str(&w, "{\"id\":", env->id);
+        vw_str(&w, ",\"name\":", env->name);
+        n = snprintf(num, sizeof(num), ",\"schemaVersion\":%d",
+                     env->schema_version);
+        if (n < 0 || (size_t)n >= sizeof(num)) {
+                return 0;
+        }
+        vw_raw(&w, num, (size_t)n);
+        vw_str(&w, ",\"occurredAt\":", env->occurred_at);
+        vw_str(&w, ",\"source\":", env->source);
+        if (env->company_id) {
+                vw_str(&w, ",\"companyId\":", env->company_id);
+        }
+        if (env->subject_id) {
+                vw_str(&w, ",\"subjectId\":", env->subject_id);
+        }
+        vw_raw(&w, ",\"payload\":", 11);
+        vw_raw(&w, env->payload_json, env->payload_json_len);
+        vw_raw(&w, "}", 1);
+        return w.bad ? 0 : w.len;
+}
+
 int sink_batch_full(const sink_batch_t *b) {
         return b->cnt >= b->limits.max_events ||
                b->len + 1 >= b->limits.max_bytes;
@@ -154,9 +219,10 @@ ab_err_t sink_batch_add(sink_batch_t *b, int64_t offset,
                               offset, b->evs[b->cnt - 1].offset);
                 return AB_ERR_INVALID;
         }
-        if (!env || !env->doc) {
+        if (!env || !env->payload_json) {
                 ab_errstr_set(errstr, errstr_size,
-                              "batch: offset %" PRId64 ": no envelope",
+                              "batch: offset %" PRId64 ": not an envelope "
+                              "view",
                               offset);
                 return AB_ERR_INVALID;
         }
@@ -167,7 +233,7 @@ ab_err_t sink_batch_add(sink_batch_t *b, int64_t offset,
 
         /* Room for the event between the separator and the ']'. */
         room = b->cap >= b->len + sep + 1 ? b->cap - b->len - sep - 1 : 0;
-        n    = ab_json_dump(env->doc, b->buf + b->len + sep, room, 0);
+        n    = view_write(env, b->buf + b->len + sep, room);
         if (n == 0) {
                 ab_errstr_set(errstr, errstr_size,
                               "batch: offset %" PRId64
@@ -192,8 +258,7 @@ ab_err_t sink_batch_add(sink_batch_t *b, int64_t offset,
                         return AB_ERR_NOMEM;
                 }
                 room = b->cap - b->len - sep - 1;
-                if (ab_json_dump(env->doc, b->buf + b->len + sep, room, 0) !=
-                    n) {
+                if (view_write(env, b->buf + b->len + sep, room) != n) {
                         ab_errstr_set(errstr, errstr_size,
                                       "batch: offset %" PRId64
                                       ": envelope changed while serialised",

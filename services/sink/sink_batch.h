@@ -49,9 +49,12 @@ sink_batch_t *sink_batch_new(const char *topic, int32_t partition,
                              size_t errstr_size);
 
 /**
- * @brief Appends the event read at \p offset: \p env->doc serialised
- *        compact (the bytes ab_envelope_to_json() gives, written straight
- *        into the body). \p now_ms starts the linger clock on the first
+ * @brief Appends the event read at \p offset: \p env is a view of
+ *        ab_avro_decode_view() (strings set, the payload as JSON text in
+ *        payload_json), written in the ingest form, compact: id, name,
+ *        schemaVersion, occurredAt, source, companyId and subjectId when
+ *        set, then payload spliced in as its text (receivedAt is left
+ *        out: the sink's side is POST /events/ingest's form). \p now_ms starts the linger clock on the first
  *        event. The byte limit is checked before anything is appended, so
  *        a batch never grows past it; the one exception is an event larger
  *        than max_bytes on its own: it is taken into an empty batch and
@@ -61,7 +64,8 @@ sink_batch_t *sink_batch_new(const char *topic, int32_t partition,
  *          the event does not fit (the batch is unchanged: send it and
  *          add the event to a new one); AB_ERR_INVALID when the batch is
  *          closed or full, the offset is not above the last one, or the
- *          envelope has no document; AB_ERR_NOMEM. errstr says which.
+ *          envelope is not a view (no payload text) or holds a string
+ *          that is not UTF-8; AB_ERR_NOMEM. errstr says which.
  */
 ab_err_t sink_batch_add(sink_batch_t *b, int64_t offset,
                         const ab_envelope_t *env, int64_t now_ms,

@@ -30,30 +30,17 @@ static ab_err_t emit(void *opaque, const char *type, const char *tenant,
         stats_t *st = opaque;
         ab_envelope_t env;
         ab_envelope_ctx_t ctx;
-        json_t *item;
         char buf[8192];
         char topic[256];
         size_t len;
         ab_err_t err;
 
-        item = json_pack("{s:s,s:s,s:o}", "source", "aetherbus-stats", "type",
-                         type, "payload", payload ? payload : json_object());
-        if (!item) {
-                return AB_ERR_NOMEM;
-        }
-        if (tenant) {
-                json_object_set_new(item, "tenant", json_string(tenant));
-        }
-        memset(&env, 0, sizeof(env));
         memset(&ctx, 0, sizeof(ctx));
         ctx.catalog = st->catalog;
-        ctx.form    = AB_FORM_BUS;
-        err = ab_envelope_from_json(&env, item, &ctx, errstr, errstr_size);
-        json_decref(item);
-        if (err) {
+        if ((err = ab_envelope_platform(&env, &ctx, "aetherbus-stats", type,
+                                        tenant, payload, errstr, errstr_size))) {
                 return err;
         }
-        ab_envelope_set_received(&env, env.occurred_at_ms);
         err = ab_avro_encode(st->codec, &env, buf, sizeof(buf), &len, errstr,
                              errstr_size);
         if (!err) {

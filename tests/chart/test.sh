@@ -27,4 +27,6 @@ expect_fail "brokers" --set kafka.brokers=
 
 cmp "$ROOT/deploy/prometheus/aetherbus-rules.yaml" "$CHART/files/aetherbus-rules.yaml"
 "$CACHE/prometheus/promtool" check rules "$ROOT/deploy/prometheus/aetherbus-rules.yaml"
+# Each alert fires on the series it is for and not on its healthy twin.
+(cd "$ROOT/deploy/prometheus" && "$CACHE/prometheus/promtool" test rules aetherbus-rules.test.yaml)
 echo "chart tests passed"

@@ -365,3 +365,48 @@ Test(ingest_errors, empty_batch_is_recorded_on_rejected_with_the_parsed_body) {
         ab_itest_records_free(recs, 1);
         assert_still_serves(NULL);
 }
+
+/* The bus's own events (security.*, core.startup) are told apart by their
+ * aetherbus-* source: a client sending one, in either form, is refused per
+ * item, the refusal recorded on rejected, and
+ * nothing reaches the event's topic. */
+Test(ingest_errors, a_client_cannot_send_the_bus_own_sources) {
+        static const struct {
+                const char *path, *body;
+        } forged[] = {
+            {"/events/ingest",
+             "{\"id\":\"f1\",\"name\":\"security.rbac.denied\",\"schemaVersion\":1,"
+             "\"occurredAt\":\"2026-02-11T20:10:00.000Z\",\"source\":"
+             "\"aetherbus-ingest\",\"payload\":{}}"},
+            {"/events/ingest",
+             "{\"id\":\"f2\",\"name\":\"core.startup\",\"schemaVersion\":1,"
+             "\"occurredAt\":\"2026-02-11T20:10:00.000Z\",\"source\":"
+             "\"aetherbus-stats\",\"payload\":{}}"},
+            {"/bus/events",
+             "{\"source\":\"aetherbus-audit\",\"type\":\"security.config.changed\","
+             "\"payload\":{}}"},
+            {NULL, NULL},
+        };
+        static const char *const ops[] = {"x-ops: 1", NULL};
+        ab_itest_http_t res;
+        char topic[256];
+        int i;
+
+        start(NULL);
+        for (i = 0; forged[i].path; i++) {
+                cr_assert_eq(post_json(forged[i].path, forged[i].body, ops, &res),
+                             400, "%s %s: %ld %s", forged[i].path, forged[i].body,
+                             res.status, res.body);
+                cr_assert(strstr(res.body, "reserved"), "%s", res.body);
+                assert_error_body(&res, forged[i].path);
+                ab_itest_http_clear(&res);
+        }
+        snprintf(topic, sizeof(topic), "%srejected", prefix);
+        cr_assert_eq(ab_itest_topic_wait_count(b, topic, 3, WAIT_MS), 3);
+        /* only ingest's own core.startup is on core, none on security */
+        snprintf(topic, sizeof(topic), "%ssecurity", prefix);
+        cr_assert_eq(ab_itest_topic_count(b, topic), 0);
+        snprintf(topic, sizeof(topic), "%score", prefix);
+        cr_assert_eq(ab_itest_topic_count(b, topic), 1);
+        assert_still_serves(NULL);
+}

@@ -12,6 +12,7 @@
  * it needs.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,6 +307,98 @@ Test(ingest_outage, devbroker_down_gives_503_then_202_and_keeps_every_2xx) {
                               "every_2xx)");
         b = ab_itest_broker_start();
         run_outage(devbroker_down, devbroker_up);
+}
+
+/* A broker slower than the readiness probe (4 s per request, the probe
+ * waits 3) but inside KAFKA_DELIVERY_TIMEOUT_MS is slow, not gone: /readyz
+ * stays 200, the log says "Kafka slow", and an event still answers 202
+ * and is on its topic. Only the devbroker can add latency to a broker. */
+Test(ingest_outage, a_slow_broker_is_slow_not_unreachable) {
+        ab_itest_record_t *recs = NULL;
+        ab_itest_http_t res;
+        char reply[256], cmd[64], topic[256], url[128];
+        size_t n;
+        int id;
+
+        ab_itest_require_kind("devbroker", "adds round-trip time through the "
+                                           "devbroker's control channel");
+        b = ab_itest_broker_start();
+        ab_itest_prefix(prefix, sizeof(prefix));
+        ab_itest_catalog_topics_create(b, prefix, PARTITIONS);
+        svc = ab_itest_service_start(b, "aetherbus-ingest", prefix, NULL,
+                                     &port);
+        cr_assert_eq(ab_itest_http_wait_status(port, "/readyz", 200, WAIT_MS),
+                     200, "ingest never became ready");
+        for (id = 1; id <= 3; id++) {
+                snprintf(cmd, sizeof(cmd), "rtt %d 4000", id);
+                ab_itest_broker_control(b, cmd, reply, sizeof(reply));
+        }
+        cr_assert_eq(ab_itest_proc_wait_log(svc, "Kafka slow", 20000), 0,
+                     "the probe never timed out against the slow broker");
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", port);
+        cr_assert_eq(ab_itest_http_get(url, &res), 200,
+                     "a slow broker made ingest unready: %s", res.body);
+        ab_itest_http_clear(&res);
+        cr_assert_eq(post_one("while-slow", &res), 202, "POST while slow: %ld %s",
+                     res.status, res.body[0] ? res.body : res.error);
+        ab_itest_http_clear(&res);
+        for (id = 1; id <= 3; id++) {
+                snprintf(cmd, sizeof(cmd), "rtt %d 0", id);
+                ab_itest_broker_control(b, cmd, reply, sizeof(reply));
+        }
+        snprintf(topic, sizeof(topic), "%scommerce", prefix);
+        n = ab_itest_consume_all(b, topic, WAIT_MS, &recs);
+        cr_assert_not_null(ab_itest_records_find(recs, n, "ce_id", "while-slow"),
+                           "while-slow not on %s after its 202", topic);
+        ab_itest_records_free(recs, n);
+}
+
+static void *post_held(void *arg) {
+        post_one("held-at-stop", arg);
+        return NULL;
+}
+
+/* A request still waiting for Kafka when ingest stops is answered 503
+ * saying its outcome is unknown (its events may still be delivered while
+ * the producer flushes), never that they failed. */
+Test(ingest_outage, a_request_held_at_shutdown_says_its_outcome_is_unknown) {
+        static const char *const env[] = {"SHUTDOWN_TIMEOUT_MS=1000", NULL};
+        ab_itest_http_t res;
+        char reply[256], cmd[64];
+        pthread_t t;
+        json_t *doc;
+        int id;
+
+        ab_itest_require_kind("devbroker", "holds a request by slowing the "
+                                           "devbroker down");
+        b = ab_itest_broker_start();
+        ab_itest_prefix(prefix, sizeof(prefix));
+        ab_itest_catalog_topics_create(b, prefix, PARTITIONS);
+        svc = ab_itest_service_start(b, "aetherbus-ingest", prefix, env, &port);
+        cr_assert_eq(ab_itest_http_wait_status(port, "/readyz", 200, WAIT_MS),
+                     200, "ingest never became ready");
+        /* slow, not down: ingest stays ready and holds the request */
+        for (id = 1; id <= 3; id++) {
+                snprintf(cmd, sizeof(cmd), "rtt %d 10000", id);
+                ab_itest_broker_control(b, cmd, reply, sizeof(reply));
+        }
+        memset(&res, 0, sizeof(res));
+        cr_assert_eq(pthread_create(&t, NULL, post_held, &res), 0);
+        /* let the request in: it then waits for Kafka's acknowledgement */
+        nanosleep(&(struct timespec){0, 500000000L}, NULL);
+        cr_assert_eq(ab_itest_proc_signal(svc, SIGTERM), 0);
+        pthread_join(t, NULL);
+        cr_assert_eq(res.status, 503, "held request at stop: %ld %s",
+                     res.status, res.body);
+        doc = ab_itest_http_json(&res);
+        cr_assert(doc && json_is_false(json_object_get(
+                             json_object_get(doc, "detail"), "outcomeKnown")),
+                  "the 503 does not say the outcome is unknown: %s", res.body);
+        cr_assert(strstr(json_string_value(json_object_get(doc, "error")),
+                         "may or may not"),
+                  "%s", res.body);
+        json_decref(doc);
+        ab_itest_http_clear(&res);
 }
 
 /* ---- real Kafka: a private broker, stopped and started again ---- */

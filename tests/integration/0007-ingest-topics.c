@@ -135,3 +135,59 @@ Test(ingest_topics, missing_topic_is_logged_at_startup) {
         cr_assert_eq(ab_itest_proc_wait_log(svc, needle, 10000), 0,
                      "no log line names a missing %s* topic", prefix);
 }
+
+/* With ALLOW_UNKNOWN_PREFIXES=* the prefixes outside the catalog are
+ * bounded (MAX_UNKNOWN_PREFIXES) and never the failure topics' names: a
+ * client cannot write Avro where consumers expect failure records, nor
+ * grow ingest by a topic handle per made-up prefix. */
+Test(ingest_topics, unknown_prefixes_are_bounded_and_never_the_failure_topics) {
+        static const char *const env[] = {"ALLOW_UNKNOWN_PREFIXES=*",
+                                          "MAX_UNKNOWN_PREFIXES=2", NULL};
+        static const struct {
+                const char *name;
+                long status;
+                const char *says;
+        } rows[] = {
+            {"zz1.thing.done", 202, NULL},
+            {"zz2.thing.done", 202, NULL},
+            {"zz1.other.done", 202, NULL},  /* zz1 again: no new prefix */
+            {"zz3.thing.done", 400, "MAX_UNKNOWN_PREFIXES"},
+            {"rejected.thing", 400, "reserved"},
+            {"deadletter.thing", 400, "reserved"},
+            {NULL, 0, NULL},
+        };
+        const char *topics[3];
+        char names[3][128], url[128], body[512];
+        ab_itest_http_t res;
+        int i;
+
+        b = ab_itest_broker_start();
+        ab_itest_prefix(prefix, sizeof(prefix));
+        ab_itest_catalog_topics_create(b, prefix, PARTITIONS);
+        for (i = 0; i < 3; i++) {
+                snprintf(names[i], sizeof(names[i]), "%szz%d", prefix, i + 1);
+                topics[i] = names[i];
+        }
+        ab_itest_topics_create(b, topics, 3, PARTITIONS);
+        svc = ab_itest_service_start(b, "aetherbus-ingest", prefix, env, &port);
+        cr_assert_eq(ab_itest_http_wait_status(port, "/readyz", 200, WAIT_MS),
+                     200, "ingest never became ready");
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/events/ingest", port);
+        for (i = 0; rows[i].name; i++) {
+                snprintf(body, sizeof(body),
+                         "{\"id\":\"u-%d\",\"name\":\"%s\",\"schemaVersion\":1,"
+                         "\"occurredAt\":\"2026-02-11T20:10:00.000Z\","
+                         "\"source\":\"wms\",\"payload\":{}}",
+                         i, rows[i].name);
+                cr_assert_eq(ab_itest_http_post_json(url, body, NULL, &res),
+                             rows[i].status, "%s: %ld %s", rows[i].name,
+                             res.status, res.body);
+                if (rows[i].says) {
+                        cr_assert(strstr(res.body, rows[i].says), "%s: %s",
+                                  rows[i].name, res.body);
+                }
+                ab_itest_http_clear(&res);
+        }
+        cr_assert_eq(ab_itest_topic_wait_count(b, names[0], 2, WAIT_MS), 2);
+        cr_assert_eq(ab_itest_topic_count(b, names[2]), 0);
+}

@@ -256,10 +256,12 @@ Test(stats, admin_guard_is_401_without_the_token_and_403_without_x_ops) {
                                                  NULL};
         static const char *const bad[] = {"?window=2h", "?name=NoSuch",
                                           "?companyId=", NULL};
-        json_t *doc;
+        ab_itest_record_t *recs = NULL;
+        json_t *doc, *denial;
         long status;
-        char topic[256];
-        int i;
+        char topic[256], errstr[256];
+        size_t n;
+        int i, found;
 
         start((const char *const[]){"ADMIN_TOKEN=" ADMIN, NULL});
         doc = get_stats(NULL, (const char *const[]){"x-ops: 1", NULL}, &status);
@@ -268,10 +270,28 @@ Test(stats, admin_guard_is_401_without_the_token_and_403_without_x_ops) {
         doc = get_stats(NULL, token_only, &status);
         cr_assert_eq(status, 403);
         json_decref(doc);
-        /* the denial is recorded like ingest's */
+        /* the denial is recorded like ingest's, as stats' own event */
         snprintf(topic, sizeof(topic), "%ssecurity", prefix);
         cr_assert_geq(ab_itest_topic_wait_count(b, topic, 1, WAIT_MS), 1,
                       "no security.rbac.denied on %s", topic);
+        n = ab_itest_consume_all(b, topic, WAIT_MS, &recs);
+        for (i = 0, found = 0; i < (int)n; i++) {
+                denial = ab_itest_record_json(&recs[i], errstr, sizeof(errstr));
+                cr_assert_not_null(denial, "%s", errstr);
+                if (!strcmp(json_string_value(json_object_get(denial, "name")),
+                            "security.rbac.denied") &&
+                    !strcmp(json_string_value(json_object_get(denial, "source")),
+                            "aetherbus-stats")) {
+                        found = 1;
+                        cr_assert_str_eq(
+                            json_string_value(json_object_get(
+                                json_object_get(denial, "payload"), "path")),
+                            "/admin/events/stats");
+                }
+                json_decref(denial);
+        }
+        ab_itest_records_free(recs, n);
+        cr_assert(found, "no security.rbac.denied from aetherbus-stats");
         for (i = 0; bad[i]; i++) {
                 doc = get_stats(bad[i], OPS, &status);
                 cr_assert_eq(status, 400, "%s answered %ld", bad[i], status);

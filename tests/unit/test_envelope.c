@@ -388,6 +388,29 @@ Test(envelope, allowed_unknown_prefix_has_no_catalog_entry) {
         json_decref(item);
 }
 
+Test(envelope, unknown_prefixes_never_name_the_failure_topics) {
+        static const char *const names[] = {"rejected.x", "deadletter.x.y", NULL};
+        ab_envelope_ctx_t ctx = mkctx(AB_FORM_INGEST);
+        ab_envelope_t env = {0};
+        char body[256], errstr[256];
+        json_t *item;
+        int i;
+
+        ctx.allowed_prefixes = "*";
+        for (i = 0; names[i]; i++) {
+                snprintf(body, sizeof(body),
+                         ENV_HEAD "\"name\":\"%s\",\"source\":\"wms\"," AT
+                                  "\"payload\":{}}",
+                         names[i]);
+                item = text(body);
+                cr_assert_eq(ab_envelope_from_json(&env, item, &ctx, errstr,
+                                                   sizeof(errstr)),
+                             AB_ERR_INVALID, "%s", names[i]);
+                cr_assert(strstr(errstr, "reserved"), "%s", errstr);
+                json_decref(item);
+        }
+}
+
 Test(envelope, rejects_future_schema_version) {
         ab_envelope_ctx_t ctx = mkctx(AB_FORM_INGEST);
         ab_envelope_t env = {0};

@@ -922,7 +922,11 @@ Test(http, stop_answers_suspended_requests_with_503) {
         ab_log_set_level(AB_LOG_ERROR);
         cr_assert_eq(ab_http_stop(srv, 100), AB_ERR_TIMEOUT);
         pthread_join(t, NULL);
-        assert_error(&r, 503, "shutting down", "null");
+        assert_error(&r, 503,
+                     "shutting down before this request's outcome was known: "
+                     "its events may or may not have been accepted; resend "
+                     "them with the same ids",
+                     "{\"outcomeKnown\":false}");
         resp_free(&r);
         /* The late answer is dropped, even after the server is gone. */
         ab_http_destroy(srv);
@@ -1042,7 +1046,11 @@ Test(http, shared_pool_mode_suspends_and_stops) {
         ab_log_set_level(AB_LOG_ERROR);
         cr_assert_eq(ab_http_stop(srv, 50), AB_ERR_TIMEOUT);
         pthread_join(t, NULL);
-        assert_error(&r, 503, "shutting down", "null");
+        assert_error(&r, 503,
+                     "shutting down before this request's outcome was known: "
+                     "its events may or may not have been accepted; resend "
+                     "them with the same ids",
+                     "{\"outcomeKnown\":false}");
         resp_free(&r);
         cr_assert_eq(ab_http_respond(req, 202, NULL, NULL, 0, NULL),
                      AB_ERR_INVALID);

@@ -224,3 +224,39 @@ Test(json, dump_refuses_what_json_dumpb_refuses) {
         json_decref(s);
         json_decref(doc);
 }
+
+Test(json, dump_string_writes_what_jansson_writes_for_a_string) {
+        static const char *const cases[] = {
+            "", "plain", "q\"uote", "back\\slash", "nl\n tab\t cr\r",
+            "\x01\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+            "slash/ bs\b ff\f",
+        };
+        char buf[128], *want;
+        size_t i, n;
+        json_t *s;
+
+        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                s    = json_string(cases[i]);
+                want = json_dumps(s, JSON_ENCODE_ANY | JSON_COMPACT);
+                cr_assert_not_null(want);
+                n = ab_json_dump_string(cases[i], strlen(cases[i]), buf,
+                                        sizeof(buf));
+                cr_expect_eq(n, strlen(want), "case %zu", i);
+                cr_expect_eq(memcmp(buf, want, n), 0, "case %zu: %.*s", i,
+                             (int)n, buf);
+                /* sized without a buffer, and written only within size */
+                cr_expect_eq(ab_json_dump_string(cases[i], strlen(cases[i]),
+                                                 NULL, 0),
+                             n);
+                memset(buf, 'Z', sizeof(buf));
+                cr_expect_eq(ab_json_dump_string(cases[i], strlen(cases[i]),
+                                                 buf, 1),
+                             n);
+                cr_expect_eq(buf[1], 'Z', "case %zu: wrote past size", i);
+                free(want);
+                json_decref(s);
+        }
+        cr_expect_eq(ab_json_dump_string("bad \xc3(", 6, buf, sizeof(buf)), 0,
+                     "invalid UTF-8");
+        cr_expect_eq(ab_json_dump_string(NULL, 0, buf, sizeof(buf)), 0);
+}

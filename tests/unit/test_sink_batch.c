@@ -12,47 +12,112 @@
 
 #include <criterion/criterion.h>
 
+#include "ab_avro.h"
 #include "ab_envelope.h"
 #include "ab_json.h"
 #include "sink_batch.h"
 
 #define TOPIC "events.commerce"
 
-/* An envelope view whose doc carries a payload string of \p pad bytes. */
-static ab_envelope_t mkenv(int n, size_t pad) {
-        ab_envelope_t env;
-        char id[32], *fill;
+/* What ab_consume hands the sink: a view (ab_avro_decode_view()) of a
+ * record ab_avro_encode() wrote, and the ingest-form document the batch
+ * must write for it (the view has no tree of its own). */
+typedef struct {
+        ab_envelope_t v;
+        json_t *doc;
+} tev_t;
 
-        memset(&env, 0, sizeof(env));
+static ab_avro_codec_t *codec(void) {
+        static ab_avro_codec_t *c;
+        char errstr[256] = "";
+
+        if (!c) {
+                c = ab_avro_codec_new(NULL, errstr, sizeof(errstr));
+                cr_assert_not_null(c, "%s", errstr);
+        }
+        return c;
+}
+
+/* Encodes \p doc (an ingest-form envelope) and decodes it as a view. */
+static tev_t mkview(json_t *doc) {
+        ab_envelope_t enc;
+        char errstr[256] = "", *rec;
+        size_t size = 1024, len = 0;
+        ab_err_t err;
+        tev_t t;
+
+        memset(&enc, 0, sizeof(enc));
+        enc.doc            = doc;
+        enc.id             = json_string_value(json_object_get(doc, "id"));
+        enc.name           = json_string_value(json_object_get(doc, "name"));
+        enc.schema_version = 1;
+        enc.occurred_at = json_string_value(json_object_get(doc, "occurredAt"));
+        enc.source      = json_string_value(json_object_get(doc, "source"));
+        enc.company_id  = json_string_value(json_object_get(doc, "companyId"));
+        enc.subject_id  = json_string_value(json_object_get(doc, "subjectId"));
+        enc.payload     = json_object_get(doc, "payload");
+        enc.received_at_ms = 1770840600000LL;
+        for (;;) {
+                rec = malloc(size);
+                cr_assert_not_null(rec);
+                err = ab_avro_encode(codec(), &enc, rec, size, &len, errstr,
+                                     sizeof(errstr));
+                if (err != AB_ERR_TOO_LARGE) {
+                        break;
+                }
+                free(rec);
+                size = len;
+        }
+        cr_assert_eq(err, AB_OK, "encode: %s", errstr);
+        memset(&t, 0, sizeof(t));
+        cr_assert_eq(ab_avro_decode_view(codec(), rec, len, &t.v, errstr,
+                                         sizeof(errstr)),
+                     AB_OK, "decode: %s", errstr);
+        free(rec);
+        cr_assert_null(t.v.doc);
+        cr_assert_not_null(t.v.payload_json);
+        t.doc = doc;
+        return t;
+}
+
+/* An event whose payload carries a string of \p pad bytes. */
+static tev_t mkenv(int n, size_t pad) {
+        char id[32], *fill;
+        json_t *doc;
+
         snprintf(id, sizeof(id), "evt_%d", n);
         fill = malloc(pad + 1);
         cr_assert_not_null(fill);
         memset(fill, 'x', pad);
         fill[pad] = '\0';
-        env.doc = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:{s:s}, s:I}",
-                            "id", id, "name", "ProductViewed",
-                            "schemaVersion", 1, "occurredAt",
-                            "2026-02-11T20:10:00.000Z", "source",
-                            "storefront", "companyId", "c1", "payload",
-                            "pad", fill, "receivedAt",
-                            (json_int_t)1770840600000LL);
+        doc = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:{s:s}}", "id", id,
+                        "name", "ProductViewed", "schemaVersion", 1,
+                        "occurredAt", "2026-02-11T20:10:00.000Z", "source",
+                        "storefront", "companyId", "c1", "payload", "pad",
+                        fill);
         free(fill);
-        cr_assert_not_null(env.doc);
-        return env;
+        cr_assert_not_null(doc);
+        return mkview(doc);
 }
 
-static size_t json_len(const ab_envelope_t *env) {
+static void tev_clear(tev_t *t) {
+        ab_envelope_clear(&t->v);
+        json_decref(t->doc);
+        t->doc = NULL;
+}
+
+static size_t json_len(const tev_t *env) {
         return ab_json_dump(env->doc, NULL, 0, 0);
 }
 
 static void add_ok(sink_batch_t *b, int64_t off, int pad, int64_t now) {
-        ab_envelope_t env = mkenv((int)off, (size_t)pad);
+        tev_t env = mkenv((int)off, (size_t)pad);
         char errstr[256] = "";
 
-        cr_assert_eq(sink_batch_add(b, off, &env, now, errstr,
+        cr_assert_eq(sink_batch_add(b, off, &env.v, now, errstr,
                                     sizeof(errstr)),
                      AB_OK, "offset %lld: %s", (long long)off, errstr);
-        ab_envelope_clear(&env);
+        tev_clear(&env);
 }
 
 static json_t *body_json(sink_batch_t *b) {
@@ -71,7 +136,7 @@ static json_t *body_json(sink_batch_t *b) {
 
 Test(sink_batch, closes_at_max_events) {
         sink_batch_limits_t lim = {.max_events = 3};
-        ab_envelope_t env = mkenv(9, 10);
+        tev_t env = mkenv(9, 10);
         char errstr[256] = "";
         sink_batch_t *b;
 
@@ -82,10 +147,10 @@ Test(sink_batch, closes_at_max_events) {
         cr_expect_not(sink_batch_full(b));
         add_ok(b, 12, 10, 0);
         cr_expect(sink_batch_full(b));
-        cr_expect_eq(sink_batch_add(b, 13, &env, 0, errstr, sizeof(errstr)),
+        cr_expect_eq(sink_batch_add(b, 13, &env.v, 0, errstr, sizeof(errstr)),
                      AB_ERR_INVALID);
         cr_expect_eq(sink_batch_count(b), 3);
-        ab_envelope_clear(&env);
+        tev_clear(&env);
         sink_batch_destroy(b);
 }
 
@@ -107,7 +172,7 @@ Test(sink_batch, defaults_are_the_issues) {
 
 Test(sink_batch, byte_limit_is_checked_before_appending) {
         sink_batch_limits_t lim = {.max_bytes = 1000};
-        ab_envelope_t env = mkenv(0, 100);
+        tev_t env = mkenv(0, 100);
         char errstr[256] = "";
         size_t ev = json_len(&env), len, n = 0;
         const char *body;
@@ -117,11 +182,11 @@ Test(sink_batch, byte_limit_is_checked_before_appending) {
         b = sink_batch_new(TOPIC, 0, &lim, errstr, sizeof(errstr));
         cr_assert_not_null(b);
         for (;;) {
-                ab_envelope_t e = mkenv((int)n, 100);
+                tev_t e = mkenv((int)n, 100);
 
-                err = sink_batch_add(b, (int64_t)n, &e, 0, errstr,
+                err = sink_batch_add(b, (int64_t)n, &e.v, 0, errstr,
                                      sizeof(errstr));
-                ab_envelope_clear(&e);
+                tev_clear(&e);
                 if (err != AB_OK) {
                         break;
                 }
@@ -139,17 +204,17 @@ Test(sink_batch, byte_limit_is_checked_before_appending) {
         /* The refused event opens the next batch. */
         next = sink_batch_new(TOPIC, 0, &lim, errstr, sizeof(errstr));
         cr_assert_not_null(next);
-        cr_expect_eq(sink_batch_add(next, (int64_t)n, &env, 0, errstr,
+        cr_expect_eq(sink_batch_add(next, (int64_t)n, &env.v, 0, errstr,
                                     sizeof(errstr)),
                      AB_OK);
         cr_expect_eq(sink_batch_first(next), (int64_t)n);
-        ab_envelope_clear(&env);
+        tev_clear(&env);
         sink_batch_destroy(next);
         sink_batch_destroy(b);
 }
 
 Test(sink_batch, body_may_reach_the_limit_exactly) {
-        ab_envelope_t a = mkenv(1, 50), c = mkenv(2, 50);
+        tev_t a = mkenv(1, 50), c = mkenv(2, 50);
         size_t ev = json_len(&a), len;
         /* "[" a "," c "]" */
         sink_batch_limits_t lim = {.max_bytes = 2 * ev + 3};
@@ -159,9 +224,9 @@ Test(sink_batch, body_may_reach_the_limit_exactly) {
         cr_assert_eq(json_len(&c), ev);
         b = sink_batch_new(TOPIC, 0, &lim, errstr, sizeof(errstr));
         cr_assert_not_null(b);
-        cr_assert_eq(sink_batch_add(b, 1, &a, 0, errstr, sizeof(errstr)),
+        cr_assert_eq(sink_batch_add(b, 1, &a.v, 0, errstr, sizeof(errstr)),
                      AB_OK);
-        cr_assert_eq(sink_batch_add(b, 2, &c, 0, errstr, sizeof(errstr)),
+        cr_assert_eq(sink_batch_add(b, 2, &c.v, 0, errstr, sizeof(errstr)),
                      AB_OK, "%s", errstr);
         cr_expect(sink_batch_full(b));
         cr_expect_not_null(sink_batch_body(b, &len));
@@ -171,19 +236,19 @@ Test(sink_batch, body_may_reach_the_limit_exactly) {
         lim.max_bytes--;
         b = sink_batch_new(TOPIC, 0, &lim, errstr, sizeof(errstr));
         cr_assert_not_null(b);
-        cr_assert_eq(sink_batch_add(b, 1, &a, 0, errstr, sizeof(errstr)),
+        cr_assert_eq(sink_batch_add(b, 1, &a.v, 0, errstr, sizeof(errstr)),
                      AB_OK);
-        cr_expect_eq(sink_batch_add(b, 2, &c, 0, errstr, sizeof(errstr)),
+        cr_expect_eq(sink_batch_add(b, 2, &c.v, 0, errstr, sizeof(errstr)),
                      AB_ERR_TOO_LARGE);
         cr_expect_eq(sink_batch_count(b), 1);
         sink_batch_destroy(b);
-        ab_envelope_clear(&a);
-        ab_envelope_clear(&c);
+        tev_clear(&a);
+        tev_clear(&c);
 }
 
 Test(sink_batch, oversized_event_goes_alone) {
         sink_batch_limits_t lim = {.max_bytes = 256};
-        ab_envelope_t big = mkenv(5, 5000), small = mkenv(6, 1);
+        tev_t big = mkenv(5, 5000), small = mkenv(6, 1);
         char errstr[256] = "";
         const char *body;
         size_t len;
@@ -192,10 +257,10 @@ Test(sink_batch, oversized_event_goes_alone) {
 
         b = sink_batch_new(TOPIC, 0, &lim, errstr, sizeof(errstr));
         cr_assert_not_null(b);
-        cr_assert_eq(sink_batch_add(b, 5, &big, 0, errstr, sizeof(errstr)),
+        cr_assert_eq(sink_batch_add(b, 5, &big.v, 0, errstr, sizeof(errstr)),
                      AB_OK, "%s", errstr);
         cr_expect(sink_batch_full(b));
-        cr_expect_eq(sink_batch_add(b, 6, &small, 0, errstr, sizeof(errstr)),
+        cr_expect_eq(sink_batch_add(b, 6, &small.v, 0, errstr, sizeof(errstr)),
                      AB_ERR_INVALID);
         body = sink_batch_body(b, &len);
         cr_assert_not_null(body);
@@ -210,16 +275,16 @@ Test(sink_batch, oversized_event_goes_alone) {
         b = sink_batch_new(TOPIC, 0, &lim, errstr, sizeof(errstr));
         cr_assert_not_null(b);
         add_ok(b, 4, 1, 0);
-        cr_expect_eq(sink_batch_add(b, 5, &big, 0, errstr, sizeof(errstr)),
+        cr_expect_eq(sink_batch_add(b, 5, &big.v, 0, errstr, sizeof(errstr)),
                      AB_ERR_TOO_LARGE);
         sink_batch_destroy(b);
-        ab_envelope_clear(&big);
-        ab_envelope_clear(&small);
+        tev_clear(&big);
+        tev_clear(&small);
 }
 
 Test(sink_batch, body_is_the_envelopes_exact_compact_json) {
         char errstr[256] = "", *expect, *one;
-        ab_envelope_t env[4];
+        tev_t env[4];
         size_t len, elen = 1;
         const char *body;
         sink_batch_t *b;
@@ -233,10 +298,10 @@ Test(sink_batch, body_is_the_envelopes_exact_compact_json) {
         expect[0] = '[';
         for (i = 0; i < 4; i++) {
                 env[i] = mkenv(i, (size_t)(i * 300)); /* past 4 KiB: grows */
-                cr_assert_eq(sink_batch_add(b, 100 + i, &env[i], 0, errstr,
+                cr_assert_eq(sink_batch_add(b, 100 + i, &env[i].v, 0, errstr,
                                             sizeof(errstr)),
                              AB_OK, "%s", errstr);
-                one = ab_envelope_to_json(&env[i]);
+                one = json_dumps(env[i].doc, JSON_COMPACT);
                 cr_assert_not_null(one);
                 if (i) {
                         expect[elen++] = ',';
@@ -252,7 +317,7 @@ Test(sink_batch, body_is_the_envelopes_exact_compact_json) {
         /* Twice: the same bytes, and no more adds. */
         cr_expect_eq(sink_batch_body(b, &len), body);
         cr_expect_eq(len, elen);
-        cr_expect_eq(sink_batch_add(b, 200, &env[0], 0, errstr,
+        cr_expect_eq(sink_batch_add(b, 200, &env[0].v, 0, errstr,
                                     sizeof(errstr)),
                      AB_ERR_INVALID);
         arr = body_json(b);
@@ -260,7 +325,7 @@ Test(sink_batch, body_is_the_envelopes_exact_compact_json) {
         for (i = 0; i < 4; i++) {
                 cr_expect(json_equal(json_array_get(arr, (size_t)i),
                                      env[i].doc));
-                ab_envelope_clear(&env[i]);
+                tev_clear(&env[i]);
         }
         json_decref(arr);
         free(expect);
@@ -268,23 +333,23 @@ Test(sink_batch, body_is_the_envelopes_exact_compact_json) {
 }
 
 Test(sink_batch, offsets_must_go_up) {
-        ab_envelope_t env = mkenv(1, 1);
+        tev_t env = mkenv(1, 1);
         char errstr[256] = "";
         sink_batch_t *b = sink_batch_new(TOPIC, 0, NULL, errstr, sizeof(errstr));
 
         cr_assert_not_null(b);
         add_ok(b, 50, 1, 0);
-        cr_expect_eq(sink_batch_add(b, 50, &env, 0, errstr, sizeof(errstr)),
+        cr_expect_eq(sink_batch_add(b, 50, &env.v, 0, errstr, sizeof(errstr)),
                      AB_ERR_INVALID);
-        cr_expect_eq(sink_batch_add(b, 49, &env, 0, errstr, sizeof(errstr)),
+        cr_expect_eq(sink_batch_add(b, 49, &env.v, 0, errstr, sizeof(errstr)),
                      AB_ERR_INVALID);
         /* A gap (a skipped undecodable record) is fine. */
         add_ok(b, 53, 1, 0);
         cr_expect_eq(sink_batch_first(b), 50);
         cr_expect_eq(sink_batch_last(b), 53);
-        ab_envelope_clear(&env);
-        cr_expect_eq(sink_batch_add(b, 60, &env, 0, errstr, sizeof(errstr)),
-                     AB_ERR_INVALID, "an envelope without doc is refused");
+        tev_clear(&env);
+        cr_expect_eq(sink_batch_add(b, 60, &env.v, 0, errstr, sizeof(errstr)),
+                     AB_ERR_INVALID, "an envelope that is not a view is refused");
         sink_batch_destroy(b);
 }
 
@@ -457,4 +522,41 @@ Test(sink_batch, a_single_event_cannot_be_split) {
         cr_expect_null(r);
         cr_expect_null(sink_batch_new("", 0, NULL, errstr, sizeof(errstr)));
         sink_batch_destroy(b);
+}
+
+Test(sink_batch, strings_are_escaped_and_the_payload_spliced_as_stored) {
+        char errstr[256] = "", *expect;
+        const char *body;
+        json_t *doc, *arr;
+        sink_batch_t *b;
+        size_t len;
+        tev_t t;
+
+        /* Quotes, a backslash, control characters, non-ASCII, a subjectId,
+         * and a nested payload whose text must come back byte for byte. */
+        doc = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:{s:[i,s,{s:b}],s:s}}",
+                        "id", "q\"uo\\te\n\t\x01", "name", "ProductViewed",
+                        "schemaVersion", 1, "occurredAt",
+                        "2026-02-11T20:10:00.000Z", "source", "storefront",
+                        "companyId", "c\xc3\xa9", "subjectId", "s/\x7f",
+                        "payload", "a", 1, "two", "k", 1, "z",
+                        "\xe2\x82\xac \"x\"");
+        cr_assert_not_null(doc);
+        t = mkview(doc);
+        b = sink_batch_new(TOPIC, 0, NULL, errstr, sizeof(errstr));
+        cr_assert_not_null(b);
+        cr_assert_eq(sink_batch_add(b, 1, &t.v, 0, errstr, sizeof(errstr)),
+                     AB_OK, "%s", errstr);
+        body = sink_batch_body(b, &len);
+        expect = json_dumps(t.doc, JSON_COMPACT);
+        cr_assert_not_null(expect);
+        cr_expect_eq(len, strlen(expect) + 2);
+        cr_expect_eq(memcmp(body + 1, expect, strlen(expect)), 0, "%.*s",
+                     (int)len, body);
+        arr = body_json(b);
+        cr_expect(json_equal(json_array_get(arr, 0), t.doc));
+        json_decref(arr);
+        free(expect);
+        sink_batch_destroy(b);
+        tev_clear(&t);
 }
