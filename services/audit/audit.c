@@ -29,30 +29,18 @@ static ab_err_t emit(void *opaque, const char *type, const char *tenant,
         audit_t *a = opaque;
         ab_envelope_t env;
         ab_envelope_ctx_t ctx;
-        json_t *item;
         char buf[8192];
         char topic[256];
         size_t len;
         ab_err_t err;
 
-        item = json_pack("{s:s,s:s,s:o}", "source", "aetherbus-audit", "type",
-                         type, "payload", payload ? payload : json_object());
-        if (!item) {
-                return AB_ERR_NOMEM;
-        }
-        if (tenant) {
-                json_object_set_new(item, "tenant", json_string(tenant));
-        }
-        memset(&env, 0, sizeof(env));
         memset(&ctx, 0, sizeof(ctx));
         ctx.catalog = a->catalog;
-        ctx.form    = AB_FORM_BUS;
-        err = ab_envelope_from_json(&env, item, &ctx, errstr, errstr_size);
-        json_decref(item);
-        if (err) {
+        if ((err = ab_envelope_platform(&env, &ctx, "aetherbus-audit", type,
+                                        tenant, payload, errstr,
+                                        errstr_size))) {
                 return err;
         }
-        ab_envelope_set_received(&env, env.occurred_at_ms);
         err = ab_avro_encode(a->codec, &env, buf, sizeof(buf), &len, errstr,
                              errstr_size);
         if (!err) {
