@@ -420,6 +420,10 @@ Test(audit, the_query_api_filters_pages_and_proves) {
                   &status);
         cr_assert_eq(status, 403);
         json_decref(doc);
+        /* the denial is recorded as audit's own security event */
+        snprintf(path, sizeof(path), "%ssecurity", prefix);
+        cr_assert_geq(ab_itest_topic_wait_count(b, path, 1, WAIT_MS), 1,
+                      "no security.rbac.denied on %s", path);
 
         /* c0 has st-0, st-2, st-4 accepted, bad-1, bad-2 rejected and
          * st-4 dead-lettered: pages of 2, in leaf order, each row once */
