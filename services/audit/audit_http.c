@@ -195,9 +195,9 @@ static void proof(ab_http_req_t *req, audit_t *a, json_t *row) {
         uint8_t leaf[AUDIT_HASH_LEN], root[AUDIT_HASH_LEN];
         char hx[2 * AUDIT_HASH_LEN + 1], errstr[512];
         uint64_t index, size = 0, cur;
-        char *note = NULL;
+        char *note = NULL, *tlog = NULL;
         json_t *path, *doc;
-        size_t i;
+        size_t i, tlog_len;
         ab_err_t err;
 
         index = (uint64_t)json_integer_value(json_object_get(row, "leafIndex"));
@@ -238,6 +238,15 @@ static void proof(ab_http_req_t *req, audit_t *a, json_t *row) {
         json_object_set_new(doc, "rootHash", json_string(hx));
         json_object_set_new(doc, "checkpoint",
                             note ? json_string(note) : json_null());
+        /* The same as one C2SP tlog-proof: all a third party needs, with
+         * the row's leaf bytes and the log's verifier key. */
+        if (note && audit_tlog_proof_format(index, &pr, note, strlen(note),
+                                            &tlog, &tlog_len, errstr,
+                                            sizeof(errstr)) == AB_OK) {
+                json_object_set_new(doc, "tlogProof",
+                                    json_stringn(tlog, tlog_len));
+                free(tlog);
+        }
         free(note);
         ab_http_respond_json(req, 200, doc);
 }

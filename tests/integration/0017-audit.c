@@ -557,6 +557,14 @@ Test(audit, the_query_api_filters_pages_and_proves) {
         }
         cr_assert(strstr(json_string_value(json_object_get(doc, "checkpoint")),
                          ORIGIN "\n"));
+        snprintf(path, sizeof(path), "c2sp.org/tlog-proof@v1\nindex %lld\n",
+                 (long long)json_integer_value(
+                     json_object_get(doc, "leafIndex")));
+        cr_assert(json_is_string(json_object_get(doc, "tlogProof")) &&
+                      !strncmp(json_string_value(
+                                   json_object_get(doc, "tlogProof")),
+                               path, strlen(path)),
+                  "%s", json_dumps(doc, JSON_COMPACT));
         unhex(json_string_value(json_object_get(doc, "leafHash")), leaf);
         unhex(json_string_value(json_object_get(doc, "rootHash")), root);
         cr_assert(verify_inclusion(
