@@ -1,23 +1,36 @@
 /* aetherbus - Apache-2.0
  *
- * aetherbus-audit: for now only "keygen", which makes the checkpoint
- * signing key (AUDIT_SIGNING_KEY) and prints the verifier key to publish.
- * The service itself comes later.
+ * aetherbus-audit: the service (configuration, wiring, signals, run,
+ * teardown; the logic is in audit*.c), and two tools: "keygen", which
+ * makes the checkpoint signing key (AUDIT_SIGNING_KEY) and prints the
+ * verifier key to publish, and "verify", which recomputes the tree from
+ * the database's rows.
  */
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "audit_checkpoint.h"
+#include "ab_log.h"
+#include "audit.h"
+
+static volatile sig_atomic_t run = 1;
 
 static int usage(void) {
         fprintf(stderr,
-                "usage: aetherbus-audit keygen --name NAME --out FILE\n"
+                "usage: aetherbus-audit [OPTIONS]   run the service (--help)\n"
+                "       aetherbus-audit keygen --name NAME --out FILE\n"
                 "  writes a new Ed25519 checkpoint signing key to FILE "
                 "(mode 0600,\n"
                 "  never over an existing file) and prints its verifier "
                 "key.\n"
                 "  NAME should be the log's origin, e.g. "
-                "audit.example.com/log\n");
+                "audit.example.com/log\n"
+                "       aetherbus-audit verify [--db PATH]\n"
+                "  recomputes every leaf and the tree from the rows of PATH\n"
+                "  (default AUDIT_DB_PATH, else ./aetherbus-audit.db); exits "
+                "0,\n"
+                "  or 1 naming the first row that does not match.\n");
         return 2;
 }
 
@@ -47,9 +60,73 @@ static int keygen(int argc, char **argv) {
         return 0;
 }
 
+static int verify(int argc, char **argv) {
+        const char *path = getenv("AUDIT_DB_PATH");
+        char errstr[512];
+        audit_store_t *s;
+        uint64_t size = 0;
+        ab_err_t err;
+        int i;
+
+        for (i = 0; i < argc; i++) {
+                if (!strcmp(argv[i], "--db") && i + 1 < argc) {
+                        path = argv[++i];
+                } else {
+                        return usage();
+                }
+        }
+        if (!path || !*path) {
+                path = "./aetherbus-audit.db";
+        }
+        /* Read-only and without the lock: verify runs next to the
+         * service. */
+        if (!(s = audit_store_open(path, AUDIT_STORE_READONLY, NULL, errstr,
+                                   sizeof(errstr)))) {
+                fprintf(stderr, "aetherbus-audit: verify: %s\n", errstr);
+                return 2;
+        }
+        err = audit_store_verify(s, &size, errstr, sizeof(errstr));
+        audit_store_close(s);
+        if (err) {
+                fprintf(stderr, "aetherbus-audit: verify: %s: %s\n", path,
+                        errstr);
+                return 1;
+        }
+        printf("%s: %" PRIu64 " rows, every leaf and the root match\n", path,
+               size);
+        return 0;
+}
+
 int main(int argc, char **argv) {
+        audit_conf_t conf;
+        audit_t *a;
+        char errstr[512] = "";
+        int rc;
+
         if (argc >= 2 && !strcmp(argv[1], "keygen")) {
                 return keygen(argc - 2, argv + 2);
         }
-        return usage();
+        if (argc >= 2 && !strcmp(argv[1], "verify")) {
+                return verify(argc - 2, argv + 2);
+        }
+        if (argc >= 2 && argv[1][0] != '-') {
+                return usage();
+        }
+        memset(&conf, 0, sizeof(conf));
+        rc = ab_conf_main(&audit_conf_spec, &conf, argc, argv);
+        if (rc != AB_CONF_CONTINUE) {
+                return rc;
+        }
+        ab_log_init("audit", (ab_log_level_t)conf.common.log_level);
+        a = audit_new(&conf, errstr, sizeof(errstr));
+        if (!a) {
+                fprintf(stderr, "aetherbus-audit: %s\n", errstr);
+                ab_conf_clear(&audit_conf_spec, &conf);
+                return 2;
+        }
+        ab_service_signals(&run);
+        rc = audit_run(a, &run) == AB_OK ? 0 : 1;
+        audit_destroy(a);
+        ab_conf_clear(&audit_conf_spec, &conf);
+        return rc;
 }

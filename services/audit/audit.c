@@ -1,0 +1,615 @@
+/* aetherbus - Apache-2.0
+ *
+ * audit: builds and runs aetherbus-audit. Replicas share the consumer
+ * group aetherbus-audit over every topic of the bus (rejected and
+ * deadletter included); the database, not the group, says where each
+ * partition resumes (on_assign sets the start from its positions
+ * table), so what was committed to SQLite is never read twice as new
+ * and what was not is read again. Each poll is one SQLite transaction
+ * (rows, positions, tree); only after its commit are the offsets marked
+ * done for Kafka.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ab_cloudevents.h"
+#include "ab_log.h"
+#include "ab_time.h"
+#include "audit.h"
+
+#define BATCH 256
+#define START_TIMEOUT_MS 5000
+#define RETRY_MS 1000
+
+/* Security events are this service's own platform events. */
+static ab_err_t emit(void *opaque, const char *type, const char *tenant,
+                     json_t *payload, char *errstr, size_t errstr_size) {
+        audit_t *a = opaque;
+        ab_envelope_t env;
+        ab_envelope_ctx_t ctx;
+        char buf[8192];
+        char topic[256];
+        size_t len;
+        ab_err_t err;
+
+        memset(&ctx, 0, sizeof(ctx));
+        ctx.catalog = a->catalog;
+        if ((err = ab_envelope_platform(&env, &ctx, "aetherbus-audit", type,
+                                        tenant, payload, errstr,
+                                        errstr_size))) {
+                return err;
+        }
+        err = ab_avro_encode(a->codec, &env, buf, sizeof(buf), &len, errstr,
+                             errstr_size);
+        if (!err) {
+                err = ab_catalog_topic(a->conf->common.topic_prefix,
+                                       env.entry ? env.entry->prefix
+                                                 : env.prefix,
+                                       topic, sizeof(topic));
+        }
+        if (!err) {
+                err = ab_cloudevents_produce(a->producer, topic, &env, buf,
+                                             len, NULL, errstr, errstr_size);
+        }
+        ab_envelope_clear(&env);
+        return err;
+}
+
+static int check(void *opaque, char *reason, size_t reason_size) {
+        audit_t *a = opaque;
+
+        if (!a->consuming) {
+                snprintf(reason, reason_size, "not reading Kafka yet");
+                return 0;
+        }
+        return 1;
+}
+
+static ab_err_t metrics_init(audit_t *a, char *errstr, size_t errstr_size) {
+        static const double txn_bounds[] = {0.001, 0.0025, 0.005, 0.01,
+                                            0.025, 0.05,   0.1,   0.25,
+                                            0.5,   1,      2.5,   10};
+
+        if (!(a->m_rows = ab_metrics_counter(
+                  a->metrics, "rows_written_total",
+                  "Rows added to the log, by status", "status", errstr,
+                  errstr_size)) ||
+            !(a->m_dups = ab_metrics_counter(
+                  a->metrics, "duplicates_total",
+                  "Records whose (id, status) was already logged with the "
+                  "same content (redeliveries, retries)",
+                  NULL, errstr, errstr_size)) ||
+            !(a->m_conflicts = ab_metrics_counter(
+                  a->metrics, "conflicts_total",
+                  "Records whose (id, status) was already logged with other "
+                  "content: kept in the conflicts table, never overwriting",
+                  NULL, errstr, errstr_size)) ||
+            !(a->m_undecodable = ab_metrics_counter(
+                  a->metrics, "undecodable_total",
+                  "Records that are neither an envelope nor a failure "
+                  "record: skipped",
+                  NULL, errstr, errstr_size)) ||
+            !(a->m_txn = ab_metrics_histogram(
+                  a->metrics, "transaction_seconds",
+                  "Time of one poll's SQLite transaction, commit included",
+                  NULL, txn_bounds, sizeof(txn_bounds) / sizeof(txn_bounds[0]),
+                  errstr, errstr_size)) ||
+            !(a->m_tree = ab_metrics_gauge(a->metrics, "tree_size",
+                                           "Leaves of the Merkle tree", NULL,
+                                           errstr, errstr_size)) ||
+            !(a->m_checkpoints = ab_metrics_counter(
+                  a->metrics, "checkpoints_total",
+                  "Signed checkpoints stored", NULL, errstr, errstr_size)) ||
+            !(a->m_errors = ab_metrics_counter(
+                  a->metrics, "transaction_errors_total",
+                  "Transactions that failed and were retried", NULL, errstr,
+                  errstr_size))) {
+                return AB_ERR_INTERNAL;
+        }
+        return AB_OK;
+}
+
+/* The database says where to resume; a partition it never saw starts
+ * at the beginning whatever the group committed (a new database is
+ * filled from all Kafka still holds). */
+static void on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts) {
+        audit_t *a = opaque;
+        int64_t next;
+        int i;
+
+        for (i = 0; i < parts->cnt; i++) {
+                if (audit_store_position(a->store, parts->elems[i].topic,
+                                         parts->elems[i].partition,
+                                         &next) == AB_OK) {
+                        ab_consume_set_offset(parts, parts->elems[i].topic,
+                                              parts->elems[i].partition, next);
+                } else {
+                        ab_consume_set_offset(parts, parts->elems[i].topic,
+                                              parts->elems[i].partition,
+                                              RD_KAFKA_OFFSET_BEGINNING);
+                }
+        }
+}
+
+audit_t *audit_new(const audit_conf_t *conf, char *errstr,
+                   size_t errstr_size) {
+        audit_store_stats_t sst;
+        ab_producer_conf_t pc;
+        ab_auth_conf_t ac;
+        ab_service_def_t def;
+        uint8_t root[AUDIT_HASH_LEN];
+        char *note = NULL;
+        audit_t *a;
+
+        a = calloc(1, sizeof(*a));
+        if (!a) {
+                ab_errstr_set(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        a->conf = conf;
+        if (!(a->catalog = ab_catalog_new(errstr, errstr_size)) ||
+            !(a->codec = ab_avro_codec_new(NULL, errstr, errstr_size)) ||
+            ab_catalog_topics_init(&a->topics, a->catalog,
+                                   conf->common.topic_prefix, errstr,
+                                   errstr_size) != AB_OK ||
+            !(a->metrics = ab_metrics_new("audit", errstr, errstr_size)) ||
+            metrics_init(a, errstr, errstr_size) != AB_OK) {
+                goto fail;
+        }
+        if (!(a->store = audit_store_open(conf->db_path, 0, NULL, errstr,
+                                          errstr_size))) {
+                goto fail;
+        }
+        if (conf->signing_key && *conf->signing_key) {
+                if (!(a->signer = audit_signer_load(conf->signing_key, errstr,
+                                                    errstr_size))) {
+                        goto fail;
+                }
+                if (strcmp(audit_signer_name(a->signer), conf->origin)) {
+                        ab_warn("audit", "the signing key is named \"%s\", "
+                                         "the origin is \"%s\": verifiers "
+                                         "usually expect them equal",
+                                audit_signer_name(a->signer), conf->origin);
+                }
+        }
+        audit_store_stats(a->store, &sst);
+        ab_metric_set(a->m_tree, (double)sst.tree_size);
+        if (audit_store_checkpoint_latest(a->store, &note, &a->checkpoint_size,
+                                          root, errstr, errstr_size) != AB_OK) {
+                a->checkpoint_size = 0;
+        }
+        free(note);
+        errstr[0] = '\0';
+        ab_info("audit", "%s: %" PRIu64 " rows, %" PRIu64 " conflicts; "
+                         "checkpoints %s",
+                conf->db_path, sst.tree_size, sst.conflicts,
+                a->signer ? "signed" : "off (no AUDIT_SIGNING_KEY)");
+        a->last_checkpoint_ms = ab_time_now_ms();
+        ab_producer_conf_init(&pc);
+        pc.brokers     = conf->common.kafka_brokers;
+        pc.poll_thread = 1;
+        if (!(a->producer = ab_producer_new(&pc, errstr, errstr_size))) {
+                goto fail;
+        }
+        memset(&ac, 0, sizeof(ac));
+        ac.admin_token    = conf->svc.admin_token;
+        ac.rbac_mode      = conf->svc.rbac_mode;
+        ac.audit_tenants  = conf->svc.rbac_audit_tenants;
+        ac.events_per_min = conf->svc.rbac_events_per_min;
+        ac.metrics        = a->metrics;
+        ac.emit           = emit;
+        ac.opaque         = a;
+        if (!(a->auth = ab_auth_new(&ac, errstr, errstr_size))) {
+                goto fail;
+        }
+        memset(&def, 0, sizeof(def));
+        def.name              = "audit";
+        def.common            = &conf->common;
+        def.sc                = &conf->svc;
+        def.routes            = audit_http_routes();
+        def.metrics           = a->metrics;
+        def.check             = check;
+        def.check_interval_ms = 500;
+        def.opaque            = a;
+        if (!(a->svc = ab_service_new(&def, errstr, errstr_size))) {
+                goto fail;
+        }
+        return a;
+
+fail:
+        audit_destroy(a);
+        return NULL;
+}
+
+static ab_consume_t *consume_new(audit_t *a, char *errstr,
+                                 size_t errstr_size) {
+        ab_consume_conf_t cc;
+
+        memset(&cc, 0, sizeof(cc));
+        cc.brokers            = a->conf->common.kafka_brokers;
+        cc.group_id           = AUDIT_GROUP_ID;
+        cc.topics             = (const char *const *)a->topics.names;
+        cc.topic_cnt          = a->topics.cnt;
+        cc.topic_prefix       = a->conf->common.topic_prefix;
+        cc.codec              = a->codec;
+        cc.metrics            = a->metrics;
+        cc.session_timeout_ms = (int)a->conf->session_timeout_ms;
+        cc.on_assign          = on_assign;
+        cc.opaque             = a;
+        return ab_consume_new(&cc, errstr, errstr_size);
+}
+
+/*
+ * Records to rows
+ */
+
+/* What one batch allocated for its rows (ids, payload texts). */
+typedef struct {
+        char *owned[2 * BATCH];
+        size_t cnt;
+} scratch_t;
+
+static char *keep(scratch_t *sc, char *p) {
+        if (p && sc->cnt < sizeof(sc->owned) / sizeof(sc->owned[0])) {
+                sc->owned[sc->cnt++] = p;
+                return p;
+        }
+        free(p);
+        return NULL;
+}
+
+static void scratch_clear(scratch_t *sc) {
+        size_t i;
+
+        for (i = 0; i < sc->cnt; i++) {
+                free(sc->owned[i]);
+        }
+        sc->cnt = 0;
+}
+
+static const char *jstr(json_t *o, const char *k) {
+        return json_string_value(json_object_get(o, k));
+}
+
+/* The routing prefix: the catalog's for a known name, else the topic's
+ * (an allowed unknown prefix); the view leaves both unset. */
+static const char *prefix_of(audit_t *a, const ab_consume_rec_t *r) {
+        const ab_envelope_t *env = &r->env;
+        const ab_catalog_entry_t *e;
+        size_t tl = strlen(a->conf->common.topic_prefix);
+
+        if (env->entry) {
+                return env->entry->prefix;
+        }
+        if (env->name && (e = ab_catalog_find(a->catalog, env->name))) {
+                return e->prefix;
+        }
+        if (env->prefix[0]) {
+                return env->prefix;
+        }
+        if (!strncmp(r->topic, a->conf->common.topic_prefix, tl) &&
+            r->topic[tl]) {
+                return r->topic + tl;
+        }
+        return NULL;
+}
+
+static int from_accepted(audit_t *a, const ab_consume_rec_t *r,
+                         audit_event_t *ev) {
+        const ab_envelope_t *env = &r->env;
+
+        ev->id             = env->id;
+        ev->name           = env->name;
+        ev->prefix         = prefix_of(a, r);
+        ev->source         = env->source;
+        ev->company_id     = env->company_id;
+        ev->subject_id     = env->subject_id;
+        ev->schema_version = env->schema_version;
+        ev->occurred_at    = env->occurred_at;
+        ev->received_at_ms = env->received_at_ms;
+        ev->payload        = env->payload_json;
+        ev->payload_len    = env->payload_json_len;
+        ev->status         = "accepted";
+        return ev->id ? 0 : -1;
+}
+
+/* A failure record: the item or event it carries says what it was; a
+ * record without an id (an unparseable body) is named by its position,
+ * the same every time it is redelivered. */
+static int from_failure(audit_t *a, const ab_consume_rec_t *r,
+                        audit_event_t *ev, scratch_t *sc) {
+        const ab_record_failure_t *f = &r->fail;
+        const ab_catalog_entry_t *e;
+        json_t *o = f->original;
+        const char *v;
+        char buf[512];
+        int64_t ms;
+
+        ev->status = ab_consume_kind_name(r->kind);
+        if (json_is_object(o)) {
+                ev->id          = jstr(o, "id");
+                ev->name        = jstr(o, "name");
+                ev->source      = jstr(o, "source");
+                ev->company_id  = jstr(o, "companyId");
+                ev->subject_id  = jstr(o, "subjectId");
+                ev->occurred_at = jstr(o, "occurredAt");
+                if (json_is_integer(json_object_get(o, "schemaVersion"))) {
+                        ev->schema_version = (int)json_integer_value(
+                            json_object_get(o, "schemaVersion"));
+                }
+                if (ev->name && (e = ab_catalog_find(a->catalog, ev->name))) {
+                        ev->prefix = e->prefix;
+                }
+        }
+        if (!ev->company_id) {
+                ev->company_id = f->tenant;
+        }
+        if (!ev->id) {
+                snprintf(buf, sizeof(buf), "kafka:%s:%" PRId32 ":%" PRId64,
+                         r->topic, r->partition, r->offset);
+                if (!(ev->id = keep(sc, strdup(buf)))) {
+                        return -1;
+                }
+        }
+        ev->received_at_ms = f->received_at_ms > 0 ? f->received_at_ms : 0;
+        if (!ev->received_at_ms && json_is_object(o) &&
+            (v = jstr(o, "receivedAt")) && ab_time_parse(v, &ms) == AB_OK) {
+                ev->received_at_ms = ms;
+        }
+        if (!ev->received_at_ms && r->timestamp_ms > 0) {
+                ev->received_at_ms = r->timestamp_ms;
+        }
+        if (o) {
+                ev->payload = keep(sc, json_dumps(o, JSON_COMPACT |
+                                                         JSON_ENCODE_ANY));
+        } else if (f->original_text) {
+                json_t *t = json_stringn(f->original_text,
+                                         f->original_text_len);
+
+                ev->payload =
+                    t ? keep(sc, json_dumps(t, JSON_ENCODE_ANY)) : NULL;
+                json_decref(t);
+        }
+        ev->payload_len = ev->payload ? strlen(ev->payload) : 0;
+        if (f->code && *f->code) {
+                snprintf(buf, sizeof(buf), "%s: %s", f->code, f->reason);
+                ev->reason = keep(sc, strdup(buf));
+        } else {
+                ev->reason = f->reason;
+        }
+        return 0;
+}
+
+static void pos_add(audit_store_pos_t *pos, size_t *cntp,
+                    const ab_consume_rec_t *r) {
+        size_t i;
+
+        for (i = 0; i < *cntp; i++) {
+                if (pos[i].partition == r->partition &&
+                    !strcmp(pos[i].topic, r->topic)) {
+                        if (r->offset + 1 > pos[i].next) {
+                                pos[i].next = r->offset + 1;
+                        }
+                        return;
+                }
+        }
+        pos[*cntp].topic     = r->topic;
+        pos[*cntp].partition = r->partition;
+        pos[*cntp].next      = r->offset + 1;
+        (*cntp)++;
+}
+
+/* One poll's records in one transaction, retried while it fails: the
+ * offsets are marked done only once it committed. */
+static ab_err_t write_batch(audit_t *a, ab_consume_rec_t *recs, size_t n,
+                            volatile sig_atomic_t *run) {
+        static audit_event_t ev[BATCH];
+        static audit_store_outcome_t out[BATCH];
+        static audit_store_pos_t pos[BATCH];
+        scratch_t sc;
+        size_t i, ev_cnt = 0, pos_cnt = 0;
+        audit_store_stats_t sst;
+        char errstr[512];
+        int64_t t0;
+        ab_err_t err;
+        int ok;
+
+        sc.cnt = 0;
+        for (i = 0; i < n; i++) {
+                pos_add(pos, &pos_cnt, &recs[i]);
+                memset(&ev[ev_cnt], 0, sizeof(ev[ev_cnt]));
+                ev[ev_cnt].topic     = recs[i].topic;
+                ev[ev_cnt].partition = recs[i].partition;
+                ev[ev_cnt].offset    = recs[i].offset;
+                switch (recs[i].kind) {
+                case AB_CONSUME_ACCEPTED:
+                        ok = from_accepted(a, &recs[i], &ev[ev_cnt]) == 0;
+                        break;
+                case AB_CONSUME_REJECTED:
+                case AB_CONSUME_DEADLETTER:
+                        ok = from_failure(a, &recs[i], &ev[ev_cnt], &sc) == 0;
+                        break;
+                default:
+                        ok = 0;
+                        break;
+                }
+                if (ok) {
+                        ev_cnt++;
+                } else {
+                        ab_metric_inc(a->m_undecodable);
+                        ab_debug("audit", "%s [%" PRId32 "] @%" PRId64
+                                          ": skipped: %s",
+                                 recs[i].topic, recs[i].partition,
+                                 recs[i].offset,
+                                 recs[i].error[0] ? recs[i].error
+                                                  : "no id");
+                }
+        }
+        for (;;) {
+                t0  = ab_time_now_ms();
+                err = audit_store_write(a->store, ev, ev_cnt, out, pos,
+                                        pos_cnt, errstr, sizeof(errstr));
+                ab_metric_observe(a->m_txn,
+                                  (double)(ab_time_now_ms() - t0) / 1000.0);
+                if (!err) {
+                        break;
+                }
+                ab_metric_inc(a->m_errors);
+                ab_error("audit", "cannot write %zu rows: %s (retrying)",
+                         ev_cnt, errstr);
+                if (!*run) {
+                        scratch_clear(&sc);
+                        return err; /* not done: read again on restart */
+                }
+                ab_service_sleep_ms(RETRY_MS);
+        }
+        for (i = 0; i < ev_cnt; i++) {
+                switch (out[i]) {
+                case AUDIT_STORE_WRITTEN:
+                        ab_metric_inc(AB_METRIC_WITH(a->m_rows, ev[i].status));
+                        break;
+                case AUDIT_STORE_DUPLICATE:
+                        ab_metric_inc(a->m_dups);
+                        break;
+                case AUDIT_STORE_CONFLICT:
+                        ab_metric_inc(a->m_conflicts);
+                        ab_warn("audit",
+                                "conflict: %s (%s) at %s [%" PRId32
+                                "] @%" PRId64 " differs from the logged row",
+                                ev[i].id, ev[i].status, ev[i].topic,
+                                ev[i].partition, ev[i].offset);
+                        break;
+                }
+        }
+        scratch_clear(&sc);
+        for (i = 0; i < pos_cnt; i++) {
+                /* a partition revoked meanwhile is its new owner's; the
+                 * database already holds the rows */
+                ab_consume_done_at(a->consume, pos[i].topic, pos[i].partition,
+                                   pos[i].next - 1);
+        }
+        audit_store_stats(a->store, &sst);
+        ab_metric_set(a->m_tree, (double)sst.tree_size);
+        return AB_OK;
+}
+
+ab_err_t audit_checkpoint_now(audit_t *a, char *errstr, size_t errstr_size) {
+        audit_checkpoint_t cp;
+        char *note = NULL;
+        size_t len;
+        ab_err_t err;
+
+        if (!a->signer) {
+                return AB_OK;
+        }
+        memset(&cp, 0, sizeof(cp));
+        snprintf(cp.origin, sizeof(cp.origin), "%s", a->conf->origin);
+        if ((err = audit_store_tree(a->store, &cp.size, cp.root))) {
+                ab_errstr_set(errstr, errstr_size, "tree root: %s",
+                              ab_err2str(err));
+                return err;
+        }
+        if (cp.size == 0 || cp.size == a->checkpoint_size) {
+                return AB_OK;
+        }
+        if ((err = audit_checkpoint_sign(a->signer, &cp, &note, &len, errstr,
+                                         errstr_size)) ||
+            (err = audit_store_checkpoint_add(a->store, cp.size, cp.root, note,
+                                              errstr, errstr_size))) {
+                free(note);
+                return err;
+        }
+        free(note);
+        a->checkpoint_size = cp.size;
+        ab_metric_inc(a->m_checkpoints);
+        ab_info("audit", "checkpoint of %" PRIu64 " leaves signed", cp.size);
+        return AB_OK;
+}
+
+static void checkpoint_tick(audit_t *a, int64_t now) {
+        char errstr[512];
+
+        if (now - a->last_checkpoint_ms < a->conf->checkpoint_interval_ms) {
+                return;
+        }
+        a->last_checkpoint_ms = now;
+        if (audit_checkpoint_now(a, errstr, sizeof(errstr)) != AB_OK) {
+                ab_error("audit", "checkpoint: %s", errstr);
+        }
+}
+
+ab_err_t audit_run(audit_t *a, volatile sig_atomic_t *run) {
+        static ab_consume_rec_t recs[BATCH];
+        ab_consume_t *c;
+        char errstr[512];
+        ab_err_t ret = AB_OK;
+        size_t n, i;
+
+        if (ab_service_start(a->svc, errstr, sizeof(errstr)) != AB_OK) {
+                ab_error("http", "cannot listen: %s", errstr);
+                return AB_ERR_IO;
+        }
+        /* Topics may not exist yet: keep trying, /readyz says why. */
+        while (*run && !a->consume) {
+                c = consume_new(a, errstr, sizeof(errstr));
+                if (c && ab_consume_start(c, START_TIMEOUT_MS, errstr,
+                                          sizeof(errstr)) == AB_OK) {
+                        a->consume = c;
+                        break;
+                }
+                ab_warn("kafka", "cannot read the topics yet: %s", errstr);
+                ab_consume_destroy(c);
+                ab_service_sleep_ms(1000);
+        }
+        a->consuming = a->consume != NULL;
+        while (*run) {
+                n = ab_consume_poll(a->consume, recs, BATCH, 100);
+                if (n && write_batch(a, recs, n, run) != AB_OK) {
+                        ret = AB_ERR_IO;
+                }
+                for (i = 0; i < n; i++) {
+                        ab_consume_rec_clear(&recs[i]);
+                }
+                if (ret) {
+                        break;
+                }
+                checkpoint_tick(a, ab_time_now_ms());
+                if (ab_consume_fatal(a->consume, errstr, sizeof(errstr))) {
+                        ab_error("kafka", "fatal consumer error: %s", errstr);
+                        ret = AB_ERR_KAFKA;
+                        break;
+                }
+        }
+        ab_info("main", "stopping");
+        ab_service_drain(a->svc);
+        if (audit_checkpoint_now(a, errstr, sizeof(errstr)) != AB_OK) {
+                ab_error("audit", "final checkpoint: %s", errstr);
+        }
+        if (a->consume &&
+            ab_consume_commit(a->consume, 0, errstr, sizeof(errstr)) != AB_OK) {
+                /* harmless: the database says where to resume */
+                ab_warn("kafka", "final commit: %s", errstr);
+        }
+        ab_service_stop(a->svc, 1000);
+        ab_producer_flush(a->producer, 2000);
+        return ret;
+}
+
+void audit_destroy(audit_t *a) {
+        if (!a) {
+                return;
+        }
+        ab_service_destroy(a->svc);
+        ab_consume_destroy(a->consume);
+        ab_producer_destroy(a->producer);
+        ab_auth_destroy(a->auth);
+        audit_signer_destroy(a->signer);
+        audit_store_close(a->store);
+        ab_catalog_topics_clear(&a->topics);
+        ab_metrics_destroy(a->metrics);
+        ab_avro_codec_destroy(a->codec);
+        ab_catalog_destroy(a->catalog);
+        free(a);
+}

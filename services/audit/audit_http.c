@@ -1,0 +1,330 @@
+/* aetherbus - Apache-2.0
+ *
+ * audit_http: the query API of the log, behind the shared admin guard:
+ * GET /admin/events (filters, keyset pages in leaf order),
+ * GET /admin/events/{id} and GET /admin/events/{id}/proof. /healthz,
+ * /readyz and /metrics come from ab_http.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ab_time.h"
+#include "audit.h"
+
+#define LIMIT_DEFAULT 100
+#define LIMIT_MAX 1000
+#define FIELD_MAX 256
+
+static const char *const statuses[] = {"accepted", "rejected", "deadletter",
+                                       NULL};
+
+static int bad(ab_http_req_t *req, const char *msg, const char *value) {
+        ab_http_respond_error(req, 400, msg, value ? ab_http_text(value)
+                                                   : NULL);
+        return -1;
+}
+
+/* A text filter: present means 1 to 256 bytes. */
+static int text_param(ab_http_req_t *req, const char *name, const char **out) {
+        const char *v = ab_http_req_query(req, name);
+        char msg[96];
+
+        if (!v) {
+                return 0;
+        }
+        if (!*v || strlen(v) > FIELD_MAX) {
+                snprintf(msg, sizeof(msg), "%s: must be 1 to %d bytes", name,
+                         FIELD_MAX);
+                return bad(req, msg, NULL);
+        }
+        *out = v;
+        return 0;
+}
+
+static int status_param(ab_http_req_t *req, const char **out) {
+        const char *v = ab_http_req_query(req, "status");
+        int i;
+
+        if (!v) {
+                return 0;
+        }
+        for (i = 0; statuses[i]; i++) {
+                if (!strcmp(v, statuses[i])) {
+                        *out = statuses[i];
+                        return 0;
+                }
+        }
+        return bad(req, "status: must be one of accepted, rejected, deadletter",
+                   v);
+}
+
+/* Decimal digits only, no sign, within [min, max]. */
+static int parse_int(const char *v, int64_t min, int64_t max, int64_t *out) {
+        char *end;
+        long long n;
+
+        if (!*v || *v < '0' || *v > '9') {
+                return -1;
+        }
+        errno = 0;
+        n     = strtoll(v, &end, 10);
+        if (errno || *end || n < min || n > max) {
+                return -1;
+        }
+        *out = n;
+        return 0;
+}
+
+/* ISO-8601 with zone, or ms since the epoch. */
+static int time_param(ab_http_req_t *req, const char *name, int64_t *out) {
+        const char *v = ab_http_req_query(req, name);
+        char msg[128];
+
+        if (!v) {
+                return 0;
+        }
+        if (ab_time_parse(v, out) == AB_OK && *out > 0) {
+                return 0;
+        }
+        if (parse_int(v, 1, INT64_MAX, out) == 0) {
+                return 0;
+        }
+        snprintf(msg, sizeof(msg),
+                 "%s: not an ISO-8601 timestamp with zone nor ms since the "
+                 "epoch",
+                 name);
+        return bad(req, msg, v);
+}
+
+static void h_list(ab_http_req_t *req, void *opaque) {
+        audit_t *a = opaque;
+        audit_query_t q;
+        const char *v;
+        char errstr[512], cur[32];
+        int64_t n, next;
+        json_t *items, *doc;
+
+        if (strcmp(ab_http_req_method(req), "GET")) {
+                ab_http_respond_not_allowed(req); /* HEAD arrives as GET */
+                return;
+        }
+        if (!ab_auth_admin(a->auth, req)) {
+                return;
+        }
+        memset(&q, 0, sizeof(q));
+        q.after = -1;
+        q.limit = LIMIT_DEFAULT;
+        if (text_param(req, "companyId", &q.company_id) ||
+            text_param(req, "name", &q.name) ||
+            text_param(req, "prefix", &q.prefix) ||
+            text_param(req, "source", &q.source) ||
+            status_param(req, &q.status) ||
+            time_param(req, "since", &q.since_ms) ||
+            time_param(req, "until", &q.until_ms)) {
+                return;
+        }
+        if (q.since_ms && q.until_ms && q.until_ms <= q.since_ms) {
+                bad(req, "until: must be after since",
+                    ab_http_req_query(req, "until"));
+                return;
+        }
+        if ((v = ab_http_req_query(req, "limit"))) {
+                if (parse_int(v, 1, LIMIT_MAX, &n)) {
+                        bad(req, "limit: must be an integer from 1 to 1000", v);
+                        return;
+                }
+                q.limit = (int)n;
+        }
+        if ((v = ab_http_req_query(req, "cursor"))) {
+                if (parse_int(v, 0, INT64_MAX, &n)) {
+                        bad(req, "cursor: not a cursor this API returned", v);
+                        return;
+                }
+                q.after = n;
+        }
+        if (!(items = audit_store_query(a->store, &q, &next, errstr,
+                                        sizeof(errstr)))) {
+                ab_http_respond_error(req, 500, "cannot read the log",
+                                      json_string(errstr));
+                return;
+        }
+        /* The cursor is the last leaf index of the page: rows added
+         * meanwhile come after it, so paging never skips nor repeats. */
+        snprintf(cur, sizeof(cur), "%" PRId64, next);
+        doc = json_pack("{s:o,s:o}", "items", items, "nextCursor",
+                        next >= 0 ? json_string(cur) : json_null());
+        ab_http_respond_json(req, 200, doc);
+}
+
+/* The row of \p id answered by /admin/events/{id}: of ?status= when
+ * given, else the accepted one if any, else the oldest. */
+static json_t *pick(ab_http_req_t *req, json_t *rows, const char *status) {
+        json_t *r, *first = NULL;
+        size_t i;
+
+        json_array_foreach(rows, i, r) {
+                const char *s = json_string_value(json_object_get(r, "status"));
+
+                if (status ? !strcmp(s, status) : !strcmp(s, "accepted")) {
+                        return r;
+                }
+                if (!first) {
+                        first = r;
+                }
+        }
+        (void)req;
+        return status ? NULL : first;
+}
+
+static void hexs(const uint8_t *p, char *out) {
+        static const char d[] = "0123456789abcdef";
+        int i;
+
+        for (i = 0; i < AUDIT_HASH_LEN; i++) {
+                out[2 * i]     = d[p[i] >> 4];
+                out[2 * i + 1] = d[p[i] & 15];
+        }
+        out[2 * AUDIT_HASH_LEN] = '\0';
+}
+
+static void proof(ab_http_req_t *req, audit_t *a, json_t *row) {
+        audit_merkle_proof_t pr;
+        uint8_t leaf[AUDIT_HASH_LEN], root[AUDIT_HASH_LEN];
+        char hx[2 * AUDIT_HASH_LEN + 1], errstr[512];
+        uint64_t index, size = 0, cur;
+        char *note = NULL, *tlog = NULL;
+        json_t *path, *doc;
+        size_t i, tlog_len;
+        ab_err_t err;
+
+        index = (uint64_t)json_integer_value(json_object_get(row, "leafIndex"));
+        /* Prove against the latest signed checkpoint when it covers the
+         * leaf: what a verifier can check with the log's public key. */
+        if (audit_store_checkpoint_latest(a->store, &note, &size, root, errstr,
+                                          sizeof(errstr)) != AB_OK ||
+            index >= size) {
+                free(note);
+                note = NULL;
+                if ((err = audit_store_tree(a->store, &cur, root))) {
+                        ab_http_respond_error(req, 500, "tree root",
+                                              json_string(ab_err2str(err)));
+                        return;
+                }
+                size = cur;
+        }
+        if ((err = audit_store_proof(a->store, index, size, &pr, leaf, errstr,
+                                     sizeof(errstr)))) {
+                free(note);
+                ab_http_respond_error(req, 500, "cannot build the proof",
+                                      json_string(errstr));
+                return;
+        }
+        path = json_array();
+        for (i = 0; i < pr.cnt; i++) {
+                hexs(pr.hash[i], hx);
+                json_array_append_new(path, json_string(hx));
+        }
+        doc = json_pack("{s:O,s:O,s:I,s:I,s:o}", "id",
+                        json_object_get(row, "id"), "status",
+                        json_object_get(row, "status"), "leafIndex",
+                        (json_int_t)index, "treeSize", (json_int_t)size,
+                        "inclusionPath", path);
+        hexs(leaf, hx);
+        json_object_set_new(doc, "leafHash", json_string(hx));
+        hexs(root, hx);
+        json_object_set_new(doc, "rootHash", json_string(hx));
+        json_object_set_new(doc, "checkpoint",
+                            note ? json_string(note) : json_null());
+        /* The same as one C2SP tlog-proof: all a third party needs, with
+         * the row's leaf bytes and the log's verifier key. */
+        if (note && audit_tlog_proof_format(index, &pr, note, strlen(note),
+                                            &tlog, &tlog_len, errstr,
+                                            sizeof(errstr)) == AB_OK) {
+                json_object_set_new(doc, "tlogProof",
+                                    json_stringn(tlog, tlog_len));
+                free(tlog);
+        }
+        free(note);
+        ab_http_respond_json(req, 200, doc);
+}
+
+static void h_event(ab_http_req_t *req, void *opaque) {
+        audit_t *a = opaque;
+        const char *path = ab_http_req_path(req), *status = NULL;
+        static const char base[] = "/admin/events/";
+        char id[FIELD_MAX + 1], errstr[512];
+        size_t len;
+        int want_proof = 0;
+        json_t *rows, *row;
+
+        if (strcmp(ab_http_req_method(req), "GET")) {
+                ab_http_respond_not_allowed(req);
+                return;
+        }
+        if (!ab_auth_admin(a->auth, req)) {
+                return;
+        }
+        path += sizeof(base) - 1;
+        len = strlen(path);
+        if (len > 6 && !strcmp(path + len - 6, "/proof")) {
+                want_proof = 1;
+                len -= 6;
+        }
+        if (!len || len > FIELD_MAX || memchr(path, '/', len)) {
+                ab_http_respond_error(req, 404, "no such admin resource",
+                                      ab_http_text(ab_http_req_path(req)));
+                return;
+        }
+        memcpy(id, path, len);
+        id[len] = '\0';
+        if (status_param(req, &status)) {
+                return;
+        }
+        if (!(rows = audit_store_get(a->store, id, errstr, sizeof(errstr)))) {
+                ab_http_respond_error(req, 500, "cannot read the log",
+                                      json_string(errstr));
+                return;
+        }
+        if (!(row = pick(req, rows, status))) {
+                json_decref(rows);
+                ab_http_respond_error(req, 404, "no such event",
+                                      ab_http_text(id));
+                return;
+        }
+        if (want_proof) {
+                proof(req, a, row);
+        } else {
+                ab_http_respond_json(req, 200, json_incref(row));
+        }
+        json_decref(rows);
+}
+
+static void h_admin(ab_http_req_t *req, void *opaque) {
+        audit_t *a = opaque;
+
+        if (strcmp(ab_http_req_method(req), "GET")) {
+                ab_http_respond_not_allowed(req);
+                return;
+        }
+        if (!ab_auth_admin(a->auth, req)) {
+                return;
+        }
+        ab_http_respond_error(req, 404, "no such admin resource",
+                              ab_http_text(ab_http_req_path(req)));
+}
+
+static const ab_http_route_t routes[] = {
+    {.method = "GET", .path = "/admin/events", .handler = h_list},
+    {.method = "GET", .path = "/admin/events/", .handler = h_event,
+     .flags = AB_HTTP_PREFIX},
+    {.method = "GET", .path = "/admin/", .handler = h_admin,
+     .flags = AB_HTTP_PREFIX},
+    {.method = NULL},
+};
+
+const ab_http_route_t *audit_http_routes(void) {
+        return routes;
+}

@@ -1,0 +1,649 @@
+/* aetherbus - Apache-2.0
+ *
+ * 0017-audit: real aetherbus-ingest and aetherbus-audit on the broker
+ * under test, with the log's SQLite file in the test's temporary
+ * directory, read back here with sqlite3. Valid and invalid events
+ * through ingest and a dead letter are each one row with the right
+ * status; a retry is a duplicate, not a row; a SIGKILLed audit resumes
+ * from its database and every event is still there exactly once; the
+ * query API filters and pages in leaf order behind the admin guard, and
+ * its inclusion proofs check against the signed checkpoint's root;
+ * changing one byte of a stored payload makes `aetherbus-audit verify`
+ * fail naming that row; a second audit on the same file refuses to
+ * start.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <openssl/sha.h>
+#include <sqlite3.h>
+
+#include "ab_itest.h"
+#include "ab_record.h"
+#include "ab_time.h"
+
+#define PARTITIONS 2
+#define WAIT_MS    30000
+#define ADMIN      "audit-admin-token"
+#define ORIGIN     "audit.test/log"
+
+static ab_itest_broker_t *b;
+static ab_itest_proc_t *ingest, *audit;
+static int iport, aport;
+static char prefix[64], db[512], key[512], env_db[600], env_key[600];
+static char occurred[40]; /* one per test: a retry is the same event */
+
+static void teardown(void) {
+        ab_itest_proc_destroy(audit);
+        audit = NULL;
+        ab_itest_stack_stop(&ingest, &b);
+}
+
+TestSuite(audit, .fini = teardown, .timeout = 180);
+
+static int64_t wall_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void start_audit(void) {
+        const char *env[] = {"ADMIN_TOKEN=" ADMIN,
+                             env_db,
+                             env_key,
+                             "AUDIT_ORIGIN=" ORIGIN,
+                             "AUDIT_CHECKPOINT_INTERVAL=300ms",
+                             "AUDIT_SESSION_TIMEOUT_MS=6000",
+                             NULL};
+
+        audit = ab_itest_service_start(b, "aetherbus-audit", prefix, env,
+                                       &aport);
+        if (ab_itest_http_wait_status(aport, "/readyz", 200, WAIT_MS) != 200) {
+                ab_itest_proc_dump_log(audit);
+                cr_assert_fail("audit never became ready");
+        }
+}
+
+static void start(void) {
+        ab_itest_proc_t *kg;
+
+        ab_time_format(wall_ms() - 1000, occurred, sizeof(occurred));
+        ingest = ab_itest_stack_start("aetherbus-ingest", PARTITIONS, NULL,
+                                      WAIT_MS, &b, prefix, sizeof(prefix),
+                                      &iport);
+        snprintf(db, sizeof(db), "%s/%saudit.db", ab_itest_tmpdir(), prefix);
+        snprintf(key, sizeof(key), "%s/%skey", ab_itest_tmpdir(), prefix);
+        snprintf(env_db, sizeof(env_db), "AUDIT_DB_PATH=%s", db);
+        snprintf(env_key, sizeof(env_key), "AUDIT_SIGNING_KEY=%s", key);
+        kg = ab_itest_proc_start(
+            "aetherbus-audit",
+            (const char *const[]){"keygen", "--name", ORIGIN, "--out", key,
+                                  NULL},
+            NULL);
+        cr_assert(kg);
+        cr_assert_eq(ab_itest_proc_wait_exit(kg, WAIT_MS), 0, "keygen failed");
+        ab_itest_proc_destroy(kg);
+        start_audit();
+}
+
+
+static void post_one(const char *id, const char *name, const char *source,
+                     const char *company, int expect) {
+        char url[128], body[1024];
+        ab_itest_http_t res;
+
+        snprintf(body, sizeof(body),
+                 "{\"id\":\"%s\",\"name\":\"%s\",\"schemaVersion\":1,"
+                 "\"occurredAt\":\"%s\",\"source\":\"%s\","
+                 "\"companyId\":\"%s\",\"payload\":{\"n\":\"%s\"}}",
+                 id, name, occurred, source, company, id);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/events/ingest", iport);
+        cr_assert_eq(ab_itest_http_post_json(url, body, NULL, &res), expect,
+                     "%s: %s", id, res.body);
+        ab_itest_http_clear(&res);
+}
+
+/* 6 accepted (st-0..5: 4 OrderCreated/storefront, 2 EmailSent/api,
+ * companies c0/c1 alternating) and 3 rejected (bad-1..3). */
+static void post_mix(void) {
+        char id[32];
+        int i;
+
+        for (i = 0; i < 6; i++) {
+                snprintf(id, sizeof(id), "st-%d", i);
+                post_one(id, i < 4 ? "OrderCreated" : "EmailSent",
+                         i < 4 ? "storefront" : "api", i % 2 ? "c1" : "c0",
+                         202);
+        }
+        post_one("bad-1", "NoSuchEvent", "api", "c0", 400);
+        post_one("bad-2", "NoSuchEvent", "api", "c0", 400);
+        post_one("bad-3", "OrderCreated", "nowhere", "c1", 400);
+}
+
+/* An integer from the log's database (the service runs: WAL readers
+ * are fine; a reader that meets a checkpoint of the WAL asks again). */
+static int64_t q_int(const char *sql) {
+        int64_t deadline = ab_itest_deadline(5000), n = -1;
+        char err[256] = "";
+        sqlite3 *h;
+        sqlite3_stmt *st;
+        int rc;
+
+        do {
+                cr_assert_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY,
+                                             NULL),
+                             SQLITE_OK, "%s", db);
+                sqlite3_busy_timeout(h, 5000);
+                if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+                        rc = sqlite3_step(st);
+                        if (rc == SQLITE_ROW) {
+                                n = sqlite3_column_int64(st, 0);
+                        } else {
+                                snprintf(err, sizeof(err), "%s",
+                                         sqlite3_errmsg(h));
+                        }
+                        sqlite3_finalize(st);
+                } else {
+                        snprintf(err, sizeof(err), "%s", sqlite3_errmsg(h));
+                }
+                sqlite3_close(h);
+        } while (n < 0 && ab_itest_tick(deadline));
+        cr_assert_geq(n, 0, "%s: %s", sql, err);
+        return n;
+}
+
+static int64_t rows_of(const char *id, const char *status) {
+        char sql[256];
+
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM events WHERE id = '%s' AND status = "
+                 "'%s'",
+                 id, status);
+        return q_int(sql);
+}
+
+static void wait_rows(const char *where, int64_t want) {
+        int64_t deadline = ab_itest_deadline(WAIT_MS), n;
+        char sql[256];
+
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE %s",
+                 where);
+        while ((n = q_int(sql)) != want) {
+                if (!ab_itest_tick(deadline)) {
+                        ab_itest_proc_dump_log(audit);
+                        cr_assert_fail("%s: %lld rows, want %lld", where,
+                                       (long long)n, (long long)want);
+                }
+        }
+}
+
+static void wait_rows_geq(const char *where, int64_t want) {
+        int64_t deadline = ab_itest_deadline(WAIT_MS), n;
+        char sql[256];
+
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE %s",
+                 where);
+        while ((n = q_int(sql)) < want) {
+                cr_assert(ab_itest_tick(deadline), "%s: %lld rows, want %lld",
+                          where, (long long)n, (long long)want);
+        }
+}
+
+static void assert_mix_once(void) {
+        char id[32];
+        int i;
+
+        for (i = 0; i < 6; i++) {
+                snprintf(id, sizeof(id), "st-%d", i);
+                cr_assert_eq(rows_of(id, "accepted"), 1, "%s", id);
+        }
+        cr_assert_eq(q_int("SELECT count(*) FROM events WHERE id LIKE 'st-%' "
+                           "AND status != 'accepted'"),
+                     0);
+        for (i = 1; i <= 3; i++) {
+                snprintf(id, sizeof(id), "bad-%d", i);
+                cr_assert_eq(rows_of(id, "rejected"), 1, "%s", id);
+                cr_assert_eq(rows_of(id, "accepted"), 0, "%s", id);
+        }
+}
+
+static json_t *get(const char *path, const char *const *hdrs, long *statusp) {
+        char url[512];
+        ab_itest_http_t res;
+        json_t *doc;
+
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", aport, path);
+        memset(&res, 0, sizeof(res));
+        ab_itest_http("GET", url, hdrs, NULL, 0, &res);
+        *statusp = res.status;
+        doc      = ab_itest_http_json(&res);
+        ab_itest_http_clear(&res);
+        return doc;
+}
+
+static const char *const OPS[] = {"x-ops: 1", "Authorization: Bearer " ADMIN,
+                                  NULL};
+
+/* /metrics of the restarted audit: the conflict counted, the tree the
+ * whole log, rows and transaction times there. */
+static void assert_metrics(void) {
+        char url[128], want[96];
+        ab_itest_http_t res;
+        int64_t deadline = ab_itest_deadline(WAIT_MS);
+        int ok;
+
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", aport);
+        snprintf(want, sizeof(want), "aetherbus_audit_tree_size %lld\n",
+                 (long long)q_int("SELECT count(*) FROM events"));
+        do {
+                memset(&res, 0, sizeof(res));
+                cr_assert_eq(ab_itest_http_get(url, &res), 200);
+                ok = strstr(res.body, "aetherbus_audit_conflicts_total 1\n") &&
+                     strstr(res.body, want) &&
+                     strstr(res.body,
+                            "aetherbus_audit_rows_written_total{status=") &&
+                     strstr(res.body, "aetherbus_audit_transaction_seconds_bucket");
+                if (!ok && !ab_itest_tick(deadline)) {
+                        cr_assert_fail("metrics lack %s or the conflict: %s",
+                                       want, res.body);
+                }
+                ab_itest_http_clear(&res);
+        } while (!ok);
+}
+
+Test(audit, every_event_is_one_row_with_its_status_and_survives_sigkill) {
+        int64_t deadline;
+        char id[32];
+        int i;
+
+        start();
+        post_mix();
+        wait_rows("id LIKE 'st-%' OR id LIKE 'bad-%'", 9);
+        assert_mix_once();
+        /* ingest's core.startup is an event of the bus too */
+        wait_rows_geq("name = 'core.startup'", 1);
+        /* a retry of st-0 (another receivedAt, another offset) */
+        post_one("st-0", "OrderCreated", "storefront", "c0", 202);
+        /* kill while more arrive: the database, not the group, says
+         * where to resume */
+        for (i = 6; i < 12; i++) {
+                snprintf(id, sizeof(id), "st-%d", i);
+                post_one(id, "OrderCreated", "api", "c2", 202);
+        }
+        ab_itest_proc_kill(audit);
+        ab_itest_proc_destroy(audit);
+        audit = NULL;
+        for (i = 12; i < 15; i++) {
+                snprintf(id, sizeof(id), "st-%d", i);
+                post_one(id, "OrderCreated", "api", "c2", 202);
+        }
+        start_audit();
+        wait_rows("id LIKE 'st-%'", 15);
+        assert_mix_once();
+        for (i = 0; i < 15; i++) {
+                snprintf(id, sizeof(id), "st-%d", i);
+                cr_assert_eq(rows_of(id, "accepted"), 1, "%s", id);
+        }
+        cr_assert_eq(q_int("SELECT count(*) FROM conflicts"), 0);
+        /* the same id with other content is kept aside, never over the
+         * logged row */
+        post_one("st-1", "EmailSent", "api", "c1", 202);
+        deadline = ab_itest_deadline(WAIT_MS);
+        while (q_int("SELECT count(*) FROM conflicts WHERE id = 'st-1'") != 1) {
+                cr_assert(ab_itest_tick(deadline), "no conflict recorded");
+        }
+        cr_assert_eq(rows_of("st-1", "accepted"), 1);
+        cr_assert_eq(q_int("SELECT count(*) FROM events WHERE id = 'st-1' "
+                           "AND name = 'OrderCreated'"),
+                     1);
+        assert_metrics();
+        /* rows, tree and positions agree */
+        cr_assert_eq(q_int("SELECT count(*) FROM events"),
+                     q_int("SELECT max(leaf_index) + 1 FROM events"));
+        cr_assert_geq(q_int("SELECT count(*) FROM positions"), 1);
+}
+
+/* RFC 9162 §2.1.3.2, for the proof the API answers. */
+static void hash_node(const uint8_t *l, const uint8_t *r, uint8_t *out) {
+        uint8_t buf[65];
+
+        buf[0] = 1;
+        memcpy(buf + 1, l, 32);
+        memcpy(buf + 33, r, 32);
+        SHA256(buf, sizeof(buf), out);
+}
+
+static void unhex(const char *s, uint8_t *out) {
+        unsigned v;
+        int i;
+
+        cr_assert(s && strlen(s) == 64, "hash %s", s ? s : "(null)");
+        for (i = 0; i < 32; i++) {
+                cr_assert_eq(sscanf(s + 2 * i, "%2x", &v), 1);
+                out[i] = (uint8_t)v;
+        }
+}
+
+static int verify_inclusion(uint64_t index, uint64_t size, const uint8_t *leaf,
+                            json_t *path, const uint8_t *root) {
+        uint64_t fn = index, sn = size - 1;
+        uint8_t r[32], p[32];
+        size_t i;
+
+        memcpy(r, leaf, 32);
+        for (i = 0; i < json_array_size(path); i++) {
+                if (sn == 0) {
+                        return 0;
+                }
+                unhex(json_string_value(json_array_get(path, i)), p);
+                if ((fn & 1) || fn == sn) {
+                        hash_node(p, r, r);
+                        while (!(fn & 1) && fn) {
+                                fn >>= 1;
+                                sn >>= 1;
+                        }
+                } else {
+                        hash_node(r, p, r);
+                }
+                fn >>= 1;
+                sn >>= 1;
+        }
+        return sn == 0 && !memcmp(r, root, 32);
+}
+
+/* What the sink writes when it gives up on st-4: a fact of its own
+ * next to st-4's accepted row. */
+static void produce_deadletter(void) {
+        ab_record_failure_t f;
+        char topic[256], src[256], errstr[256], *value;
+        size_t len;
+
+        ab_record_failure_init(&f, AB_RECORD_DEADLETTER);
+        snprintf(src, sizeof(src), "%scommerce", prefix);
+        f.reason         = "the sink answered 400";
+        f.code           = "HTTP_400";
+        f.tenant         = "c0";
+        f.received_at_ms = wall_ms();
+        f.src_topic      = src;
+        f.src_partition  = 0;
+        f.src_offset     = 0;
+        f.http_status    = 400;
+        f.failed_at_ms   = wall_ms();
+        f.original       = json_pack(
+            "{s:s,s:s,s:i,s:s,s:s,s:s,s:{s:s}}", "id", "st-4", "name",
+            "EmailSent", "schemaVersion", 1, "occurredAt", occurred, "source",
+            "api", "companyId", "c0", "payload", "n", "st-4");
+        cr_assert(f.original);
+        value = ab_record_failure_encode(&f, &len, errstr, sizeof(errstr));
+        cr_assert(value, "%s", errstr);
+        snprintf(topic, sizeof(topic), "%sdeadletter", prefix);
+        ab_itest_produce(b, topic, "c0", value, len, NULL);
+        free(value);
+        json_decref(f.original);
+}
+
+Test(audit, the_query_api_filters_pages_and_proves) {
+        static const char *const bad[] = {
+            "?status=maybe", "status", "?limit=0", "limit",
+            "?limit=x",      "limit",  "?cursor=-1", "cursor",
+            "?since=yesterday", "since", "?companyId=", "companyId",
+            NULL};
+        char path[256], cursor[32] = "";
+        uint8_t leaf[32], root[32];
+        json_t *doc, *items, *it;
+        int64_t deadline;
+        long status;
+        size_t i;
+        int seen, pages;
+
+        start();
+        /* a record that is no event is skipped, not in the way */
+        snprintf(path, sizeof(path), "%scommerce", prefix);
+        ab_itest_produce(b, path, "k", "\xc3\x01garbage", 9, NULL);
+        post_mix();
+        produce_deadletter();
+        wait_rows("id LIKE 'st-%' OR id LIKE 'bad-%'", 10);
+
+        /* the guard is the shared one */
+        doc = get("/admin/events", (const char *const[]){"x-ops: 1", NULL},
+                  &status);
+        cr_assert_eq(status, 401);
+        json_decref(doc);
+        doc = get("/admin/events",
+                  (const char *const[]){"Authorization: Bearer " ADMIN, NULL},
+                  &status);
+        cr_assert_eq(status, 403);
+        json_decref(doc);
+        /* the denial is recorded as audit's own security event */
+        snprintf(path, sizeof(path), "%ssecurity", prefix);
+        cr_assert_geq(ab_itest_topic_wait_count(b, path, 1, WAIT_MS), 1,
+                      "no security.rbac.denied on %s", path);
+
+        /* c0 has st-0, st-2, st-4 accepted, bad-1, bad-2 rejected and
+         * st-4 dead-lettered: pages of 2, in leaf order, each row once */
+        seen  = 0;
+        pages = 0;
+        do {
+                snprintf(path, sizeof(path),
+                         "/admin/events?companyId=c0&limit=2%s%s",
+                         cursor[0] ? "&cursor=" : "", cursor);
+                doc = get(path, OPS, &status);
+                cr_assert_eq(status, 200, "%s", path);
+                items = json_object_get(doc, "items");
+                cr_assert_leq(json_array_size(items), 2);
+                json_array_foreach(items, i, it) {
+                        cr_assert_str_eq(json_string_value(json_object_get(
+                                             it, "companyId")),
+                                         "c0");
+                        seen++;
+                }
+                cursor[0] = '\0';
+                if (json_is_string(json_object_get(doc, "nextCursor"))) {
+                        snprintf(cursor, sizeof(cursor), "%s",
+                                 json_string_value(
+                                     json_object_get(doc, "nextCursor")));
+                }
+                json_decref(doc);
+                cr_assert_lt(++pages, 10);
+        } while (cursor[0]);
+        cr_assert_eq(seen, 6, "c0: %d rows", seen);
+
+        doc = get("/admin/events?status=rejected", OPS, &status);
+        cr_assert_eq(status, 200);
+        cr_assert_eq(json_array_size(json_object_get(doc, "items")), 3);
+        json_decref(doc);
+        /* bad-3 is an OrderCreated too: its prefix is the catalog's */
+        doc = get("/admin/events?prefix=commerce", OPS, &status);
+        cr_assert_eq(status, 200);
+        cr_assert_eq(json_array_size(json_object_get(doc, "items")), 5, "%s",
+                     json_dumps(doc, JSON_COMPACT));
+        json_decref(doc);
+        doc = get("/admin/events?prefix=commerce&status=accepted&source="
+                  "storefront",
+                  OPS, &status);
+        cr_assert_eq(status, 200);
+        cr_assert_eq(json_array_size(json_object_get(doc, "items")), 4, "%s",
+                     json_dumps(doc, JSON_COMPACT));
+        json_decref(doc);
+        /* st-4 and st-5, and st-4 once more as a dead letter */
+        doc = get("/admin/events?name=EmailSent&source=api", OPS, &status);
+        cr_assert_eq(status, 200);
+        cr_assert_eq(json_array_size(json_object_get(doc, "items")), 3, "%s",
+                     json_dumps(doc, JSON_COMPACT));
+        json_decref(doc);
+        doc = get("/admin/events?until=2000-01-01T00:00:00Z&since=1", OPS,
+                  &status);
+        cr_assert_eq(status, 200);
+        cr_assert_eq(json_array_size(json_object_get(doc, "items")), 0);
+        json_decref(doc);
+
+        for (i = 0; bad[i]; i += 2) {
+                snprintf(path, sizeof(path), "/admin/events%s", bad[i]);
+                doc = get(path, OPS, &status);
+                cr_assert_eq(status, 400, "%s answered %ld", path, status);
+                cr_assert(strstr(json_string_value(json_object_get(doc,
+                                                                   "error")),
+                                 bad[i + 1]),
+                          "%s: %s", path, json_dumps(doc, JSON_COMPACT));
+                json_decref(doc);
+        }
+
+        doc = get("/admin/events/st-3", OPS, &status);
+        cr_assert_eq(status, 200);
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "status")),
+                         "accepted");
+        cr_assert_str_eq(json_string_value(json_object_get(
+                             json_object_get(doc, "payload"), "n")),
+                         "st-3");
+        /* every column of the envelope */
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "name")),
+                         "OrderCreated");
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "prefix")),
+                         "commerce");
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "source")),
+                         "storefront");
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "companyId")),
+                         "c1");
+        cr_assert_eq(json_integer_value(json_object_get(doc, "schemaVersion")),
+                     1);
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "occurredAt")),
+                         occurred);
+        cr_assert(json_is_string(json_object_get(doc, "receivedAt")), "%s",
+                  json_dumps(doc, JSON_COMPACT));
+        snprintf(path, sizeof(path), "%scommerce", prefix);
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "topic")),
+                         path);
+        json_decref(doc);
+        doc = get("/admin/events/bad-3", OPS, &status);
+        cr_assert_eq(status, 200);
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "status")),
+                         "rejected");
+        json_decref(doc);
+        doc = get("/admin/events/st-4?status=deadletter", OPS, &status);
+        cr_assert_eq(status, 200);
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "reason")),
+                         "HTTP_400: the sink answered 400");
+        json_decref(doc);
+        doc = get("/admin/events/st-4", OPS, &status);
+        cr_assert_eq(status, 200);
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "status")),
+                         "accepted");
+        json_decref(doc);
+        doc = get("/admin/events?status=deadletter", OPS, &status);
+        cr_assert_eq(status, 200);
+        cr_assert_eq(json_array_size(json_object_get(doc, "items")), 1);
+        json_decref(doc);
+        doc = get("/admin/events/no-such-id", OPS, &status);
+        cr_assert_eq(status, 404);
+        json_decref(doc);
+
+        /* the proof leads to the signed checkpoint's root once one
+         * covers the leaf (every 300 ms here) */
+        deadline = ab_itest_deadline(WAIT_MS);
+        for (;;) {
+                doc = get("/admin/events/st-1/proof", OPS, &status);
+                cr_assert_eq(status, 200);
+                if (json_is_string(json_object_get(doc, "checkpoint"))) {
+                        break;
+                }
+                json_decref(doc);
+                cr_assert(ab_itest_tick(deadline), "no checkpoint came");
+        }
+        cr_assert(strstr(json_string_value(json_object_get(doc, "checkpoint")),
+                         ORIGIN "\n"));
+        snprintf(path, sizeof(path), "c2sp.org/tlog-proof@v1\nindex %lld\n",
+                 (long long)json_integer_value(
+                     json_object_get(doc, "leafIndex")));
+        cr_assert(json_is_string(json_object_get(doc, "tlogProof")) &&
+                      !strncmp(json_string_value(
+                                   json_object_get(doc, "tlogProof")),
+                               path, strlen(path)),
+                  "%s", json_dumps(doc, JSON_COMPACT));
+        unhex(json_string_value(json_object_get(doc, "leafHash")), leaf);
+        unhex(json_string_value(json_object_get(doc, "rootHash")), root);
+        cr_assert(verify_inclusion(
+                      (uint64_t)json_integer_value(
+                          json_object_get(doc, "leafIndex")),
+                      (uint64_t)json_integer_value(
+                          json_object_get(doc, "treeSize")),
+                      leaf, json_object_get(doc, "inclusionPath"), root),
+                  "proof does not verify: %s", json_dumps(doc, JSON_COMPACT));
+        json_decref(doc);
+        cr_assert_geq(q_int("SELECT count(*) FROM checkpoints"), 1);
+}
+
+static int run_verify(char **logp) {
+        ab_itest_proc_t *v;
+        int rc;
+
+        v = ab_itest_proc_start(
+            "aetherbus-audit", (const char *const[]){"verify", "--db", db, NULL},
+            NULL);
+        cr_assert(v);
+        rc    = ab_itest_proc_wait_exit(v, WAIT_MS);
+        *logp = ab_itest_proc_log(v);
+        ab_itest_proc_destroy(v);
+        return rc;
+}
+
+/* A second audit on the same file refuses to start, saying why. */
+static void second_instance_is_refused(void) {
+        char brokers[300], pfx[100], port[32];
+        ab_itest_proc_t *p;
+        char *log;
+
+        snprintf(brokers, sizeof(brokers), "KAFKA_BROKERS=%s",
+                 ab_itest_broker_bootstrap(b));
+        snprintf(pfx, sizeof(pfx), "TOPIC_PREFIX=%s", prefix);
+        snprintf(port, sizeof(port), "PORT=%d", ab_itest_free_port());
+        p = ab_itest_proc_start(
+            "aetherbus-audit", NULL,
+            (const char *const[]){brokers, pfx, port, env_db, NULL});
+        cr_assert(p);
+        cr_assert_eq(ab_itest_proc_wait_exit(p, WAIT_MS), 2,
+                     "a second audit on %s did not refuse", db);
+        log = ab_itest_proc_log(p);
+        cr_assert(strstr(log, "in use by another aetherbus-audit"), "%s", log);
+        free(log);
+        ab_itest_proc_destroy(p);
+}
+
+Test(audit, verify_names_the_row_whose_payload_changed) {
+        char *log, sql[256];
+        sqlite3 *h;
+        int64_t leaf;
+
+        start();
+        post_mix();
+        wait_rows("id LIKE 'st-%' OR id LIKE 'bad-%'", 9);
+        /* verify reads next to the running service */
+        cr_assert_eq(run_verify(&log), 0, "%s", log);
+        free(log);
+        second_instance_is_refused();
+        cr_assert_eq(ab_itest_proc_stop(audit, WAIT_MS), 0,
+                     "audit did not stop cleanly");
+        ab_itest_proc_destroy(audit);
+        audit = NULL;
+        leaf  = q_int("SELECT leaf_index FROM events WHERE id = 'st-2'");
+        cr_assert_geq(leaf, 0);
+        /* one byte: "st-2" becomes "st-3" inside the payload */
+        cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+        cr_assert_eq(sqlite3_exec(h,
+                                  "UPDATE events SET payload = "
+                                  "replace(payload, 'st-2', 'st-3') "
+                                  "WHERE id = 'st-2'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK, "%s", sqlite3_errmsg(h));
+        cr_assert_eq(sqlite3_changes(h), 1);
+        sqlite3_close(h);
+        cr_assert_eq(run_verify(&log), 1, "%s", log);
+        snprintf(sql, sizeof(sql), "leaf %lld (id st-2", (long long)leaf);
+        cr_assert(strstr(log, sql), "verify said: %s", log);
+        free(log);
+}
