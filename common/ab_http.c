@@ -1,6 +1,7 @@
 /* aetherbus - Apache-2.0
  *
- * ab_http: libmicrohttpd server wrapper. Owns the listen socket, routing,
+ * ab_http: libmicrohttpd server wrapper. Owns the listen socket, the
+ * connection limits and deadlines (see "connections" below), routing,
  * body accumulation, refusals before the body (413, framing) and the
  * lingering close after them, response building, the suspend/resume
  * protocol for asynchronous answers, graceful stop, the free routes and
@@ -62,6 +63,8 @@
 #define LINGER_IDLE_MS 2000 /* with nothing to read */
 #define SEND_MS        1000 /* to write an answer behind MHD's back */
 #define MAX_THREADS 16
+#define TICK_MS     100  /* deadlines are enforced to this resolution */
+
 
 #define CT_JSON "application/json"
 #define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
@@ -76,10 +79,31 @@ struct route {
         ab_metric_t *dur; /* duration series of this route */
 };
 
+/* Where a connection stands, for the deadline tick. */
+enum { C_HEAD = 0, C_BODY, C_BUSY };
+
 struct conn_ctx {
         ab_http_req_t *spare;
         int linger;        /* closed with the client's body unread */
         const char *bad_uri; /* the raw URI of the request read last */
+        /* Read by the tick (lingerer thread) under srv->clock; written
+         * by the connection's server thread, the atomics without it. */
+        struct conn_ctx *prev;
+        struct conn_ctx *next;
+        int fd;
+        int counted;       /* in srv->nconns and the address table */
+        int expired;       /* the tick shut it down */
+        atomic_int phase;  /* C_* */
+        atomic_ullong deadline; /* ns; 0: none */
+        unsigned char ip[16];
+};
+
+/* Connections per client address: open addressing, linear probing,
+ * backward-shift deletion; n == 0 is an empty slot. Sized twice the
+ * connection limit, so it never fills. */
+struct ip_slot {
+        unsigned char ip[16];
+        unsigned n;
 };
 
 struct linger_slot {
@@ -96,6 +120,8 @@ struct lingerer {
         atomic_int quit;
         pthread_mutex_t lock;
         struct linger_slot slot[LINGER_SLOTS];
+        void (*tick)(void *arg); /* every TICK_MS, on the thread */
+        void *tick_arg;
 };
 
 struct ab_http_req_s {
@@ -150,7 +176,19 @@ struct ab_http_s {
         ab_metric_t *m_req;
         ab_metric_t *m_dur;
         ab_metric_t *dur_unmatched;
+        ab_metric_t *m_refused_limit;
+        ab_metric_t *m_refused_ip;
+        ab_metric_t *m_timeout_head;
+        ab_metric_t *m_timeout_body;
         struct lingerer lg;
+        /* Connections (what MHD's own limits do not give: one limit for
+         * all the daemons, refused at once instead of left in the listen
+         * backlog, and deadlines that trickled bytes do not reset). */
+        pthread_mutex_t clock;
+        struct conn_ctx *conns;
+        unsigned nconns;
+        struct ip_slot *ips;
+        size_t nips; /* a power of two */
 };
 
 static const double dur_buckets[] = {
@@ -178,12 +216,17 @@ static void *linger_main(void *arg) {
         struct epoll_event ev[32];
         struct linger_slot *sl;
         static char sink[65536]; /* only ever written: shared is fine */
-        uint64_t now;
+        uint64_t now, next_tick;
         ssize_t r;
         int n, i;
 
+        next_tick = 0;
         while (!atomic_load(&lg->quit)) {
-                n = epoll_wait(lg->epfd, ev, 32, 100);
+                n = epoll_wait(lg->epfd, ev, 32, TICK_MS);
+                if (lg->tick && now_ns() >= next_tick) {
+                        next_tick = now_ns() + TICK_MS * 1000000ull;
+                        lg->tick(lg->tick_arg);
+                }
                 pthread_mutex_lock(&lg->lock);
                 now = now_ns();
                 for (i = 0; i < n; i++) {
@@ -292,6 +335,218 @@ static void linger_mark(ab_http_req_t *req) {
         if (req->cc) {
                 req->cc->linger = 1;
         }
+}
+
+/* ---- connections: limits and deadlines ----
+ *
+ * MHD 0.9.75's own limits do not hold a slowloris off: over
+ * MHD_OPTION_CONNECTION_LIMIT an epoll daemon stops polling its listening
+ * socket, so new clients wait in the backlog behind the slow ones; its
+ * limits are per daemon while SO_REUSEPORT spreads one client's
+ * connections over all of them; and its timeout is an idle one, reset by
+ * every byte. So ab_http counts connections itself, for all daemons at
+ * once: over a limit a connection is refused in the accept policy callback
+ * (MHD closes it before it allocates anything) or, when two daemons raced
+ * past the check, shut down as it starts. Each connection carries one
+ * deadline for the phase it is in: the headers (from the accept, or from
+ * the end of the previous request, so an idle keep-alive connection is
+ * held no longer than a slow one), then the body (from the end of the
+ * headers), none while a handler or the answer has it. The lingerer
+ * thread's tick shuts down a connection past its deadline; MHD then reads
+ * the EOF and closes it on its own thread. No answer is sent (nginx
+ * neither): MHD may be about to write one itself. */
+
+static void ip_key(const struct sockaddr *sa, unsigned char key[16]) {
+        memset(key, 0, 16);
+        if (sa && sa->sa_family == AF_INET) {
+                key[10] = 0xff; /* v4-mapped, as a dual-stack socket sees */
+                key[11] = 0xff;
+                memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr,
+                       4);
+        } else if (sa && sa->sa_family == AF_INET6) {
+                memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+                       16);
+        }
+}
+
+static size_t ip_hash(const unsigned char *k, size_t mask) {
+        uint64_t h = 1469598103934665603ull; /* FNV-1a */
+        int i;
+
+        for (i = 0; i < 16; i++) {
+                h ^= k[i];
+                h *= 1099511628211ull;
+        }
+        return (size_t)(h ^ (h >> 32)) & mask;
+}
+
+/* srv->clock held: the slot of \p ip, or the empty one it would take. */
+static struct ip_slot *ip_find(ab_http_t *srv, const unsigned char *ip) {
+        size_t mask = srv->nips - 1, i;
+
+        for (i = ip_hash(ip, mask);
+             srv->ips[i].n && memcmp(srv->ips[i].ip, ip, 16);
+             i = (i + 1) & mask) {
+        }
+        return &srv->ips[i];
+}
+
+/* srv->clock held. */
+static void ip_del(ab_http_t *srv, const unsigned char *ip) {
+        struct ip_slot *sl = ip_find(srv, ip);
+        size_t mask = srv->nips - 1, i, j, h;
+
+        if (!sl->n || --sl->n) {
+                return;
+        }
+        /* Backward shift: an entry after the hole moves into it when the
+         * hole lies between its home slot and where it is. */
+        i = (size_t)(sl - srv->ips);
+        for (j = (i + 1) & mask; srv->ips[j].n; j = (j + 1) & mask) {
+                h = ip_hash(srv->ips[j].ip, mask);
+                if (((j - h) & mask) >= ((j - i) & mask)) {
+                        srv->ips[i]   = srv->ips[j];
+                        srv->ips[j].n = 0;
+                        i             = j;
+                }
+        }
+}
+
+/* srv->clock held: whether one more connection from \p ip fits; if not,
+ * *whyp is the counter to bump. */
+static int admit(ab_http_t *srv, const unsigned char *ip, ab_metric_t **whyp) {
+        if (srv->nconns >= srv->conf.max_connections) {
+                *whyp = srv->m_refused_limit;
+                return 0;
+        }
+        if (ip_find(srv, ip)->n >= srv->conf.max_connections_per_ip) {
+                *whyp = srv->m_refused_ip;
+                return 0;
+        }
+        return 1;
+}
+
+/* MHD's accept policy callback: MHD closes a refused socket at once. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr,
+                                 socklen_t addrlen) {
+        ab_http_t *srv = cls;
+        ab_metric_t *why = NULL;
+        unsigned char ip[16];
+        int ok;
+
+        (void)addrlen;
+        ip_key(addr, ip);
+        pthread_mutex_lock(&srv->clock);
+        ok = admit(srv, ip, &why);
+        pthread_mutex_unlock(&srv->clock);
+        if (!ok) {
+                ab_metric_inc(why);
+                ab_debug("http", "connection refused: over %s",
+                         why == srv->m_refused_ip ? "the per-address limit"
+                                                  : "the connection limit");
+        }
+        return ok ? MHD_YES : MHD_NO;
+}
+
+static void conn_deadline(struct conn_ctx *cc, int phase, unsigned ms) {
+        if (!cc) {
+                return;
+        }
+        atomic_store(&cc->phase, phase);
+        atomic_store(&cc->deadline,
+                     ms ? now_ns() + (uint64_t)ms * 1000000ull : 0);
+}
+
+/* MHD_CONNECTION_NOTIFY_STARTED: counts the connection in (the count the
+ * accept policy checked), or shuts it down when another daemon took the
+ * last slot meanwhile. */
+static struct conn_ctx *conn_start(ab_http_t *srv,
+                                   struct MHD_Connection *conn) {
+        const union MHD_ConnectionInfo *ci;
+        ab_metric_t *why = NULL;
+        struct conn_ctx *cc;
+        struct ip_slot *sl;
+        int fd;
+
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        fd = ci ? ci->connect_fd : -1;
+        if (!(cc = calloc(1, sizeof(*cc)))) {
+                if (fd >= 0) {
+                        shutdown(fd, SHUT_RDWR); /* untracked: not served */
+                }
+                return NULL;
+        }
+        cc->fd = fd;
+        ci     = MHD_get_connection_info(conn,
+                                         MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        ip_key(ci ? ci->client_addr : NULL, cc->ip);
+        conn_deadline(cc, C_HEAD, srv->conf.header_timeout_ms);
+        pthread_mutex_lock(&srv->clock);
+        if (admit(srv, cc->ip, &why)) {
+                srv->nconns++;
+                sl = ip_find(srv, cc->ip);
+                if (!sl->n) {
+                        memcpy(sl->ip, cc->ip, 16);
+                }
+                sl->n++;
+                cc->counted = 1;
+        } else {
+                cc->expired = 1;
+        }
+        cc->next = srv->conns;
+        if (srv->conns) {
+                srv->conns->prev = cc;
+        }
+        srv->conns = cc;
+        pthread_mutex_unlock(&srv->clock);
+        if (!cc->counted) {
+                ab_metric_inc(why);
+                if (fd >= 0) {
+                        shutdown(fd, SHUT_RDWR);
+                }
+        }
+        return cc;
+}
+
+/* MHD_CONNECTION_NOTIFY_CLOSED, before MHD closes the socket. */
+static void conn_end(ab_http_t *srv, struct conn_ctx *cc) {
+        pthread_mutex_lock(&srv->clock);
+        if (cc->prev) {
+                cc->prev->next = cc->next;
+        } else {
+                srv->conns = cc->next;
+        }
+        if (cc->next) {
+                cc->next->prev = cc->prev;
+        }
+        if (cc->counted) {
+                srv->nconns--;
+                ip_del(srv, cc->ip);
+        }
+        pthread_mutex_unlock(&srv->clock);
+}
+
+/* Lingerer thread, every TICK_MS. The lock keeps every fd on the list
+ * open (conn_end() runs before MHD closes it). */
+static void conn_tick(void *arg) {
+        ab_http_t *srv = arg;
+        struct conn_ctx *cc;
+        uint64_t now, d;
+
+        now = now_ns();
+        pthread_mutex_lock(&srv->clock);
+        for (cc = srv->conns; cc; cc = cc->next) {
+                d = atomic_load(&cc->deadline);
+                if (!d || now < d || cc->expired || cc->fd < 0) {
+                        continue;
+                }
+                cc->expired = 1;
+                ab_metric_inc(atomic_load(&cc->phase) == C_BODY
+                                  ? srv->m_timeout_body
+                                  : srv->m_timeout_head);
+                shutdown(cc->fd, SHUT_RDWR);
+        }
+        pthread_mutex_unlock(&srv->clock);
 }
 
 /* ---- request objects ---- */
@@ -787,6 +1042,7 @@ static enum MHD_Result refuse_now(ab_http_req_t *req) {
         struct MHD_Response *r;
 
         req->state = R_DONE;
+        conn_deadline(req->cc, C_BUSY, 0);
         linger_mark(req);
         if ((r = build_reject(req)) &&
             MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") !=
@@ -842,6 +1098,7 @@ static enum MHD_Result refuse_midway(ab_http_req_t *req) {
 
         req->state  = R_DONE;
         req->status = req->reject;
+        conn_deadline(req->cc, C_BUSY, 0);
         linger_mark(req);
         snprintf(msg, sizeof(msg), "request body is over %zu bytes",
                  req->limit);
@@ -1006,6 +1263,7 @@ static enum MHD_Result on_headers(ab_http_t *srv, ab_http_req_t *req) {
         char *end;
         char *nb;
 
+        conn_deadline(req->cc, C_BODY, srv->conf.body_timeout_ms);
         req->route = match(srv, req->path, req->method, &req->reject);
         /* A HEAD runs the GET handler, which sees "GET": a handler that
          * serves several methods cannot mistake it for another one (MHD
@@ -1108,6 +1366,7 @@ static enum MHD_Result on_final(ab_http_t *srv, ab_http_req_t *req) {
         }
         req->state = R_HANDLER;
         pthread_mutex_unlock(&req->lock);
+        conn_deadline(req->cc, C_BUSY, 0);
 
         if (req->reject) {
                 req->state = R_DONE;
@@ -1192,6 +1451,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
                 return;
         }
         *con_cls = NULL;
+        /* The next request's headers are due from now. */
+        if (req->cc) {
+                conn_deadline(req->cc, C_HEAD, srv->conf.header_timeout_ms);
+        }
 
         secs  = (double)(now_ns() - req->t0) / 1e9;
         route = req->route ? req->route->r.path : "unmatched";
@@ -1245,10 +1508,11 @@ static void on_conn(void *cls, struct MHD_Connection *conn,
         struct conn_ctx *cc;
 
         if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-                *socket_context = calloc(1, sizeof(struct conn_ctx));
+                *socket_context = conn_start(srv, conn);
                 return;
         }
         if ((cc = *socket_context)) {
+                conn_end(srv, cc);
                 if (cc->linger && (ci = MHD_get_connection_info(
                                        conn, MHD_CONNECTION_INFO_CONNECTION_FD))) {
                         linger_add(&srv->lg, ci->connect_fd);
@@ -1451,6 +1715,7 @@ static ab_err_t add_routes(ab_http_t *srv, const ab_http_route_t *routes,
 ab_http_t *ab_http_new(const ab_http_conf_t *conf, char *errstr,
                        size_t errstr_size) {
         pthread_condattr_t ca;
+        ab_metric_t *m;
         ab_http_t *srv;
         size_t n;
         long cpus;
@@ -1465,6 +1730,7 @@ ab_http_t *ab_http_new(const ab_http_conf_t *conf, char *errstr,
         }
         srv->conf = *conf;
         pthread_mutex_init(&srv->lock, NULL);
+        pthread_mutex_init(&srv->clock, NULL);
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&srv->cond, &ca);
@@ -1481,8 +1747,27 @@ ab_http_t *ab_http_new(const ab_http_conf_t *conf, char *errstr,
         if (!srv->conf.max_connections) {
                 srv->conf.max_connections = 1024;
         }
+        if (!srv->conf.max_connections_per_ip) {
+                srv->conf.max_connections_per_ip = 64;
+        }
         if (!srv->conf.timeout_s) {
                 srv->conf.timeout_s = 30;
+        }
+        if (!srv->conf.header_timeout_ms) {
+                srv->conf.header_timeout_ms = 10000;
+        }
+        if (!srv->conf.body_timeout_ms) {
+                srv->conf.body_timeout_ms = 60000;
+        }
+        if (srv->conf.max_connections > 1000000) {
+                srv->conf.max_connections = 1000000;
+        }
+        for (srv->nips = 16; srv->nips < 2 * (size_t)srv->conf.max_connections;
+             srv->nips *= 2) {
+        }
+        if (!(srv->ips = calloc(srv->nips, sizeof(*srv->ips)))) {
+                ab_errstr_set(errstr, errstr_size, "http: out of memory");
+                goto fail;
         }
         if (!srv->conf.retry_after_s) {
                 srv->conf.retry_after_s = 1;
@@ -1527,6 +1812,21 @@ ab_http_t *ab_http_new(const ab_http_conf_t *conf, char *errstr,
                   sizeof(dur_buckets) / sizeof(dur_buckets[0]), errstr,
                   errstr_size)) ||
             !(srv->dur_unmatched = AB_METRIC_WITH(srv->m_dur, "unmatched"))) {
+                goto fail;
+        }
+        if (!(m = ab_metrics_counter(
+                  srv->metrics, "http_connections_refused_total",
+                  "Connections closed as they came: over the connection "
+                  "limit (limit) or the per-address one (per_ip).",
+                  "reason", errstr, errstr_size)) ||
+            !(srv->m_refused_limit = AB_METRIC_WITH(m, "limit")) ||
+            !(srv->m_refused_ip = AB_METRIC_WITH(m, "per_ip")) ||
+            !(m = ab_metrics_counter(
+                  srv->metrics, "http_connections_timed_out_total",
+                  "Connections closed at the header or the body deadline.",
+                  "phase", errstr, errstr_size)) ||
+            !(srv->m_timeout_head = AB_METRIC_WITH(m, "headers")) ||
+            !(srv->m_timeout_body = AB_METRIC_WITH(m, "body"))) {
                 goto fail;
         }
 
@@ -1581,6 +1881,8 @@ ab_err_t ab_http_start(ab_http_t *srv, char *errstr, size_t errstr_size) {
                 break;
         }
         flags |= MHD_USE_ERROR_LOG;
+        srv->lg.tick     = conn_tick;
+        srv->lg.tick_arg = srv;
         if (linger_start(&srv->lg)) {
                 ab_errstr_set(errstr, errstr_size,
                               "http: cannot start the lingering-close "
@@ -1588,12 +1890,13 @@ ab_err_t ab_http_start(ab_http_t *srv, char *errstr, size_t errstr_size) {
                               strerror(errno));
                 return AB_ERR_IO;
         }
-        /* The connection limit is shared out like MHD's own pool does. */
-        limit = srv->conf.max_connections / (unsigned)srv->nd;
-        limit = limit ? limit : 1;
+        /* Our own count refuses first (see conn_start()); MHD's limit only
+         * backs it up, above it, since at its limit MHD leaves clients in
+         * the backlog. MHD splits it over a pool's workers. */
+        limit = (srv->conf.max_connections + 64) * pool;
         for (i = 0; i < srv->nd; i++) {
                 srv->d[i] = MHD_start_daemon(
-                    flags, 0, NULL, NULL, on_access, srv,
+                    flags, 0, on_accept, srv, on_access, srv,
                     MHD_OPTION_EXTERNAL_LOGGER, on_log, srv,
                     MHD_OPTION_LISTEN_SOCKET, srv->lfd[i],
                     MHD_OPTION_CONNECTION_LIMIT, limit,
@@ -1758,7 +2061,9 @@ void ab_http_destroy(ab_http_t *srv) {
                 ab_metrics_destroy(srv->metrics);
         }
         free(srv->routes);
+        free(srv->ips);
         pthread_cond_destroy(&srv->cond);
+        pthread_mutex_destroy(&srv->clock);
         pthread_mutex_destroy(&srv->lock);
         free(srv);
 }

@@ -6,7 +6,9 @@
  * read, then a lingering close), the framing it refuses (400: see
  * bad_framing() in ab_http.c), responses and the shared JSON error
  * format, asynchronous answers from
- * other threads (suspend/resume), graceful stop, /healthz, /readyz,
+ * other threads (suspend/resume), the connection limits (in all, per
+ * client address: refused at once) and the deadlines of a request's
+ * headers and body (total, not idle), graceful stop, /healthz, /readyz,
  * /metrics, the access log and the per-route request metrics.
  * What a route does stays with the service (<svc>_http.c).
  *
@@ -75,10 +77,19 @@ typedef struct ab_http_conf_s {
         const char *bind;         /**< numeric address, "0.0.0.0"; "::" ok */
         int port;                 /**< 0: ephemeral (see ab_http_port()) */
         size_t max_body;          /**< bytes per request body, 1 MiB */
-        unsigned max_connections; /**< 1024, split across the threads;
-                                       beyond, new ones wait in the listen
-                                       backlog until a slot frees */
-        unsigned timeout_s;       /**< idle/slow connection timeout, 30 s */
+        unsigned max_connections; /**< 1024 in all the threads; beyond,
+                                       a new one is closed at once */
+        unsigned max_connections_per_ip; /**< 64: beyond, a new one from
+                                       that address is closed at once */
+        unsigned timeout_s;       /**< idle connection timeout, 30 s
+                                       (no byte in either direction) */
+        unsigned header_timeout_ms; /**< 10 s: a request's headers must
+                                       be in by then, counted from the
+                                       accept or the end of the previous
+                                       request, however they trickle
+                                       (else the connection is closed) */
+        unsigned body_timeout_ms; /**< 60 s: the whole body, counted from
+                                       the end of the headers */
         ab_http_threading_t threading;
         unsigned threads;         /**< daemons/workers; 0: online CPUs,
                                        at most 16 */
