@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -64,10 +65,15 @@
 #define SEND_MS        1000 /* to write an answer behind MHD's back */
 #define MAX_THREADS 16
 #define TICK_MS     100  /* deadlines are enforced to this resolution */
-
+/* Bodies at or over this are mmap'ed and unmapped when freed. glibc's
+ * threshold otherwise climbs after the first big free (up to 32 MiB), and
+ * from then on a burst of large uploads stays in the arenas for good. */
+#define MMAP_BODY   (128 * 1024)
 
 #define CT_JSON "application/json"
 #define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
+#define BUSY_DETAIL \
+        "the bodies being uploaded hold all the memory set aside for them"
 #define BODY_NOMEM \
         "{\"error\":\"internal error\",\"detail\":\"the answer could not be built\"}"
 
@@ -136,6 +142,8 @@ struct ab_http_req_s {
         size_t len;
         size_t cap;
         size_t limit;
+        size_t reserved;      /* of srv->body_held: this body's budget */
+        int checking;         /* the route's check runs */
         int reject;           /* status answered without a handler */
         const char *why;      /* a 400's detail */
         int status;           /* status queued */
@@ -180,6 +188,7 @@ struct ab_http_s {
         ab_metric_t *m_refused_ip;
         ab_metric_t *m_timeout_head;
         ab_metric_t *m_timeout_body;
+        ab_metric_t *m_budget;
         struct lingerer lg;
         /* Connections (what MHD's own limits do not give: one limit for
          * all the daemons, refused at once instead of left in the listen
@@ -189,6 +198,7 @@ struct ab_http_s {
         unsigned nconns;
         struct ip_slot *ips;
         size_t nips; /* a power of two */
+        atomic_size_t body_held; /* bytes reserved by unfinished bodies */
 };
 
 static const double dur_buckets[] = {
@@ -549,6 +559,32 @@ static void conn_tick(void *arg) {
         pthread_mutex_unlock(&srv->clock);
 }
 
+/* ---- the body budget ---- */
+
+/* Reserves \p n more bytes for \p req's body. @returns 0, or -1 when
+ * that would take unfinished bodies over the budget. */
+static int budget_take(ab_http_req_t *req, size_t n) {
+        ab_http_t *srv = req->srv;
+        size_t cur;
+
+        cur = atomic_load(&srv->body_held);
+        do {
+                if (n > srv->conf.body_budget - cur) {
+                        ab_metric_inc(srv->m_budget);
+                        return -1;
+                }
+        } while (!atomic_compare_exchange_weak(&srv->body_held, &cur, cur + n));
+        req->reserved += n;
+        return 0;
+}
+
+static void budget_give(ab_http_req_t *req) {
+        if (req->reserved) {
+                atomic_fetch_sub(&req->srv->body_held, req->reserved);
+                req->reserved = 0;
+        }
+}
+
 /* ---- request objects ---- */
 
 static void req_free(ab_http_req_t *req) {
@@ -600,6 +636,8 @@ static ab_http_req_t *req_get(ab_http_t *srv, struct MHD_Connection *conn) {
         req->route       = NULL;
         req->routed      = NULL;
         req->len         = 0;
+        req->reserved    = 0;
+        req->checking    = 0;
         req->reject      = 0;
         req->why         = NULL;
         req->status      = 0;
@@ -828,7 +866,7 @@ ab_err_t ab_http_req_suspend(ab_http_req_t *req) {
                 return AB_ERR_UNSUPPORTED;
         }
         pthread_mutex_lock(&req->lock);
-        if (req->state != R_HANDLER || req->resp) {
+        if (req->state != R_HANDLER || req->resp || req->checking) {
                 pthread_mutex_unlock(&req->lock);
                 return AB_ERR_UNSUPPORTED;
         }
@@ -1020,6 +1058,9 @@ static struct MHD_Response *build_reject(ab_http_req_t *req) {
         case 400:
                 return build_error(req, 400, "bad request",
                                    json_string(req->why ? req->why : ""));
+        case 503:
+                return build_error(req, 503, "server busy",
+                                   json_string(BUSY_DETAIL));
         default:
                 snprintf(msg, sizeof(msg), "request body is over %zu bytes",
                          req->limit);
@@ -1042,6 +1083,7 @@ static enum MHD_Result refuse_now(ab_http_req_t *req) {
         struct MHD_Response *r;
 
         req->state = R_DONE;
+        budget_give(req);
         conn_deadline(req->cc, C_BUSY, 0);
         linger_mark(req);
         if ((r = build_reject(req)) &&
@@ -1085,35 +1127,47 @@ static int send_all(ab_http_req_t *req, const char *p, size_t n) {
         return 0;
 }
 
-/* A chunked body went over the limit. MHD queues an answer only before
- * the body or once all of it came, which may be never, so the 413 is
- * written here, behind MHD's back (it has sent nothing for this request
- * and sends nothing more: MHD_NO closes the connection, lingering). */
+/* A chunked body went over the limit (413) or the body budget (503).
+ * MHD queues an answer only before the body or once all of it came, which
+ * may be never, so the answer is written here, behind MHD's back (it has
+ * sent nothing for this request and sends nothing more: MHD_NO closes the
+ * connection, lingering). */
 static enum MHD_Result refuse_midway(ab_http_req_t *req) {
         char head[256];
         char msg[96];
+        char ra[48];
         char *body;
         json_t *j;
         int hl;
 
         req->state  = R_DONE;
         req->status = req->reject;
+        budget_give(req);
         conn_deadline(req->cc, C_BUSY, 0);
         linger_mark(req);
-        snprintf(msg, sizeof(msg), "request body is over %zu bytes",
-                 req->limit);
-        j    = error_json("payload too large", json_string(msg));
+        ra[0] = '\0';
+        if (req->reject == 503) {
+                j = error_json("server busy", json_string(BUSY_DETAIL));
+                snprintf(ra, sizeof(ra), "Retry-After: %u\r\n",
+                         req->retry_after);
+        } else {
+                snprintf(msg, sizeof(msg), "request body is over %zu bytes",
+                         req->limit);
+                j = error_json("payload too large", json_string(msg));
+        }
         body = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         if (!body) {
                 return MHD_NO;
         }
         hl = snprintf(head, sizeof(head),
-                      "HTTP/1.1 413 Content Too Large\r\n"
-                      "Connection: close\r\n"
+                      "HTTP/1.1 %s\r\n"
+                      "Connection: close\r\n%s"
                       "Content-Type: " CT_JSON "\r\n"
                       "Content-Length: %zu\r\n\r\n",
-                      strlen(body));
+                      req->reject == 503 ? "503 Service Unavailable"
+                                         : "413 Content Too Large",
+                      ra, strlen(body));
         if (hl > 0 && (size_t)hl < sizeof(head) &&
             !send_all(req, head, (size_t)hl)) {
                 send_all(req, body, strlen(body));
@@ -1256,7 +1310,43 @@ static const char *bad_framing(ab_http_req_t *req, const char *cl,
         return NULL;
 }
 
+/* Runs the route's check with the headers. @returns 1 when it answered
+ * (queued, *retp MHD's verdict), else 0 to go on. The answer closes the
+ * connection: a body may be on its way that nothing will read but the
+ * lingering close. */
+static int run_check(ab_http_t *srv, ab_http_req_t *req,
+                     enum MHD_Result *retp) {
+        struct MHD_Response *r;
+        int status;
+
+        pthread_mutex_lock(&req->lock);
+        req->state    = R_HANDLER; /* so that it may answer */
+        req->checking = 1;
+        pthread_mutex_unlock(&req->lock);
+        req->route->r.check(req, srv->conf.opaque);
+        pthread_mutex_lock(&req->lock);
+        r             = req->resp;
+        status        = req->resp_status;
+        req->resp     = NULL;
+        req->state    = r ? R_DONE : R_NEW;
+        req->checking = 0;
+        pthread_mutex_unlock(&req->lock);
+        if (!r) {
+                return 0;
+        }
+        conn_deadline(req->cc, C_BUSY, 0);
+        linger_mark(req);
+        if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") !=
+            MHD_YES) {
+                MHD_destroy_response(r);
+                r = NULL;
+        }
+        *retp = queue(req, status, r);
+        return 1;
+}
+
 static enum MHD_Result on_headers(ab_http_t *srv, ab_http_req_t *req) {
+        enum MHD_Result ret;
         const char *cl;
         const char *te;
         unsigned long long n;
@@ -1287,6 +1377,11 @@ static enum MHD_Result on_headers(ab_http_t *srv, ab_http_req_t *req) {
                 return te || (cl && strcmp(cl, "0")) ? refuse_now(req)
                                                      : MHD_YES;
         }
+        /* Credentials before the body: refused, not a byte of it is
+         * read or held. */
+        if (req->route->r.check && run_check(srv, req, &ret)) {
+                return ret;
+        }
         if (!cl) {
                 return MHD_YES;
         }
@@ -1299,6 +1394,12 @@ static enum MHD_Result on_headers(ab_http_t *srv, ab_http_req_t *req) {
                 /* Expect: 100-continue or not, the client hears the 413
                  * before it sends the body (or while it does). */
                 req->reject = 413;
+                return refuse_now(req);
+        }
+        /* The whole announced length is reserved now: a stalled upload
+         * holds its budget from its first byte to its last. */
+        if (n && budget_take(req, (size_t)n)) {
+                req->reject = 503;
                 return refuse_now(req);
         }
         if (n + 1 > req->cap) {
@@ -1322,6 +1423,13 @@ static enum MHD_Result on_data(ab_http_req_t *req, const char *data,
         }
         if (n > req->limit - req->len) {
                 req->reject = 413;
+                req->len    = 0;
+                return refuse_midway(req);
+        }
+        /* A chunked body reserves as it comes. */
+        if (req->len + n > req->reserved &&
+            budget_take(req, req->len + n - req->reserved)) {
+                req->reject = 503;
                 req->len    = 0;
                 return refuse_midway(req);
         }
@@ -1366,6 +1474,9 @@ static enum MHD_Result on_final(ab_http_t *srv, ab_http_req_t *req) {
         }
         req->state = R_HANDLER;
         pthread_mutex_unlock(&req->lock);
+        /* The body is whole: from here on it is the handler's (ingest
+         * bounds what it holds with MAX_INFLIGHT_REQUESTS). */
+        budget_give(req);
         conn_deadline(req->cc, C_BUSY, 0);
 
         if (req->reject) {
@@ -1451,6 +1562,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
                 return;
         }
         *con_cls = NULL;
+        budget_give(req);
         /* The next request's headers are due from now. */
         if (req->cc) {
                 conn_deadline(req->cc, C_HEAD, srv->conf.header_timeout_ms);
@@ -1731,6 +1843,7 @@ ab_http_t *ab_http_new(const ab_http_conf_t *conf, char *errstr,
         srv->conf = *conf;
         pthread_mutex_init(&srv->lock, NULL);
         pthread_mutex_init(&srv->clock, NULL);
+        atomic_init(&srv->body_held, 0);
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&srv->cond, &ca);
@@ -1758,6 +1871,9 @@ ab_http_t *ab_http_new(const ab_http_conf_t *conf, char *errstr,
         }
         if (!srv->conf.body_timeout_ms) {
                 srv->conf.body_timeout_ms = 60000;
+        }
+        if (!srv->conf.body_budget) {
+                srv->conf.body_budget = 64 * 1024 * 1024;
         }
         if (srv->conf.max_connections > 1000000) {
                 srv->conf.max_connections = 1000000;
@@ -1826,7 +1942,12 @@ ab_http_t *ab_http_new(const ab_http_conf_t *conf, char *errstr,
                   "Connections closed at the header or the body deadline.",
                   "phase", errstr, errstr_size)) ||
             !(srv->m_timeout_head = AB_METRIC_WITH(m, "headers")) ||
-            !(srv->m_timeout_body = AB_METRIC_WITH(m, "body"))) {
+            !(srv->m_timeout_body = AB_METRIC_WITH(m, "body")) ||
+            !(srv->m_budget = ab_metrics_counter(
+                  srv->metrics, "http_body_budget_refused_total",
+                  "Requests answered 503 as their body would have taken "
+                  "unfinished bodies over the body budget.",
+                  NULL, errstr, errstr_size))) {
                 goto fail;
         }
 
@@ -1881,6 +2002,11 @@ ab_err_t ab_http_start(ab_http_t *srv, char *errstr, size_t errstr_size) {
                 break;
         }
         flags |= MHD_USE_ERROR_LOG;
+        /* Process-wide, and meant so: see MMAP_BODY. */
+        if (!mallopt(M_MMAP_THRESHOLD, MMAP_BODY)) {
+                ab_warn("http", "mallopt(M_MMAP_THRESHOLD) failed: freed "
+                                "bodies may stay in the heap");
+        }
         srv->lg.tick     = conn_tick;
         srv->lg.tick_arg = srv;
         if (linger_start(&srv->lg)) {

@@ -47,6 +47,13 @@ typedef struct ab_http_route_s {
         ab_http_handler_t *handler;
         int flags;          /**< AB_HTTP_PREFIX */
         size_t max_body;    /**< 0: ab_http_conf_t.max_body */
+        /** Runs with the headers, before a byte of the body is read or
+         *  held (credentials: an anonymous client must not make the
+         *  server buffer its upload). It answers to refuse (a 401: the
+         *  connection is then closed, lingering, when a body was
+         *  announced) or returns without an answer to go on. It must not
+         *  suspend; ab_http_req_body() is "" in it. May be NULL. */
+        ab_http_handler_t *check;
 } ab_http_route_t;
 
 /** Threading model. */
@@ -90,6 +97,10 @@ typedef struct ab_http_conf_s {
                                        (else the connection is closed) */
         unsigned body_timeout_ms; /**< 60 s: the whole body, counted from
                                        the end of the headers */
+        size_t body_budget;       /**< 64 MiB: bytes all unfinished
+                                       bodies together may hold (by their
+                                       Content-Length); beyond, 503 with
+                                       Retry-After and close */
         ab_http_threading_t threading;
         unsigned threads;         /**< daemons/workers; 0: online CPUs,
                                        at most 16 */

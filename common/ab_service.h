@@ -35,6 +35,7 @@ typedef struct ab_service_conf_common_s {
         int http_timeout_s;
         int64_t http_header_timeout_ms;
         int64_t http_body_timeout_ms;
+        size_t http_body_budget;
         int retry_after_s;
         int64_t shutdown_timeout_ms;
 } ab_service_conf_common_t;
@@ -96,6 +97,12 @@ typedef struct ab_service_conf_common_s {
          .offset = offsetof(ctype, member.http_body_timeout_ms),               \
          .help = "A request's whole body must be in by then, counted from "    \
                  "the end of its headers; else the connection is closed."},    \
+        {.env = "HTTP_BODY_BUDGET_BYTES", .flag = "http-body-budget-bytes",    \
+         .type = AB_CONF_SIZE, .def = "64M", .min = 1024,                      \
+         .max = 16LL * 1024 * 1024 * 1024,                                     \
+         .offset = offsetof(ctype, member.http_body_budget),                   \
+         .help = "Bytes that the bodies still being received may hold in "     \
+                 "all (by Content-Length); beyond, 503 with Retry-After."},    \
         {.env = "RETRY_AFTER_S", .flag = "retry-after-s",                      \
          .type = AB_CONF_INT, .def = "1", .min = 1, .max = 3600,               \
          .offset = offsetof(ctype, member.retry_after_s),                      \

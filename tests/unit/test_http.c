@@ -219,7 +219,20 @@ static void h_method(ab_http_req_t *req, void *opaque) {
                         (const char *const[]){"X-Method", m, NULL});
 }
 
+/* A route check: without x-ok, 401 before the body. */
+static atomic_int check_suspend = -1;
+
+static void c_guard(ab_http_req_t *req, void *opaque) {
+        (void)opaque;
+        atomic_store(&check_suspend, (int)ab_http_req_suspend(req));
+        if (!ab_http_req_header(req, "x-ok")) {
+                ab_http_respond_error(req, 401, "no token", NULL);
+        }
+}
+
 static const ab_http_route_t routes[] = {
+    {.method = "POST", .path = "/guarded", .handler = h_echo,
+     .check = c_guard},
     {.method = "GET", .path = "/method", .handler = h_method},
     {.method = "PUT", .path = "/method", .handler = h_method},
     {.method = "GET", .path = "/hello", .handler = h_hello},
@@ -1243,5 +1256,116 @@ Test(http, bad_configs_fail_cleanly) {
         cr_assert_null(ab_http_new(&c, e, sizeof(e)));
         cr_assert_str_eq(e, "http: route 0 needs a method, a path starting "
                             "with / and a handler");
+        assert_alive();
+}
+
+/* Reads one answer (headers and what came of the body) from \p fd. */
+static size_t read_answer(int fd, char *buf, size_t size, int ms) {
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        return raw_read(fd, buf, size);
+}
+
+Test(http, route_check_answers_before_the_body) {
+        static const char head[] = "POST /guarded HTTP/1.1\r\nHost: x\r\n"
+                                   "Content-Length: 1000\r\n\r\n";
+        static const char ok[] = "POST /guarded HTTP/1.1\r\nHost: x\r\n"
+                                 "x-ok: 1\r\nContent-Length: 5\r\n"
+                                 "Connection: close\r\n\r\nabcde";
+        char buf[2048];
+        int fd;
+
+        /* Announced 1000 bytes, sent none: the 401 comes anyway, and the
+         * connection is closed after it. */
+        fd = raw_connect();
+        cr_assert_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+        read_answer(fd, buf, sizeof(buf), 3000);
+        cr_assert(!strncmp(buf, "HTTP/1.1 401", 12), "%s", buf);
+        cr_assert(strstr(buf, "\"no token\""), "%s", buf);
+        cr_assert(strcasestr(buf, "Connection: close"), "%s", buf);
+        close(fd);
+        cr_assert_eq(atomic_load(&check_suspend), AB_ERR_UNSUPPORTED,
+                     "a check could suspend");
+        /* Let through, the handler gets the body. */
+        fd = raw_connect();
+        cr_assert_eq(write(fd, ok, strlen(ok)), (ssize_t)strlen(ok));
+        read_answer(fd, buf, sizeof(buf), 3000);
+        cr_assert(!strncmp(buf, "HTTP/1.1 200", 12), "%s", buf);
+        cr_assert(strstr(buf, "\r\n\r\nabcde"), "%s", buf);
+        close(fd);
+        assert_alive();
+}
+
+Test(http, body_budget_answers_503_and_frees_as_bodies_end) {
+        static const char head[] = "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                   "Content-Length: 1000\r\n"
+                                   "Connection: close\r\n\r\n";
+        static const char chunked[] =
+            "POST /echo HTTP/1.1\r\nHost: x\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            "64\r\n";
+        char body[1000];
+        char buf[4096];
+        char ra[32];
+        int held[2];
+        int fd;
+        int i;
+
+        memset(body, 'b', sizeof(body));
+        ab_http_destroy(srv);
+        start_with((ab_http_conf_t){.threads = 2, .body_budget = 2048,
+                                    .retry_after_s = 7});
+        /* Two stalled uploads of 1000 bytes hold 2000 of 2048. */
+        for (i = 0; i < 2; i++) {
+                held[i] = raw_connect();
+                cr_assert_eq(write(held[i], head, strlen(head)),
+                             (ssize_t)strlen(head));
+                cr_assert_eq(write(held[i], body, 10), 10);
+        }
+        usleep(100 * 1000);
+        /* A third is refused with its headers: 503, Retry-After, close. */
+        fd = raw_connect();
+        cr_assert_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+        read_answer(fd, buf, sizeof(buf), 3000);
+        cr_assert(!strncmp(buf, "HTTP/1.1 503", 12), "%s", buf);
+        cr_assert(strstr(buf, "\"server busy\""), "%s", buf);
+        cr_assert(strstr(buf, "Retry-After: 7\r\n"), "%s", buf);
+        close(fd);
+        /* A chunked body past the 48 bytes left: 503 midway. */
+        fd = raw_connect();
+        cr_assert_eq(write(fd, chunked, strlen(chunked)),
+                     (ssize_t)strlen(chunked));
+        cr_assert_eq(write(fd, body, 100), 100);
+        (void)!write(fd, "\r\n0\r\n\r\n", 7);
+        read_answer(fd, buf, sizeof(buf), 3000);
+        cr_assert(!strncmp(buf, "HTTP/1.1 503", 12), "%s", buf);
+        snprintf(ra, sizeof(ra), "Retry-After: 7\r\n");
+        cr_assert(strstr(buf, ra), "%s", buf);
+        close(fd);
+        /* One upload ends: its budget is back for the next one. */
+        cr_assert_eq(write(held[0], body + 10, 990), 990);
+        read_answer(held[0], buf, sizeof(buf), 3000);
+        cr_assert(!strncmp(buf, "HTTP/1.1 200", 12), "%s", buf);
+        close(held[0]);
+        fd = raw_connect();
+        cr_assert_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+        cr_assert_eq(write(fd, body, 1000), 1000);
+        read_answer(fd, buf, sizeof(buf), 3000);
+        cr_assert(!strncmp(buf, "HTTP/1.1 200", 12), "%s", buf);
+        close(fd);
+        /* A client that leaves mid-body gives its budget back too. */
+        close(held[1]);
+        usleep(200 * 1000);
+        for (i = 0; i < 2; i++) {
+                held[i] = raw_connect();
+                cr_assert_eq(write(held[i], head, strlen(head)),
+                             (ssize_t)strlen(head));
+                cr_assert_eq(write(held[i], body, 1000), 1000);
+                read_answer(held[i], buf, sizeof(buf), 3000);
+                cr_assert(!strncmp(buf, "HTTP/1.1 200", 12), "%d: %s", i,
+                          buf);
+                close(held[i]);
+        }
         assert_alive();
 }
