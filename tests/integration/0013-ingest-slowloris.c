@@ -35,6 +35,16 @@ static ab_itest_proc_t *svc;
 static int port;
 static char prefix[64];
 
+/* A clean exit after all that: sanitizer runs report there too. */
+static void stop_clean(void) {
+        int st = ab_itest_proc_stop(svc, ab_itest_timeout(15000));
+
+        if (st != 0) {
+                ab_itest_proc_dump_log(svc);
+        }
+        cr_assert_eq(st, 0, "ingest exited with %d", st);
+}
+
 static void teardown(void) {
         ab_itest_stack_stop(&svc, &b);
 }
@@ -259,6 +269,7 @@ Test(ingest_slowloris, slow_headers_are_cut_at_the_deadline_and_a_good_client_is
         for (i = 0; i < 5; i++) {
                 cr_assert_eq(good_post("127.0.0.1", 100 + i), 202);
         }
+        stop_clean();
 }
 
 Test(ingest_slowloris, over_the_connection_limit_a_connection_is_closed_at_once) {
@@ -306,6 +317,7 @@ Test(ingest_slowloris, over_the_connection_limit_a_connection_is_closed_at_once)
         cr_assert(metric_at_least(
                       "http_connections_refused_total{reason=\"limit\"} ",
                       21));
+        stop_clean();
 }
 
 Test(ingest_slowloris, one_address_holds_at_most_its_cap) {
@@ -333,4 +345,5 @@ Test(ingest_slowloris, one_address_holds_at_most_its_cap) {
         slow_close_all(s, 15);
         usleep(300 * 1000);
         cr_assert_eq(good_post("127.0.0.1", 10), 202);
+        stop_clean();
 }
