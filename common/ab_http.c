@@ -188,6 +188,7 @@ struct ab_http_s {
         ab_metric_t *m_refused_ip;
         ab_metric_t *m_timeout_head;
         ab_metric_t *m_timeout_body;
+        ab_metric_t *m_evicted;
         ab_metric_t *m_budget;
         struct lingerer lg;
         /* Connections (what MHD's own limits do not give: one limit for
@@ -357,7 +358,9 @@ static void linger_mark(ab_http_req_t *req) {
  * every byte. So ab_http counts connections itself, for all daemons at
  * once: over a limit a connection is refused in the accept policy callback
  * (MHD closes it before it allocates anything) or, when two daemons raced
- * past the check, shut down as it starts. Each connection carries one
+ * past the check, shut down as it starts; at the connection limit it
+ * first takes the place of the connection that has waited longest for its
+ * headers (see admit()). Each connection carries one
  * deadline for the phase it is in: the headers (from the accept, or from
  * the end of the previous request, so an idle keep-alive connection is
  * held no longer than a slow one), then the body (from the end of the
@@ -422,15 +425,46 @@ static void ip_del(ab_http_t *srv, const unsigned char *ip) {
         }
 }
 
-/* srv->clock held: whether one more connection from \p ip fits; if not,
- * *whyp is the counter to bump. */
-static int admit(ab_http_t *srv, const unsigned char *ip, ab_metric_t **whyp) {
-        if (srv->nconns >= srv->conf.max_connections) {
-                *whyp = srv->m_refused_limit;
-                return 0;
+/* srv->clock held: the connection that has waited longest for its
+ * request's headers, or NULL. */
+static struct conn_ctx *oldest_waiting(ab_http_t *srv) {
+        struct conn_ctx *cc, *best = NULL;
+        uint64_t d, bd = 0;
+
+        for (cc = srv->conns; cc; cc = cc->next) {
+                if (!cc->counted || cc->expired ||
+                    atomic_load(&cc->phase) != C_HEAD ||
+                    !(d = atomic_load(&cc->deadline))) {
+                        continue;
+                }
+                if (!best || d < bd) {
+                        best = cc;
+                        bd   = d;
+                }
         }
+        return best;
+}
+
+/* srv->clock held: whether one more connection from \p ip fits; if not,
+ * *whyp is the counter to bump. At the connection limit it fits in the
+ * place of the connection that has waited longest for its headers (set
+ * in *victimp; idle keep-alive ones included): refusing would let slow
+ * clients from enough addresses, reconnecting as fast as they are cut,
+ * keep every slot (measured: 2 of 20 requests served in 50 s against
+ * 1,100 of them from 1,100 addresses). A client that sends its request
+ * at once is past its headers in a moment, so the newcomers evict the
+ * slow ones, not each other. Only when every connection has a request
+ * under way is a new one refused. */
+static int admit(ab_http_t *srv, const unsigned char *ip, ab_metric_t **whyp,
+                 struct conn_ctx **victimp) {
+        *victimp = NULL;
         if (ip_find(srv, ip)->n >= srv->conf.max_connections_per_ip) {
                 *whyp = srv->m_refused_ip;
+                return 0;
+        }
+        if (srv->nconns >= srv->conf.max_connections &&
+            !(*victimp = oldest_waiting(srv))) {
+                *whyp = srv->m_refused_limit;
                 return 0;
         }
         return 1;
@@ -440,6 +474,7 @@ static int admit(ab_http_t *srv, const unsigned char *ip, ab_metric_t **whyp) {
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr,
                                  socklen_t addrlen) {
         ab_http_t *srv = cls;
+        struct conn_ctx *victim;
         ab_metric_t *why = NULL;
         unsigned char ip[16];
         int ok;
@@ -447,7 +482,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr,
         (void)addrlen;
         ip_key(addr, ip);
         pthread_mutex_lock(&srv->clock);
-        ok = admit(srv, ip, &why);
+        ok = admit(srv, ip, &why, &victim); /* evicted in conn_start() */
         pthread_mutex_unlock(&srv->clock);
         if (!ok) {
                 ab_metric_inc(why);
@@ -468,13 +503,13 @@ static void conn_deadline(struct conn_ctx *cc, int phase, unsigned ms) {
 }
 
 /* MHD_CONNECTION_NOTIFY_STARTED: counts the connection in (the count the
- * accept policy checked), or shuts it down when another daemon took the
- * last slot meanwhile. */
+ * accept policy checked), evicting the one admit() names, or shuts it
+ * down when another daemon took the last slot meanwhile. */
 static struct conn_ctx *conn_start(ab_http_t *srv,
                                    struct MHD_Connection *conn) {
         const union MHD_ConnectionInfo *ci;
         ab_metric_t *why = NULL;
-        struct conn_ctx *cc;
+        struct conn_ctx *cc, *victim;
         struct ip_slot *sl;
         int fd;
 
@@ -492,7 +527,17 @@ static struct conn_ctx *conn_start(ab_http_t *srv,
         ip_key(ci ? ci->client_addr : NULL, cc->ip);
         conn_deadline(cc, C_HEAD, srv->conf.header_timeout_ms);
         pthread_mutex_lock(&srv->clock);
-        if (admit(srv, cc->ip, &why)) {
+        if (admit(srv, cc->ip, &why, &victim)) {
+                if (victim) {
+                        /* Its place is taken now; MHD closes it on the
+                         * EOF (the list keeps its fd open till then). */
+                        victim->expired = 1;
+                        victim->counted = 0;
+                        srv->nconns--;
+                        ip_del(srv, victim->ip);
+                        shutdown(victim->fd, SHUT_RDWR);
+                        ab_metric_inc(srv->m_evicted);
+                }
                 srv->nconns++;
                 sl = ip_find(srv, cc->ip);
                 if (!sl->n) {
@@ -1943,6 +1988,11 @@ ab_http_t *ab_http_new(const ab_http_conf_t *conf, char *errstr,
                   "phase", errstr, errstr_size)) ||
             !(srv->m_timeout_head = AB_METRIC_WITH(m, "headers")) ||
             !(srv->m_timeout_body = AB_METRIC_WITH(m, "body")) ||
+            !(srv->m_evicted = ab_metrics_counter(
+                  srv->metrics, "http_connections_evicted_total",
+                  "Connections waiting for a request's headers closed at "
+                  "the connection limit to make room for a new one.",
+                  NULL, errstr, errstr_size)) ||
             !(srv->m_budget = ab_metrics_counter(
                   srv->metrics, "http_body_budget_refused_total",
                   "Requests answered 503 as their body would have taken "

@@ -85,7 +85,11 @@ typedef struct ab_http_conf_s {
         int port;                 /**< 0: ephemeral (see ab_http_port()) */
         size_t max_body;          /**< bytes per request body, 1 MiB */
         unsigned max_connections; /**< 1024 in all the threads; beyond,
-                                       a new one is closed at once */
+                                       a new one takes the place of the
+                                       one that has waited longest for a
+                                       request's headers, or is closed at
+                                       once when each has a request under
+                                       way */
         unsigned max_connections_per_ip; /**< 64: beyond, a new one from
                                        that address is closed at once */
         unsigned timeout_s;       /**< idle connection timeout, 30 s

@@ -73,8 +73,9 @@ typedef struct ab_service_conf_common_s {
         {.env = "HTTP_MAX_CONNECTIONS", .flag = "http-max-connections",        \
          .type = AB_CONF_INT, .def = "1024", .min = 1, .max = 100000,          \
          .offset = offsetof(ctype, member.http_max_connections),               \
-         .help = "Concurrent connections; beyond it a new one is closed at "   \
-                 "once."},                                                     \
+         .help = "Concurrent connections; beyond it a new one replaces the "   \
+                 "one waiting longest for its headers, or is closed at once "  \
+                 "when every one has a request under way."},                   \
         {.env = "HTTP_MAX_CONNECTIONS_PER_IP",                                 \
          .flag = "http-max-connections-per-ip", .type = AB_CONF_INT,           \
          .def = "64", .min = 1, .max = 100000,                                 \

@@ -1044,10 +1044,22 @@ static int refused_within(int fd, int ms) {
         return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
+/* Holds a slot with a body under way: 10 of 100 bytes sent. */
+static int hold_body(void) {
+        static const char head[] = "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                   "Content-Length: 100\r\n\r\n0123456789";
+        int fd;
+
+        fd = raw_connect();
+        cr_assert_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+        return fd;
+}
+
 Test(http, connection_limit_refuses_extra_connections_at_once) {
         static const char get[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
         struct timespec t0;
         char buf[512];
+        char rest[90];
         int fds[2];
         int fd;
         int i;
@@ -1056,10 +1068,11 @@ Test(http, connection_limit_refuses_extra_connections_at_once) {
         /* Two daemons: the limit is one for both, not one per daemon. */
         start_with((ab_http_conf_t){.threads = 2, .max_connections = 2});
         for (i = 0; i < 2; i++) {
-                fds[i] = hold_slot(NULL);
+                fds[i] = hold_body();
         }
-        /* Both slots hold idle keep-alive connections: a third client is
-         * closed at once, not left waiting in the listen backlog ... */
+        usleep(100 * 1000);
+        /* Both slots hold requests under way: a third client is closed at
+         * once, not left waiting in the listen backlog ... */
         for (i = 0; i < 5; i++) {
                 clock_gettime(CLOCK_MONOTONIC, &t0);
                 fd = raw_connect();
@@ -1070,6 +1083,9 @@ Test(http, connection_limit_refuses_extra_connections_at_once) {
                 close(fd);
         }
         /* ... and once a slot frees, the next one is served. */
+        memset(rest, 'r', sizeof(rest));
+        cr_assert_eq(write(fds[0], rest, sizeof(rest)), (ssize_t)sizeof(rest));
+        cr_assert_gt(read(fds[0], buf, sizeof(buf)), 0);
         close(fds[0]);
         usleep(200 * 1000);
         fd = raw_connect();
@@ -1078,6 +1094,38 @@ Test(http, connection_limit_refuses_extra_connections_at_once) {
         cr_assert(!strncmp(buf, "HTTP/1.1 200", 12), "%s", buf);
         close(fd);
         close(fds[1]);
+}
+
+Test(http, connection_limit_evicts_the_longest_waiting_for_headers) {
+        static const char get[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+        char buf[512];
+        int body, idle, slow, fd;
+
+        ab_http_destroy(srv);
+        start_with((ab_http_conf_t){.threads = 2, .max_connections = 3});
+        body = hold_body();          /* a request under way: kept */
+        idle = hold_slot(NULL);      /* an idle keep-alive: waits longest */
+        usleep(50 * 1000);
+        slow = raw_connect();        /* headers trickling */
+        cr_assert_eq(write(slow, "GET /hello HTTP/1.1\r\n", 21), 21);
+        usleep(100 * 1000);
+        /* Full: a newcomer takes the idle one's place and is served. */
+        fd = raw_connect();
+        cr_assert_eq(write(fd, get, strlen(get)), (ssize_t)strlen(get));
+        cr_assert_gt(read(fd, buf, sizeof(buf) - 1), 12);
+        cr_assert(!strncmp(buf, "HTTP/1.1 200", 12), "%s", buf);
+        cr_assert(refused_within(idle, 1000), "idle keep-alive kept");
+        close(idle);
+        /* Now the newcomer is the idle one, but the slow one has waited
+         * longer: it goes next. */
+        usleep(50 * 1000);
+        close(hold_slot(NULL));
+        cr_assert(refused_within(slow, 1000), "slow headers kept");
+        close(slow);
+        /* The body under way was never the one to go. */
+        cr_assert(!refused_within(body, 100), "a request under way cut");
+        close(body);
+        close(fd);
 }
 
 Test(http, per_address_limit_refuses_that_address_only) {
