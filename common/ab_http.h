@@ -6,7 +6,9 @@
  * read, then a lingering close), the framing it refuses (400: see
  * bad_framing() in ab_http.c), responses and the shared JSON error
  * format, asynchronous answers from
- * other threads (suspend/resume), graceful stop, /healthz, /readyz,
+ * other threads (suspend/resume), the connection limits (in all, per
+ * client address: refused at once) and the deadlines of a request's
+ * headers and body (total, not idle), graceful stop, /healthz, /readyz,
  * /metrics, the access log and the per-route request metrics.
  * What a route does stays with the service (<svc>_http.c).
  *
@@ -45,6 +47,13 @@ typedef struct ab_http_route_s {
         ab_http_handler_t *handler;
         int flags;          /**< AB_HTTP_PREFIX */
         size_t max_body;    /**< 0: ab_http_conf_t.max_body */
+        /** Runs with the headers, before a byte of the body is read or
+         *  held (credentials: an anonymous client must not make the
+         *  server buffer its upload). It answers to refuse (a 401: the
+         *  connection is then closed, lingering, when a body was
+         *  announced) or returns without an answer to go on. It must not
+         *  suspend; ab_http_req_body() is "" in it. May be NULL. */
+        ab_http_handler_t *check;
 } ab_http_route_t;
 
 /** Threading model. */
@@ -75,10 +84,27 @@ typedef struct ab_http_conf_s {
         const char *bind;         /**< numeric address, "0.0.0.0"; "::" ok */
         int port;                 /**< 0: ephemeral (see ab_http_port()) */
         size_t max_body;          /**< bytes per request body, 1 MiB */
-        unsigned max_connections; /**< 1024, split across the threads;
-                                       beyond, new ones wait in the listen
-                                       backlog until a slot frees */
-        unsigned timeout_s;       /**< idle/slow connection timeout, 30 s */
+        unsigned max_connections; /**< 1024 in all the threads; beyond,
+                                       a new one takes the place of the
+                                       one that has waited longest for a
+                                       request's headers, or is closed at
+                                       once when each has a request under
+                                       way */
+        unsigned max_connections_per_ip; /**< 64: beyond, a new one from
+                                       that address is closed at once */
+        unsigned timeout_s;       /**< idle connection timeout, 30 s
+                                       (no byte in either direction) */
+        unsigned header_timeout_ms; /**< 10 s: a request's headers must
+                                       be in by then, counted from the
+                                       accept or the end of the previous
+                                       request, however they trickle
+                                       (else the connection is closed) */
+        unsigned body_timeout_ms; /**< 60 s: the whole body, counted from
+                                       the end of the headers */
+        size_t body_budget;       /**< 64 MiB: bytes all unfinished
+                                       bodies together may hold (by their
+                                       Content-Length); beyond, 503 with
+                                       Retry-After and close */
         ab_http_threading_t threading;
         unsigned threads;         /**< daemons/workers; 0: online CPUs,
                                        at most 16 */

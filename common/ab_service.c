@@ -112,7 +112,12 @@ ab_service_t *ab_service_new(const ab_service_def_t *def, char *errstr,
         hc.port            = def->common->port;
         hc.max_body        = def->max_body;
         hc.max_connections = (unsigned)def->sc->http_max_connections;
-        hc.timeout_s       = (unsigned)def->sc->http_timeout_s;
+        hc.max_connections_per_ip =
+            (unsigned)def->sc->http_max_connections_per_ip;
+        hc.timeout_s         = (unsigned)def->sc->http_timeout_s;
+        hc.header_timeout_ms = (unsigned)def->sc->http_header_timeout_ms;
+        hc.body_timeout_ms   = (unsigned)def->sc->http_body_timeout_ms;
+        hc.body_budget       = def->sc->http_body_budget;
         hc.threads         = (unsigned)def->sc->http_threads;
         hc.retry_after_s   = (unsigned)def->sc->retry_after_s;
         hc.routes          = def->routes;

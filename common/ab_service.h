@@ -31,7 +31,11 @@ typedef struct ab_service_conf_common_s {
         int rbac_events_per_min;
         int http_threads;
         int http_max_connections;
+        int http_max_connections_per_ip;
         int http_timeout_s;
+        int64_t http_header_timeout_ms;
+        int64_t http_body_timeout_ms;
+        size_t http_body_budget;
         int retry_after_s;
         int64_t shutdown_timeout_ms;
 } ab_service_conf_common_t;
@@ -69,11 +73,37 @@ typedef struct ab_service_conf_common_s {
         {.env = "HTTP_MAX_CONNECTIONS", .flag = "http-max-connections",        \
          .type = AB_CONF_INT, .def = "1024", .min = 1, .max = 100000,          \
          .offset = offsetof(ctype, member.http_max_connections),               \
-         .help = "Concurrent connections; beyond it new ones are refused."},   \
+         .help = "Concurrent connections; beyond it a new one replaces the "   \
+                 "one waiting longest for its headers, or is closed at once "  \
+                 "when every one has a request under way."},                   \
+        {.env = "HTTP_MAX_CONNECTIONS_PER_IP",                                 \
+         .flag = "http-max-connections-per-ip", .type = AB_CONF_INT,           \
+         .def = "64", .min = 1, .max = 100000,                                 \
+         .offset = offsetof(ctype, member.http_max_connections_per_ip),        \
+         .help = "Concurrent connections from one client address; beyond it "  \
+                 "a new one is closed at once."},                              \
         {.env = "HTTP_TIMEOUT_S", .flag = "http-timeout-s",                    \
          .type = AB_CONF_INT, .def = "30", .min = 1, .max = 3600,              \
          .offset = offsetof(ctype, member.http_timeout_s),                     \
-         .help = "Idle or slow connections are closed after this."},           \
+         .help = "A connection with no traffic either way is closed after "    \
+                 "this."},                                                     \
+        {.env = "HTTP_HEADER_TIMEOUT_MS", .flag = "http-header-timeout-ms",    \
+         .type = AB_CONF_DURATION, .def = "10s", .min = 100, .max = 3600000,   \
+         .offset = offsetof(ctype, member.http_header_timeout_ms),             \
+         .help = "A request's headers must all be in by then, counted from "   \
+                 "the connection or the end of the previous request, "         \
+                 "however they trickle; else the connection is closed."},      \
+        {.env = "HTTP_BODY_TIMEOUT_MS", .flag = "http-body-timeout-ms",        \
+         .type = AB_CONF_DURATION, .def = "60s", .min = 100, .max = 3600000,   \
+         .offset = offsetof(ctype, member.http_body_timeout_ms),               \
+         .help = "A request's whole body must be in by then, counted from "    \
+                 "the end of its headers; else the connection is closed."},    \
+        {.env = "HTTP_BODY_BUDGET_BYTES", .flag = "http-body-budget-bytes",    \
+         .type = AB_CONF_SIZE, .def = "64M", .min = 1024,                      \
+         .max = 16LL * 1024 * 1024 * 1024,                                     \
+         .offset = offsetof(ctype, member.http_body_budget),                   \
+         .help = "Bytes that the bodies still being received may hold in "     \
+                 "all (by Content-Length); beyond, 503 with Retry-After."},    \
         {.env = "RETRY_AFTER_S", .flag = "retry-after-s",                      \
          .type = AB_CONF_INT, .def = "1", .min = 1, .max = 3600,               \
          .offset = offsetof(ctype, member.retry_after_s),                      \

@@ -189,6 +189,14 @@ static ab_err_t finalize(void *confp, char *errstr, size_t errstr_size) {
                               conf->max_body, conf->queue_max_bytes);
                 return AB_ERR_INVALID;
         }
+        /* Else a body of the largest size allowed could never be taken. */
+        if (conf->max_body > conf->svc.http_body_budget) {
+                ab_errstr_set(errstr, errstr_size,
+                              "MAX_BODY_BYTES (%zu) must not exceed "
+                              "HTTP_BODY_BUDGET_BYTES (%zu)",
+                              conf->max_body, conf->svc.http_body_budget);
+                return AB_ERR_INVALID;
+        }
         return AB_OK;
 }
 

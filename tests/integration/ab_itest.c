@@ -330,6 +330,25 @@ pid_t ab_itest_proc_pid(const ab_itest_proc_t *p) {
         return p->pid;
 }
 
+long ab_itest_proc_rss_kb(const ab_itest_proc_t *p) {
+        char path[64], line[256];
+        long kb = -1;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)p->pid);
+        if (!(f = fopen(path, "r"))) {
+                return -1;
+        }
+        while (fgets(line, sizeof(line), f)) {
+                if (!strncmp(line, "VmRSS:", 6)) {
+                        kb = strtol(line + 6, NULL, 10);
+                        break;
+                }
+        }
+        fclose(f);
+        return kb;
+}
+
 const char *ab_itest_proc_log_path(const ab_itest_proc_t *p) {
         return p->log_path;
 }

@@ -269,6 +269,10 @@ ab_itest_proc_t *ab_itest_proc_start(const char *bin, const char *const *args,
 /** @returns the pid of \p p. */
 pid_t ab_itest_proc_pid(const ab_itest_proc_t *p);
 
+/** @returns \p p's resident memory (VmRSS of /proc/<pid>/status) in
+ *           KiB, or -1 when it cannot be read. */
+long ab_itest_proc_rss_kb(const ab_itest_proc_t *p);
+
 /** @returns the path of the file holding \p p's stderr. */
 const char *ab_itest_proc_log_path(const ab_itest_proc_t *p);
 

@@ -41,6 +41,56 @@ int ab_itest_raw_connect(int port) {
         return fd;
 }
 
+int ab_itest_raw_connect_from(const char *src, int port) {
+        struct sockaddr_in sa;
+        int fd;
+
+        if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+                return -1;
+        }
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        if (inet_pton(AF_INET, src, &sa.sin_addr) != 1 ||
+            bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+                close(fd);
+                return -1;
+        }
+        sa.sin_port        = htons((uint16_t)port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+int ab_itest_raw_wait_close(int fd, int ms) {
+        struct pollfd pfd;
+        int64_t deadline = ab_itest_deadline(ms);
+        char tmp[4096];
+        ssize_t n;
+
+        int64_t left;
+
+        do {
+                left        = deadline - ab_itest_now_ms();
+                pfd.fd      = fd;
+                pfd.events  = POLLIN;
+                pfd.revents = 0;
+                if (poll(&pfd, 1, left > 10 ? 10 : left > 0 ? (int)left : 0) <=
+                    0) {
+                        continue;
+                }
+                while ((n = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT)) > 0) {
+                }
+                if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                        return 1;
+                }
+        } while (ab_itest_now_ms() < deadline);
+        return 0;
+}
+
 /* Parses what came so far; sets res->complete once a whole answer is in
  * buf (1xx interim answers skipped). eof: the server closed. */
 static void parse(ab_itest_raw_t *res, const char *buf, size_t len,

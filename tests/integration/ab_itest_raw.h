@@ -27,6 +27,18 @@ typedef struct ab_itest_raw_s {
 /** @returns a connected TCP socket to 127.0.0.1:\p port, or -1. */
 int ab_itest_raw_connect(int port);
 
+/** @returns a non-blocking TCP socket to 127.0.0.1:\p port bound to the
+ *           source address \p src (any of 127/8: a client address of its
+ *           own for per-address limits), or -1. */
+int ab_itest_raw_connect_from(const char *src, int port);
+
+/**
+ * @brief Waits up to \p ms for the server to close \p fd (EOF or reset),
+ *        dropping whatever it sends.
+ * @returns 1 when it closed, 0 when it is still open.
+ */
+int ab_itest_raw_wait_close(int fd, int ms);
+
 /**
  * @brief Writes \p req on \p fd while reading the answer, the way a client
  *        that sends a big body and watches for an early answer does:

@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -218,7 +219,20 @@ static void h_method(ab_http_req_t *req, void *opaque) {
                         (const char *const[]){"X-Method", m, NULL});
 }
 
+/* A route check: without x-ok, 401 before the body. */
+static atomic_int check_suspend = -1;
+
+static void c_guard(ab_http_req_t *req, void *opaque) {
+        (void)opaque;
+        atomic_store(&check_suspend, (int)ab_http_req_suspend(req));
+        if (!ab_http_req_header(req, "x-ok")) {
+                ab_http_respond_error(req, 401, "no token", NULL);
+        }
+}
+
 static const ab_http_route_t routes[] = {
+    {.method = "POST", .path = "/guarded", .handler = h_echo,
+     .check = c_guard},
     {.method = "GET", .path = "/method", .handler = h_method},
     {.method = "PUT", .path = "/method", .handler = h_method},
     {.method = "GET", .path = "/hello", .handler = h_hello},
@@ -984,37 +998,230 @@ Test(http, slow_client_is_timed_out) {
         assert_alive();
 }
 
-Test(http, connection_limit_holds_back_extra_connections) {
+static double ms_since(const struct timespec *t0) {
+        struct timespec t1;
+
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
+               (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* A connection from \p src (an address of 127/8) to the server. */
+static int raw_connect_from(const char *src) {
+        struct sockaddr_in sa;
+        struct timeval tv = {10, 0};
+        int fd;
+
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        cr_assert_eq(inet_pton(AF_INET, src, &sa.sin_addr), 1);
+        cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        sa.sin_port        = htons((uint16_t)port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        return fd;
+}
+
+/* Holds a slot with an answered keep-alive request. */
+static int hold_slot(const char *src) {
         static const char get[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
-        struct timeval shortwait = {0, 300000};
         char buf[512];
+        int fd;
+
+        fd = src ? raw_connect_from(src) : raw_connect();
+        cr_assert_eq(write(fd, get, strlen(get)), (ssize_t)strlen(get));
+        cr_assert_gt(read(fd, buf, sizeof(buf)), 0);
+        return fd;
+}
+
+/* Whether the server closed \p fd (EOF or reset) within \p ms, without
+ * answering anything. */
+static int refused_within(int fd, int ms) {
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        char buf[512];
+        ssize_t n;
+
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        n = read(fd, buf, sizeof(buf));
+        return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+/* Holds a slot with a body under way: 10 of 100 bytes sent. */
+static int hold_body(void) {
+        static const char head[] = "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                   "Content-Length: 100\r\n\r\n0123456789";
+        int fd;
+
+        fd = raw_connect();
+        cr_assert_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+        return fd;
+}
+
+Test(http, connection_limit_refuses_extra_connections_at_once) {
+        static const char get[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+        struct timespec t0;
+        char buf[512];
+        char rest[90];
         int fds[2];
         int fd;
         int i;
 
         ab_http_destroy(srv);
-        start_with((ab_http_conf_t){.threads = 1, .max_connections = 2});
+        /* Two daemons: the limit is one for both, not one per daemon. */
+        start_with((ab_http_conf_t){.threads = 2, .max_connections = 2});
         for (i = 0; i < 2; i++) {
-                fds[i] = raw_connect();
-                cr_assert_eq(write(fds[i], get, strlen(get)),
-                             (ssize_t)strlen(get));
-                cr_assert_gt(read(fds[i], buf, sizeof(buf)), 0);
+                fds[i] = hold_body();
         }
-        /* Both slots hold idle keep-alive connections: a third client is
-         * not served (it waits in the listen backlog) ... */
+        usleep(100 * 1000);
+        /* Both slots hold requests under way: a third client is closed at
+         * once, not left waiting in the listen backlog ... */
+        for (i = 0; i < 5; i++) {
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                fd = raw_connect();
+                (void)!write(fd, get, strlen(get));
+                cr_assert(refused_within(fd, 2000),
+                          "connection %d over the limit not refused", i);
+                cr_assert_lt(ms_since(&t0), 1000, "refused late");
+                close(fd);
+        }
+        /* ... and once a slot frees, the next one is served. */
+        memset(rest, 'r', sizeof(rest));
+        cr_assert_eq(write(fds[0], rest, sizeof(rest)), (ssize_t)sizeof(rest));
+        cr_assert_gt(read(fds[0], buf, sizeof(buf)), 0);
+        close(fds[0]);
+        usleep(200 * 1000);
         fd = raw_connect();
         cr_assert_eq(write(fd, get, strlen(get)), (ssize_t)strlen(get));
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &shortwait, sizeof(shortwait));
-        cr_assert_lt(read(fd, buf, sizeof(buf)), 1, "served over the limit");
-        /* ... until a slot frees. */
-        close(fds[0]);
-        shortwait.tv_sec  = 10;
-        shortwait.tv_usec = 0;
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &shortwait, sizeof(shortwait));
         cr_assert_gt(read(fd, buf, sizeof(buf) - 1), 12);
         cr_assert(!strncmp(buf, "HTTP/1.1 200", 12), "%s", buf);
         close(fd);
         close(fds[1]);
+}
+
+Test(http, connection_limit_evicts_the_longest_waiting_for_headers) {
+        static const char get[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+        char buf[512];
+        int body, idle, slow, fd;
+
+        ab_http_destroy(srv);
+        start_with((ab_http_conf_t){.threads = 2, .max_connections = 3});
+        body = hold_body();          /* a request under way: kept */
+        idle = hold_slot(NULL);      /* an idle keep-alive: waits longest */
+        usleep(50 * 1000);
+        slow = raw_connect();        /* headers trickling */
+        cr_assert_eq(write(slow, "GET /hello HTTP/1.1\r\n", 21), 21);
+        usleep(100 * 1000);
+        /* Full: a newcomer takes the idle one's place and is served. */
+        fd = raw_connect();
+        cr_assert_eq(write(fd, get, strlen(get)), (ssize_t)strlen(get));
+        cr_assert_gt(read(fd, buf, sizeof(buf) - 1), 12);
+        cr_assert(!strncmp(buf, "HTTP/1.1 200", 12), "%s", buf);
+        cr_assert(refused_within(idle, 1000), "idle keep-alive kept");
+        close(idle);
+        /* Now the newcomer is the idle one, but the slow one has waited
+         * longer: it goes next. */
+        usleep(50 * 1000);
+        close(hold_slot(NULL));
+        cr_assert(refused_within(slow, 1000), "slow headers kept");
+        close(slow);
+        /* The body under way was never the one to go. */
+        cr_assert(!refused_within(body, 100), "a request under way cut");
+        close(body);
+        close(fd);
+}
+
+Test(http, per_address_limit_refuses_that_address_only) {
+        int fds[3];
+        int fd;
+        int i;
+
+        ab_http_destroy(srv);
+        start_with((ab_http_conf_t){.threads = 2, .max_connections = 100,
+                                    .max_connections_per_ip = 3});
+        for (i = 0; i < 3; i++) {
+                fds[i] = hold_slot("127.0.0.1");
+        }
+        fd = raw_connect_from("127.0.0.1");
+        cr_assert(refused_within(fd, 2000), "4th from 127.0.0.1 served");
+        close(fd);
+        /* Another address still gets in, three times too. */
+        for (i = 0; i < 3; i++) {
+                close(hold_slot("127.0.0.2"));
+        }
+        fd = hold_slot("127.0.0.2");
+        close(fd);
+        /* A closed connection gives its address's slot back. */
+        close(fds[0]);
+        usleep(200 * 1000);
+        fds[0] = hold_slot("127.0.0.1");
+        for (i = 0; i < 3; i++) {
+                close(fds[i]);
+        }
+        usleep(200 * 1000); /* the server sees the closes */
+        assert_alive();
+}
+
+Test(http, header_deadline_is_total_however_lines_trickle) {
+        struct timespec t0;
+        char buf[64];
+        int fd;
+        int i;
+        int open;
+
+        ab_http_destroy(srv);
+        start_with((ab_http_conf_t){.threads = 1, .timeout_s = 30,
+                                    .header_timeout_ms = 600});
+        fd = raw_connect();
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        cr_assert_eq(write(fd, "GET /hello HTTP/1.1\r\n", 21), 21);
+        /* A line every 100 ms resets any idle timeout; not this one. */
+        open = 1;
+        for (i = 0; i < 40 && open; i++) {
+                usleep(100 * 1000);
+                snprintf(buf, sizeof(buf), "X-%d: y\r\n", i);
+                open = send(fd, buf, strlen(buf), MSG_NOSIGNAL) > 0 &&
+                       !refused_within(fd, 1);
+        }
+        cr_assert(!open || refused_within(fd, 1000), "trickling kept it");
+        cr_assert_gt(ms_since(&t0), 500, "closed before the deadline");
+        cr_assert_lt(ms_since(&t0), 2000, "closed late");
+        close(fd);
+        /* An idle keep-alive connection counts as a request not come. */
+        fd = hold_slot(NULL);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        cr_assert(refused_within(fd, 3000), "idle keep-alive kept");
+        cr_assert_lt(ms_since(&t0), 2000);
+        close(fd);
+        assert_alive();
+}
+
+Test(http, body_deadline_is_total_however_bytes_trickle) {
+        static const char head[] = "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                   "Content-Length: 100\r\n\r\n";
+        struct timespec t0;
+        int fd;
+        int i;
+        int open;
+
+        ab_http_destroy(srv);
+        start_with((ab_http_conf_t){.threads = 1, .timeout_s = 30,
+                                    .body_timeout_ms = 600});
+        fd = raw_connect();
+        cr_assert_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        open = 1;
+        for (i = 0; i < 40 && open; i++) {
+                usleep(100 * 1000);
+                open = send(fd, "x", 1, MSG_NOSIGNAL) > 0 &&
+                       !refused_within(fd, 1);
+        }
+        cr_assert(!open || refused_within(fd, 1000), "trickling kept it");
+        cr_assert_gt(ms_since(&t0), 500, "closed before the deadline");
+        cr_assert_lt(ms_since(&t0), 2000, "closed late");
+        close(fd);
+        assert_alive();
 }
 
 Test(http, thread_per_connection_mode_answers_synchronously) {
@@ -1105,5 +1312,116 @@ Test(http, bad_configs_fail_cleanly) {
         cr_assert_null(ab_http_new(&c, e, sizeof(e)));
         cr_assert_str_eq(e, "http: route 0 needs a method, a path starting "
                             "with / and a handler");
+        assert_alive();
+}
+
+/* Reads one answer (headers and what came of the body) from \p fd. */
+static size_t read_answer(int fd, char *buf, size_t size, int ms) {
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        return raw_read(fd, buf, size);
+}
+
+Test(http, route_check_answers_before_the_body) {
+        static const char head[] = "POST /guarded HTTP/1.1\r\nHost: x\r\n"
+                                   "Content-Length: 1000\r\n\r\n";
+        static const char ok[] = "POST /guarded HTTP/1.1\r\nHost: x\r\n"
+                                 "x-ok: 1\r\nContent-Length: 5\r\n"
+                                 "Connection: close\r\n\r\nabcde";
+        char buf[2048];
+        int fd;
+
+        /* Announced 1000 bytes, sent none: the 401 comes anyway, and the
+         * connection is closed after it. */
+        fd = raw_connect();
+        cr_assert_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+        read_answer(fd, buf, sizeof(buf), 3000);
+        cr_assert(!strncmp(buf, "HTTP/1.1 401", 12), "%s", buf);
+        cr_assert(strstr(buf, "\"no token\""), "%s", buf);
+        cr_assert(strcasestr(buf, "Connection: close"), "%s", buf);
+        close(fd);
+        cr_assert_eq(atomic_load(&check_suspend), AB_ERR_UNSUPPORTED,
+                     "a check could suspend");
+        /* Let through, the handler gets the body. */
+        fd = raw_connect();
+        cr_assert_eq(write(fd, ok, strlen(ok)), (ssize_t)strlen(ok));
+        read_answer(fd, buf, sizeof(buf), 3000);
+        cr_assert(!strncmp(buf, "HTTP/1.1 200", 12), "%s", buf);
+        cr_assert(strstr(buf, "\r\n\r\nabcde"), "%s", buf);
+        close(fd);
+        assert_alive();
+}
+
+Test(http, body_budget_answers_503_and_frees_as_bodies_end) {
+        static const char head[] = "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                   "Content-Length: 1000\r\n"
+                                   "Connection: close\r\n\r\n";
+        static const char chunked[] =
+            "POST /echo HTTP/1.1\r\nHost: x\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            "64\r\n";
+        char body[1000];
+        char buf[4096];
+        char ra[32];
+        int held[2];
+        int fd;
+        int i;
+
+        memset(body, 'b', sizeof(body));
+        ab_http_destroy(srv);
+        start_with((ab_http_conf_t){.threads = 2, .body_budget = 2048,
+                                    .retry_after_s = 7});
+        /* Two stalled uploads of 1000 bytes hold 2000 of 2048. */
+        for (i = 0; i < 2; i++) {
+                held[i] = raw_connect();
+                cr_assert_eq(write(held[i], head, strlen(head)),
+                             (ssize_t)strlen(head));
+                cr_assert_eq(write(held[i], body, 10), 10);
+        }
+        usleep(100 * 1000);
+        /* A third is refused with its headers: 503, Retry-After, close. */
+        fd = raw_connect();
+        cr_assert_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+        read_answer(fd, buf, sizeof(buf), 3000);
+        cr_assert(!strncmp(buf, "HTTP/1.1 503", 12), "%s", buf);
+        cr_assert(strstr(buf, "\"server busy\""), "%s", buf);
+        cr_assert(strstr(buf, "Retry-After: 7\r\n"), "%s", buf);
+        close(fd);
+        /* A chunked body past the 48 bytes left: 503 midway. */
+        fd = raw_connect();
+        cr_assert_eq(write(fd, chunked, strlen(chunked)),
+                     (ssize_t)strlen(chunked));
+        cr_assert_eq(write(fd, body, 100), 100);
+        (void)!write(fd, "\r\n0\r\n\r\n", 7);
+        read_answer(fd, buf, sizeof(buf), 3000);
+        cr_assert(!strncmp(buf, "HTTP/1.1 503", 12), "%s", buf);
+        snprintf(ra, sizeof(ra), "Retry-After: 7\r\n");
+        cr_assert(strstr(buf, ra), "%s", buf);
+        close(fd);
+        /* One upload ends: its budget is back for the next one. */
+        cr_assert_eq(write(held[0], body + 10, 990), 990);
+        read_answer(held[0], buf, sizeof(buf), 3000);
+        cr_assert(!strncmp(buf, "HTTP/1.1 200", 12), "%s", buf);
+        close(held[0]);
+        fd = raw_connect();
+        cr_assert_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+        cr_assert_eq(write(fd, body, 1000), 1000);
+        read_answer(fd, buf, sizeof(buf), 3000);
+        cr_assert(!strncmp(buf, "HTTP/1.1 200", 12), "%s", buf);
+        close(fd);
+        /* A client that leaves mid-body gives its budget back too. */
+        close(held[1]);
+        usleep(200 * 1000);
+        for (i = 0; i < 2; i++) {
+                held[i] = raw_connect();
+                cr_assert_eq(write(held[i], head, strlen(head)),
+                             (ssize_t)strlen(head));
+                cr_assert_eq(write(held[i], body, 1000), 1000);
+                read_answer(held[i], buf, sizeof(buf), 3000);
+                cr_assert(!strncmp(buf, "HTTP/1.1 200", 12), "%d: %s", i,
+                          buf);
+                close(held[i]);
+        }
         assert_alive();
 }
