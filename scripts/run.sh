@@ -65,6 +65,10 @@ start_service() {
 
 start_service ingest "$PORT"
 start_service stats "${STATS_PORT:-$((PORT + 1))}"
+# The EventLog: one SQLite file under .run/ (one writer: a second audit
+# on the same file refuses to start).
+export AUDIT_DB_PATH=${AUDIT_DB_PATH:-$RUN_DIR/audit.db}
+start_service audit "${AUDIT_PORT:-$((PORT + 3))}"
 # Forwarding is optional (spec 002): the sink runs when there is a sink.
 if [ -n "${EVENT_SINK_URL:-}" ]; then
   start_service sink "${SINK_PORT:-$((PORT + 2))}"
