@@ -68,6 +68,22 @@ ab_err_t ab_service_conf_check(const ab_service_conf_common_t *sc,
         return AB_OK;
 }
 
+ab_auth_t *ab_service_auth_new(const ab_service_conf_common_t *sc,
+                               ab_metrics_t *metrics, ab_auth_emit_cb_t *emit,
+                               void *opaque, char *errstr, size_t errstr_size) {
+        ab_auth_conf_t ac;
+
+        memset(&ac, 0, sizeof(ac));
+        ac.admin_token    = sc->admin_token;
+        ac.rbac_mode      = sc->rbac_mode;
+        ac.audit_tenants  = sc->rbac_audit_tenants;
+        ac.events_per_min = sc->rbac_events_per_min;
+        ac.metrics        = metrics;
+        ac.emit           = emit;
+        ac.opaque         = opaque;
+        return ab_auth_new(&ac, errstr, errstr_size);
+}
+
 static int ready_cb(void *opaque, char *reason, size_t reason_size) {
         return ab_service_ready(opaque, reason, reason_size);
 }

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ab_auth.h"
 #include "ab_conf.h"
 #include "ab_err.h"
 #include "ab_http.h"
@@ -121,6 +122,15 @@ typedef struct ab_service_conf_common_s {
  */
 ab_err_t ab_service_conf_check(const ab_service_conf_common_t *sc,
                                char *errstr, size_t errstr_size);
+
+/**
+ * @brief The shared admin guard of a service from its shared settings
+ *        (ADMIN_TOKEN, RBAC_MODE, ...): the same rule on every admin route.
+ * @returns ab_auth_new()'s guard (ab_auth_destroy()), or NULL with errstr.
+ */
+ab_auth_t *ab_service_auth_new(const ab_service_conf_common_t *sc,
+                               ab_metrics_t *metrics, ab_auth_emit_cb_t *emit,
+                               void *opaque, char *errstr, size_t errstr_size);
 
 /**
  * Readiness of the service: 1 when ready, else 0 with the reason. Runs on

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ab_cloudevents.h"
+#include "ab_emit.h"
 #include "ab_log.h"
 #include "ab_time.h"
 #include "audit.h"
@@ -22,40 +22,6 @@
 #define BATCH 256
 #define START_TIMEOUT_MS 5000
 #define RETRY_MS 1000
-
-/* Security events are this service's own platform events. */
-static ab_err_t emit(void *opaque, const char *type, const char *tenant,
-                     json_t *payload, char *errstr, size_t errstr_size) {
-        audit_t *a = opaque;
-        ab_envelope_t env;
-        ab_envelope_ctx_t ctx;
-        char buf[8192];
-        char topic[256];
-        size_t len;
-        ab_err_t err;
-
-        memset(&ctx, 0, sizeof(ctx));
-        ctx.catalog = a->catalog;
-        if ((err = ab_envelope_platform(&env, &ctx, "aetherbus-audit", type,
-                                        tenant, payload, errstr,
-                                        errstr_size))) {
-                return err;
-        }
-        err = ab_avro_encode(a->codec, &env, buf, sizeof(buf), &len, errstr,
-                             errstr_size);
-        if (!err) {
-                err = ab_catalog_topic(a->conf->common.topic_prefix,
-                                       env.entry ? env.entry->prefix
-                                                 : env.prefix,
-                                       topic, sizeof(topic));
-        }
-        if (!err) {
-                err = ab_cloudevents_produce(a->producer, topic, &env, buf,
-                                             len, NULL, errstr, errstr_size);
-        }
-        ab_envelope_clear(&env);
-        return err;
-}
 
 static int check(void *opaque, char *reason, size_t reason_size) {
         audit_t *a = opaque;
@@ -137,7 +103,6 @@ audit_t *audit_new(const audit_conf_t *conf, char *errstr,
                    size_t errstr_size) {
         audit_store_stats_t sst;
         ab_producer_conf_t pc;
-        ab_auth_conf_t ac;
         ab_service_def_t def;
         uint8_t root[AUDIT_HASH_LEN];
         char *note = NULL;
@@ -193,15 +158,14 @@ audit_t *audit_new(const audit_conf_t *conf, char *errstr,
         if (!(a->producer = ab_producer_new(&pc, errstr, errstr_size))) {
                 goto fail;
         }
-        memset(&ac, 0, sizeof(ac));
-        ac.admin_token    = conf->svc.admin_token;
-        ac.rbac_mode      = conf->svc.rbac_mode;
-        ac.audit_tenants  = conf->svc.rbac_audit_tenants;
-        ac.events_per_min = conf->svc.rbac_events_per_min;
-        ac.metrics        = a->metrics;
-        ac.emit           = emit;
-        ac.opaque         = a;
-        if (!(a->auth = ab_auth_new(&ac, errstr, errstr_size))) {
+        a->emitter.producer     = a->producer;
+        a->emitter.codec        = a->codec;
+        a->emitter.catalog      = a->catalog;
+        a->emitter.topic_prefix = conf->common.topic_prefix;
+        a->emitter.source       = "aetherbus-audit";
+        if (!(a->auth = ab_service_auth_new(&conf->svc, a->metrics, ab_emit,
+                                              &a->emitter, errstr,
+                                              errstr_size))) {
                 goto fail;
         }
         memset(&def, 0, sizeof(def));

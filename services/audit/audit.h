@@ -13,6 +13,7 @@
 #include "ab_catalog.h"
 #include "ab_conf.h"
 #include "ab_consume.h"
+#include "ab_emit.h"
 #include "ab_kafka.h"
 #include "ab_metrics.h"
 #include "ab_service.h"
@@ -42,6 +43,7 @@ typedef struct audit_s {
         ab_metrics_t *metrics;
         ab_producer_t *producer; /* security events */
         ab_auth_t *auth;
+        ab_emit_t emitter;          /* its own security events */
         audit_store_t *store;
         audit_signer_t *signer;  /* NULL: no checkpoints */
         ab_consume_t *consume;

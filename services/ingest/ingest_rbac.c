@@ -19,18 +19,9 @@ static ab_err_t emit(void *opaque, const char *type, const char *tenant,
 }
 
 ab_err_t ingest_rbac_init(ingest_t *ing, char *errstr, size_t errstr_size) {
-        ab_auth_conf_t ac;
-
-        memset(&ac, 0, sizeof(ac));
-        ac.admin_token    = ing->conf->svc.admin_token;
-        ac.rbac_mode      = ing->conf->svc.rbac_mode;
-        ac.audit_tenants  = ing->conf->svc.rbac_audit_tenants;
-        ac.events_per_min = ing->conf->svc.rbac_events_per_min;
-        ac.metrics        = ing->metrics;
-        ac.emit           = emit;
-        ac.opaque         = ing;
         ab_auth_token_init(&ing->ingest_token, ing->conf->ingest_token);
-        ing->auth = ab_auth_new(&ac, errstr, errstr_size);
+        ing->auth = ab_service_auth_new(&ing->conf->svc, ing->metrics, emit, ing,
+                                        errstr, errstr_size);
         return ing->auth ? AB_OK : AB_ERR_NOMEM;
 }
 

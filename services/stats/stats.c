@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ab_cloudevents.h"
+#include "ab_emit.h"
 #include "ab_log.h"
 #include "ab_time.h"
 #include "stats.h"
@@ -22,39 +22,6 @@
 
 int64_t stats_now_ms(const stats_t *st) {
         return ab_time_now_ms() + st->conf->clock_offset_ms;
-}
-
-/* Security events are this service's own platform events. */
-static ab_err_t emit(void *opaque, const char *type, const char *tenant,
-                     json_t *payload, char *errstr, size_t errstr_size) {
-        stats_t *st = opaque;
-        ab_envelope_t env;
-        ab_envelope_ctx_t ctx;
-        char buf[8192];
-        char topic[256];
-        size_t len;
-        ab_err_t err;
-
-        memset(&ctx, 0, sizeof(ctx));
-        ctx.catalog = st->catalog;
-        if ((err = ab_envelope_platform(&env, &ctx, "aetherbus-stats", type,
-                                        tenant, payload, errstr, errstr_size))) {
-                return err;
-        }
-        err = ab_avro_encode(st->codec, &env, buf, sizeof(buf), &len, errstr,
-                             errstr_size);
-        if (!err) {
-                err = ab_catalog_topic(st->conf->common.topic_prefix,
-                                       env.entry ? env.entry->prefix : env.prefix,
-                                       topic, sizeof(topic));
-        }
-        if (!err) {
-                err = ab_cloudevents_produce(st->producer, topic, &env,
-                                                   buf, len, NULL, errstr,
-                                                   errstr_size);
-        }
-        ab_envelope_clear(&env);
-        return err;
 }
 
 static int check(void *opaque, char *reason, size_t reason_size) {
@@ -164,7 +131,6 @@ static void metrics_export(stats_t *st, int64_t now) {
 stats_t *stats_new(const stats_conf_t *conf, char *errstr, size_t errstr_size) {
         stats_t *st;
         ab_producer_conf_t pc;
-        ab_auth_conf_t ac;
         ab_service_def_t def;
         stats_window_conf_t wc;
 
@@ -199,15 +165,14 @@ stats_t *stats_new(const stats_conf_t *conf, char *errstr, size_t errstr_size) {
         if (!(st->producer = ab_producer_new(&pc, errstr, errstr_size))) {
                 goto fail;
         }
-        memset(&ac, 0, sizeof(ac));
-        ac.admin_token    = conf->svc.admin_token;
-        ac.rbac_mode      = conf->svc.rbac_mode;
-        ac.audit_tenants  = conf->svc.rbac_audit_tenants;
-        ac.events_per_min = conf->svc.rbac_events_per_min;
-        ac.metrics        = st->metrics;
-        ac.emit           = emit;
-        ac.opaque         = st;
-        if (!(st->auth = ab_auth_new(&ac, errstr, errstr_size))) {
+        st->emitter.producer     = st->producer;
+        st->emitter.codec        = st->codec;
+        st->emitter.catalog      = st->catalog;
+        st->emitter.topic_prefix = conf->common.topic_prefix;
+        st->emitter.source       = "aetherbus-stats";
+        if (!(st->auth = ab_service_auth_new(&conf->svc, st->metrics, ab_emit,
+                                              &st->emitter, errstr,
+                                              errstr_size))) {
                 goto fail;
         }
         memset(&def, 0, sizeof(def));

@@ -14,6 +14,7 @@
 #include "ab_catalog.h"
 #include "ab_conf.h"
 #include "ab_consume.h"
+#include "ab_emit.h"
 #include "ab_kafka.h"
 #include "ab_metrics.h"
 #include "ab_service.h"
@@ -38,6 +39,7 @@ typedef struct stats_s {
         ab_metrics_t *metrics;
         ab_producer_t *producer; /* security events */
         ab_auth_t *auth;
+        ab_emit_t emitter;          /* its own security events */
         ab_consume_t *consume;
         ab_service_t *svc;
         stats_window_t *window;
