@@ -378,7 +378,9 @@ static size_t wake_targets(ab_consume_t *c, wake_target_t *t) {
         size_t i, k, n = 0;
         int j, seen;
 
-        for (i = 0; c->topics[i] && n < WAKE_TARGETS; i++) {
+        for (i = 0; c->topics[i] && n < WAKE_TARGETS &&
+                    !atomic_load(&c->waker_stop);
+             i++) {
                 topic = c->topics[i];
                 if (topic[0] == '^' || !(rkt = rd_kafka_topic_new(c->rk, topic, NULL))) {
                         continue; /* a pattern: its topics are not known here */
@@ -427,10 +429,10 @@ static void *waker_main(void *arg) {
                                 n         = wake_targets(c, t);
                                 refreshed = ab_time_now_ms();
                         }
-                        for (i = 0; i < n; i++) {
+                        for (i = 0; i < n && !atomic_load(&c->waker_stop); i++) {
                                 rd_kafka_query_watermark_offsets(
                                     c->rk, t[i].topic, t[i].partition, &lo, &hi,
-                                    1000);
+                                    500);
                         }
                 }
                 usleep(WAKE_INTERVAL_MS * 1000);
