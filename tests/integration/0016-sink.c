@@ -761,3 +761,45 @@ Test(sink, a_second_aetherbus_ingest_as_the_sink_receives_every_event) {
         cr_assert_leq(metric("events_deadlettered_total", NULL), 0,
                       "the forwarded events were dead-lettered");
 }
+
+/* Two replicas in one group share the partitions; one is SIGKILLed while
+ * the test sink is slow, the other takes its partitions over once the
+ * session timeout (6 s here) expels it, and every event still arrives. */
+Test(sink, two_replicas_share_the_partitions_and_one_takes_over) {
+        ab_itest_proc_t *first, *second;
+        char *log;
+        int64_t dl;
+
+        start();
+        first = sink;
+        start_sink(); /* same group */
+        second = sink;
+        /* the group rebalanced: the second replica got a share */
+        dl = ab_itest_deadline(ab_itest_timeout(WAIT_MS));
+        for (;;) {
+                log = ab_itest_proc_log(second);
+                if (strstr(log, "assigned ") && !strstr(log, "assigned 0 ")) {
+                        free(log);
+                        break;
+                }
+                free(log);
+                cr_assert(ab_itest_tick(dl), "the second replica got no partition");
+        }
+        pthread_mutex_lock(&rec.lock);
+        rec.delay_ms = 100;
+        pthread_mutex_unlock(&rec.lock);
+        post_events(0, 1500, 0);
+        dl = ab_itest_deadline(ab_itest_timeout(WAIT_MS));
+        while (delivered_of(0, 1500, 0) < 100) {
+                cr_assert(ab_itest_tick(dl), "nothing reached the sink");
+        }
+        ab_itest_proc_kill(first);
+        ab_itest_proc_destroy(first);
+        pthread_mutex_lock(&rec.lock);
+        rec.delay_ms = 0;
+        pthread_mutex_unlock(&rec.lock);
+        post_events(1500, 2000, 0);
+        wait_delivered(0, 2000, 0, 60000);
+        check_batches();
+        stop_sink_cleanly();
+}
