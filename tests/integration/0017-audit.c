@@ -12,6 +12,7 @@
  * fail naming that row; a second audit on the same file refuses to
  * start.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -695,4 +696,65 @@ Test(audit, a_replay_from_the_beginning_adds_no_row) {
         cr_assert_eq(q_int("SELECT count(*) FROM events"), rows);
         cr_assert_eq(q_int("SELECT count(*) FROM conflicts"), 0);
         assert_mix_once();
+}
+
+#define STREAM_EVENTS 600
+
+static void *stream(void *arg) {
+        char url[128], *body;
+        size_t cap = 64 * 1024, len;
+        ab_itest_http_t res;
+        int n, end, *failed = arg;
+
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/events/ingest", iport);
+        body = malloc(cap);
+        for (n = 0; body && n < STREAM_EVENTS; n = end) {
+                end = n + 20;
+                len = (size_t)snprintf(body, cap, "[");
+                for (; n < end; n++) {
+                        len += (size_t)snprintf(
+                            body + len, cap - len,
+                            "%s{\"id\":\"sk-%d\",\"name\":\"OrderCreated\","
+                            "\"schemaVersion\":1,\"occurredAt\":\"%s\","
+                            "\"source\":\"api\",\"companyId\":\"c%d\","
+                            "\"payload\":{\"n\":%d}}",
+                            len > 1 ? "," : "", n, occurred, n % 5, n);
+                }
+                snprintf(body + len, cap - len, "]");
+                memset(&res, 0, sizeof(res));
+                if (ab_itest_http_post_json(url, body, NULL, &res) != 202) {
+                        (*failed)++;
+                }
+                ab_itest_http_clear(&res);
+                nanosleep(&(struct timespec){0, 50000000L}, NULL);
+        }
+        free(body);
+        return NULL;
+}
+
+/* SIGKILL audit three times while events stream in: after the last
+ * restart every event is there exactly once and verify passes. */
+Test(audit, repeated_sigkills_while_events_stream_lose_and_duplicate_nothing) {
+        pthread_t t;
+        char *log;
+        int failed = 0, k;
+
+        start();
+        cr_assert_eq(pthread_create(&t, NULL, stream, &failed), 0);
+        for (k = 0; k < 3; k++) {
+                nanosleep(&(struct timespec){0, 400000000L}, NULL);
+                ab_itest_proc_kill(audit);
+                ab_itest_proc_destroy(audit);
+                audit = NULL;
+                start_audit();
+        }
+        pthread_join(t, NULL);
+        cr_assert_eq(failed, 0, "%d requests of the stream were not 202", failed);
+        wait_rows("id LIKE 'sk-%'", STREAM_EVENTS);
+        cr_assert_eq(q_int("SELECT count(DISTINCT id) FROM events WHERE id LIKE "
+                           "'sk-%'"),
+                     STREAM_EVENTS);
+        cr_assert_eq(q_int("SELECT count(*) FROM conflicts"), 0);
+        cr_assert_eq(run_verify(&log), 0, "%s", log);
+        free(log);
 }
