@@ -349,6 +349,10 @@ long ab_itest_proc_rss_kb(const ab_itest_proc_t *p) {
         return kb;
 }
 
+char *ab_itest_file_read(const char *path) {
+        return read_file(path, NULL);
+}
+
 const char *ab_itest_proc_log_path(const ab_itest_proc_t *p) {
         return p->log_path;
 }

@@ -279,6 +279,10 @@ const char *ab_itest_proc_log_path(const ab_itest_proc_t *p);
 /** @returns the path of the file holding \p p's stdout. */
 const char *ab_itest_proc_out_path(const ab_itest_proc_t *p);
 
+/** @returns the whole of file \p path (malloc'ed, free() it; "" when it
+ *           cannot be read), never NULL. */
+char *ab_itest_file_read(const char *path);
+
 /** @returns \p p's stderr so far (malloc'ed, free() it), never NULL. */
 char *ab_itest_proc_log(const ab_itest_proc_t *p);
 

@@ -4,7 +4,8 @@
  * getopt, a mode switch, usage(exitcode, reason), and every option checked
  * (including each librdkafka property) before any I/O. This file owns the
  * command line, the client configuration and the exit codes; what the
- * topics are and how they are made stays in admin_topics.c.
+ * topics are and how they are made stays in admin_topics.c, what is done
+ * with dead letters in admin_deadletter.c.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +19,8 @@
 #include "ab_err.h"
 #include "ab_kafka.h"
 #include "ab_log.h"
+#include "ab_time.h"
+#include "admin_deadletter.h"
 #include "admin_topics.h"
 
 #define EXIT_INCOMPLETE 1 /* topics missing, or some could not be created */
@@ -34,6 +37,8 @@
 typedef enum {
         MODE_LIST,
         MODE_CREATE,
+        MODE_DLQ_LIST,
+        MODE_DLQ_REPLAY,
 } admin_mode_t;
 
 /* The command line after parsing; conf holds every librdkafka property. */
@@ -49,6 +54,7 @@ struct admin {
         const char *props[MAX_PROPS]; /* -X prop=val, applied after env */
         size_t pcnt;
         ab_log_level_t level;
+        admin_dlq_filter_t dlq;
         int help;
         int show_usage; /* the error is about the command line's shape */
         rd_kafka_conf_t *conf;
@@ -62,6 +68,7 @@ static int usage(int exitcode, const char *reason) {
         }
         fprintf(fp,
 "Usage: aetherbus-admin [options] topics [create]\n"
+"       aetherbus-admin [options] deadletter list|replay [--name N] [--since T]\n"
 "\n"
 "Provisions the Kafka topics the event catalog needs: TOPIC_PREFIX + every\n"
 "catalog prefix, plus TOPIC_PREFIX + rejected and TOPIC_PREFIX + deadletter.\n"
@@ -73,6 +80,14 @@ static int usage(int exitcode, const char *reason) {
 "                  and reported: fewer partitions than asked, or a --config\n"
 "                  value that differs, is a mismatch, never changed; prints\n"
 "                  \"created N, existing M, mismatched K, failed F\"\n"
+"  deadletter list print each record of TOPIC_PREFIX + deadletter as a JSON\n"
+"                  line (id, name, source topic/partition/offset, HTTP\n"
+"                  status, code, reason, failedAt)\n"
+"  deadletter replay\n"
+"                  produce those events again to the topic they were read\n"
+"                  from (acks=all), so aetherbus-sink forwards them with its\n"
+"                  usual order and retries once the sink takes them; prints\n"
+"                  \"replayed N of M\"\n"
 "\n"
 "Options:\n"
 "  -b, --brokers LIST     bootstrap brokers (env KAFKA_BROKERS,\n"
@@ -94,6 +109,12 @@ static int usage(int exitcode, const char *reason) {
 "  -c, --config KEY=VALUE topic config of a new topic, repeatable; compared\n"
 "                         on existing topics\n"
 "\n"
+"deadletter options:\n"
+"  -n, --name N           only events named N, or starting with N without\n"
+"                         its final '*'\n"
+"  -s, --since T          only dead letters from T on: RFC 3339, or an age\n"
+"                         (30m, 2h, 7d)\n"
+"\n"
 "Environment: KAFKA_BROKERS, TOPIC_PREFIX, RDKAFKA_<PROP>, LOG_LEVEL\n"
 "(error|warn|info|debug, default warn; librdkafka's messages are JSON lines\n"
 "on stderr).\n"
@@ -101,7 +122,8 @@ static int usage(int exitcode, const char *reason) {
 "Exit status:\n"
 "  0  topics: every catalog topic exists; topics create: each one was created\n"
 "     or already existed (mismatches are reported, not errors)\n"
-"  1  topics: some are missing; topics create: some could not be created\n"
+"  1  topics: some are missing; topics create: some could not be created;\n"
+"     deadletter replay: some events could not be produced again\n"
 "  2  bad usage, a bad value or a rejected librdkafka property\n"
 "  3  the cluster could not be read, a request timed out, or the cluster\n"
 "     cannot create topics (no controller: librdkafka's mock cluster, e.g.\n"
@@ -149,9 +171,35 @@ static const struct option longopts[] = {
     {"partitions", required_argument, NULL, 'p'},
     {"replication-factor", required_argument, NULL, 'r'},
     {"config", required_argument, NULL, 'c'},
+    {"name", required_argument, NULL, 'n'},
+    {"since", required_argument, NULL, 's'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
+
+/* --since: RFC 3339, or an age (30s, 30m, 2h, 7d) before now. */
+static ab_err_t since(const char *s, int64_t *msp, char *errstr,
+                      size_t errstr_size) {
+        char *end;
+        long long n;
+        int64_t unit;
+
+        if (ab_time_parse(s, msp) == AB_OK) {
+                return AB_OK;
+        }
+        n = strtoll(s, &end, 10);
+        unit = !strcmp(end, "s") ? 1000 : !strcmp(end, "m") ? 60000
+             : !strcmp(end, "h") ? 3600000 : !strcmp(end, "d") ? 86400000 : 0;
+        if (end == s || n < 0 || n > 36500LL * 86400 || !unit) {
+                ab_errstr_set(errstr, errstr_size,
+                              "--since \"%s\": expected RFC 3339 or an age "
+                              "like 30m, 2h, 7d",
+                              s);
+                return AB_ERR_INVALID;
+        }
+        *msp = ab_time_now_ms() - (int64_t)n * unit;
+        return AB_OK;
+}
 
 /* Parses and checks everything, env then flags, into ad (conf included).
  * Does no I/O. */
@@ -185,7 +233,7 @@ static ab_err_t argparse(struct admin *ad, int argc, char **argv,
 
         ad->show_usage = 1;
         opterr         = 0;
-        while ((opt = getopt_long(argc, argv, ":b:T:X:t:p:r:c:h", longopts,
+        while ((opt = getopt_long(argc, argv, ":b:T:X:t:p:r:c:n:s:h", longopts,
                                   NULL)) != -1) {
                 err = AB_OK;
                 switch (opt) {
@@ -238,6 +286,13 @@ static ab_err_t argparse(struct admin *ad, int argc, char **argv,
                         }
                         ad->configs[ad->ccnt++] = optarg;
                         break;
+                case 'n':
+                        ad->dlq.name = optarg;
+                        break;
+                case 's':
+                        err = since(optarg, &ad->dlq.since_ms, errstr,
+                                    errstr_size);
+                        break;
                 case 'h':
                         ad->help = 1;
                         return AB_OK;
@@ -261,13 +316,24 @@ static ab_err_t argparse(struct admin *ad, int argc, char **argv,
                 ab_errstr_set(errstr, errstr_size, "no mode given");
                 return AB_ERR_INVALID;
         }
-        if (strcmp(argv[optind], "topics")) {
+        if (!strcmp(argv[optind], "deadletter")) {
+                if (optind + 1 >= argc ||
+                    (strcmp(argv[optind + 1], "list") &&
+                     strcmp(argv[optind + 1], "replay"))) {
+                        ab_errstr_set(errstr, errstr_size,
+                                      "deadletter: expected list or replay");
+                        return AB_ERR_INVALID;
+                }
+                ad->mode = strcmp(argv[optind + 1], "list") ? MODE_DLQ_REPLAY
+                                                             : MODE_DLQ_LIST;
+        } else if (strcmp(argv[optind], "topics")) {
                 ab_errstr_set(errstr, errstr_size, "unknown mode \"%s\"",
                               argv[optind]);
                 return AB_ERR_INVALID;
+        } else {
+                ad->mode = MODE_LIST;
         }
-        ad->mode = MODE_LIST;
-        if (optind + 1 < argc) {
+        if (ad->mode == MODE_LIST && optind + 1 < argc) {
                 if (strcmp(argv[optind + 1], "create")) {
                         ab_errstr_set(errstr, errstr_size,
                                       "unknown topics mode \"%s\"",
@@ -281,7 +347,13 @@ static ab_err_t argparse(struct admin *ad, int argc, char **argv,
                               argv[optind + 2]);
                 return AB_ERR_INVALID;
         }
-        if (ad->mode == MODE_LIST &&
+        if ((ad->dlq.name || ad->dlq.since_ms) && ad->mode != MODE_DLQ_LIST &&
+            ad->mode != MODE_DLQ_REPLAY) {
+                ab_errstr_set(errstr, errstr_size,
+                              "--name and --since only apply to deadletter");
+                return AB_ERR_INVALID;
+        }
+        if (ad->mode != MODE_CREATE &&
             (ad->partitions || ad->replication_factor || ad->ccnt)) {
                 ab_errstr_set(errstr, errstr_size,
                               "--partitions, --replication-factor and "
@@ -367,6 +439,29 @@ int main(int argc, char **argv) {
                         rd_kafka_conf_destroy(ad.conf);
                         return usage(EXIT_USAGE, errstr);
                 }
+        }
+
+        if (ad.mode == MODE_DLQ_LIST || ad.mode == MODE_DLQ_REPLAY) {
+                size_t matched = 0, replayed = 0, failed = 0;
+
+                err = admin_deadletter_run(ad.conf, cat, ad.topic_prefix, &ad.dlq,
+                                           ad.mode == MODE_DLQ_REPLAY,
+                                           ad.timeout_ms, stdout, &matched,
+                                           &replayed, &failed, errstr,
+                                           sizeof(errstr));
+                if (ad.mode == MODE_DLQ_REPLAY) {
+                        printf("replayed %zu of %zu\n", replayed, matched);
+                }
+                fflush(stdout);
+                rd_kafka_conf_destroy(ad.conf);
+                admin_topics_destroy(at);
+                ab_catalog_destroy(cat);
+                if (err) {
+                        fprintf(stderr, "aetherbus-admin: %s (brokers %s)\n",
+                                errstr, ad.brokers);
+                        return EXIT_CLUSTER;
+                }
+                return failed ? EXIT_INCOMPLETE : 0;
         }
 
         /* build: rd_kafka_new() owns conf only when it succeeds */
