@@ -22,13 +22,15 @@
 #define COMMIT_INTERVAL_MS 1000
 #define MAX_PARTS 4096
 
+/* The consuming thread writes a partition's positions; the readiness
+ * thread (ab_consume_caught_up) and the waker read them: atomics. */
 typedef struct part_s {
         char *topic;
         int32_t partition;
-        int64_t target;  /* log end at start: the catch-up goal (-1: none) */
-        int64_t done;    /* next offset whose work is not durable, -1 */
-        int64_t read;    /* next offset to read, -1 unknown */
-        int assigned;
+        _Atomic int64_t target; /* log end at start: the catch-up goal (-1: none) */
+        _Atomic int64_t done;   /* next offset whose work is not durable, -1 */
+        _Atomic int64_t read;   /* next offset to read, -1 unknown */
+        atomic_int assigned;
         ab_metric_t *m_lag;
         ab_metric_t *m_rec[AB_CONSUME_UNDECODABLE + 1]; /* by kind, cached */
 } part_t;
