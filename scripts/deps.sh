@@ -8,6 +8,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config git clang
   librdkafka-dev libavro-dev libmicrohttpd-dev libjansson-dev
   libcriterion-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev uuid-dev
+  zlib1g-dev
   kcat wrk python3 python3-avro python3-cryptography
   openjdk-17-jre-headless maven
   curl procps
