@@ -1039,6 +1039,26 @@ ab_err_t audit_store_proof(audit_store_t *s, uint64_t index, uint64_t size,
         return err;
 }
 
+ab_err_t audit_store_consistency(audit_store_t *s, uint64_t size1,
+                                 uint64_t size2, audit_merkle_proof_t *proof,
+                                 char *errstr, size_t errstr_size) {
+        ab_err_t err;
+
+        pthread_mutex_lock(&s->lock);
+        if (!size1 || size1 > size2 || size2 > s->m.size) {
+                ab_errstr_set(errstr, errstr_size,
+                              "no consistency proof from %" PRIu64 " to %" PRIu64
+                              " in a tree of %" PRIu64,
+                              size1, size2, s->m.size);
+                err = AB_ERR_NOT_FOUND;
+        } else {
+                err = audit_merkle_consistency_proof_nodes(
+                    size1, size2, node_get, s, proof, errstr, errstr_size);
+        }
+        pthread_mutex_unlock(&s->lock);
+        return err;
+}
+
 ab_err_t audit_store_checkpoint_add(audit_store_t *s, uint64_t size,
                                     const uint8_t root[AUDIT_HASH_LEN],
                                     const char *note, char *errstr,

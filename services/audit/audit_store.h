@@ -151,6 +151,16 @@ ab_err_t audit_store_proof(audit_store_t *s, uint64_t index, uint64_t size,
                            uint8_t leaf[AUDIT_HASH_LEN], char *errstr,
                            size_t errstr_size);
 
+/**
+ * @brief Consistency proof from the tree of \p size1 to the tree of
+ *        \p size2 (0 < size1 <= size2 <= the current size), from stored
+ *        nodes.
+ * @returns AB_OK, AB_ERR_NOT_FOUND when a size is out of range.
+ */
+ab_err_t audit_store_consistency(audit_store_t *s, uint64_t size1,
+                                 uint64_t size2, audit_merkle_proof_t *proof,
+                                 char *errstr, size_t errstr_size);
+
 /** @brief Stores a checkpoint \p note of the tree at \p size. */
 ab_err_t audit_store_checkpoint_add(audit_store_t *s, uint64_t size,
                                     const uint8_t root[AUDIT_HASH_LEN],
