@@ -60,6 +60,7 @@ struct ab_consume_s {
         ab_metric_t *m_lag_total;
         ab_metric_t *m_errors;  /* {reason} */
         ab_metric_t *m_catchup;
+        _Atomic int64_t lag_total; /* as of the last refresh, -1 before */
         int64_t assigned_ms;    /* assign mode: when reading began */
         atomic_int caught_up;
 };
@@ -216,6 +217,7 @@ ab_consume_t *ab_consume_new(const ab_consume_conf_t *conf, char *errstr,
         c->conf      = *conf;
         c->last_part = (size_t)-1;
         pthread_mutex_init(&c->parts_lock, NULL);
+        atomic_init(&c->lag_total, -1);
         c->topics    = calloc(conf->topic_cnt + 1, sizeof(char *));
         if (!c->topics) {
                 ab_errstr_set(errstr, errstr_size, "out of memory");
@@ -618,6 +620,7 @@ static int64_t lag_refresh(ab_consume_t *c) {
         if (c->m_lag_total) {
                 ab_metric_set(c->m_lag_total, (double)total);
         }
+        atomic_store(&c->lag_total, total);
         return total;
 }
 
@@ -813,8 +816,8 @@ int ab_consume_caught_up(ab_consume_t *c, char *progress,
         return done == cnt;
 }
 
-int64_t ab_consume_lag(ab_consume_t *c) {
-        return lag_refresh(c);
+int64_t ab_consume_lag(const ab_consume_t *c) {
+        return atomic_load(&c->lag_total);
 }
 
 ab_err_t ab_consume_fatal(ab_consume_t *c, char *errstr, size_t errstr_size) {

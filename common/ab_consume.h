@@ -155,8 +155,10 @@ void ab_consume_set_offset(rd_kafka_topic_partition_list_t *parts,
  */
 int ab_consume_caught_up(ab_consume_t *c, char *progress, size_t progress_size);
 
-/** @returns total lag in records over the assignment (log end - done). */
-int64_t ab_consume_lag(ab_consume_t *c);
+/** @returns total lag in records over the assignment (log end - done)
+ *           as ab_consume_poll() last refreshed it (every 2 s, with the
+ *           consumer_lag metrics), -1 before; any thread. */
+int64_t ab_consume_lag(const ab_consume_t *c);
 
 /** @returns as ab_consumer_fatal(). */
 ab_err_t ab_consume_fatal(ab_consume_t *c, char *errstr, size_t errstr_size);

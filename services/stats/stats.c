@@ -240,8 +240,7 @@ ab_err_t stats_run(stats_t *st, volatile sig_atomic_t *run) {
                         stats_window_add(st->window, &recs[i], now);
                         ab_consume_rec_clear(&recs[i]);
                 }
-                /* The HTTP threads read the lag from here: ab_consume is
-                 * this thread's alone. */
+                /* The HTTP threads read the lag from here. */
                 atomic_store(&st->lag, ab_consume_lag(st->consume));
                 metrics_export(st, now);
                 if (ab_consume_fatal(st->consume, errstr, sizeof(errstr))) {
