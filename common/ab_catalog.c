@@ -492,7 +492,8 @@ ab_err_t ab_catalog_topics_init(ab_catalog_topics_t *t, const ab_catalog_t *cat,
                                 const char *topic_prefix, char *errstr,
                                 size_t errstr_size) {
         static const char *const system[AB_CATALOG_SYSTEM_TOPICS] = {
-            AB_CATALOG_TOPIC_REJECTED, AB_CATALOG_TOPIC_DEADLETTER};
+            AB_CATALOG_TOPIC_REJECTED, AB_CATALOG_TOPIC_DEADLETTER,
+            AB_CATALOG_TOPIC_AUDIT_CHECKPOINTS};
         char name[256];
         const char *sfx;
         size_t i;
@@ -525,7 +526,9 @@ ab_err_t ab_catalog_topics_init(ab_catalog_topics_t *t, const ab_catalog_t *cat,
                 }
         }
         t->rejected   = t->names[t->prefix_cnt];
-        t->deadletter = t->names[t->prefix_cnt + 1];
+        t->deadletter  = t->names[t->prefix_cnt + 1];
+        t->checkpoints = t->names[t->prefix_cnt + 2];
+        t->event_cnt   = t->prefix_cnt + 2;
         return AB_OK;
 }
 

@@ -89,9 +89,12 @@ ab_err_t ab_catalog_check_source(ab_family_t family, const char *source,
 ab_err_t ab_catalog_topic(const char *topic_prefix, const char *prefix,
                           char *out, size_t out_size);
 
-/** The suffixes of the two system topics, after TOPIC_PREFIX. */
-#define AB_CATALOG_TOPIC_REJECTED   "rejected"
-#define AB_CATALOG_TOPIC_DEADLETTER "deadletter"
+/** The suffixes of the system topics, after TOPIC_PREFIX. Audit's
+ *  checkpoints carry signed notes, not events: consumers of events read
+ *  names[0..event_cnt) only. */
+#define AB_CATALOG_TOPIC_REJECTED          "rejected"
+#define AB_CATALOG_TOPIC_DEADLETTER        "deadletter"
+#define AB_CATALOG_TOPIC_AUDIT_CHECKPOINTS "audit-checkpoints"
 
 /** Topics of the whole bus, from ab_catalog_topics_new(): one per catalog
  *  prefix (index = prefix index), then the system topics. */
@@ -101,15 +104,19 @@ typedef struct ab_catalog_topics_s {
         size_t prefix_cnt; /**< names[0..prefix_cnt) are the prefixes' */
         const char *rejected;   /**< names[prefix_cnt] */
         const char *deadletter; /**< names[prefix_cnt + 1] */
+        const char *checkpoints; /**< names[prefix_cnt + 2] */
+        size_t event_cnt;  /**< names[0..event_cnt) carry event records:
+                            *   the prefixes', rejected, deadletter */
 } ab_catalog_topics_t;
 
-/** How many system topics follow the prefixes' (rejected, deadletter). */
-#define AB_CATALOG_SYSTEM_TOPICS 2
+/** How many system topics follow the prefixes' (rejected, deadletter,
+ *  audit-checkpoints). */
+#define AB_CATALOG_SYSTEM_TOPICS 3
 
 /**
  * @brief The one topic table every service, tool and test uses:
- *        \p topic_prefix + each catalog prefix, then + "rejected" and
- *        + "deadletter".
+ *        \p topic_prefix + each catalog prefix, then + "rejected",
+ *        + "deadletter" and + "audit-checkpoints".
  * @returns AB_OK with \p t filled (ab_catalog_topics_clear() it), or
  *          AB_ERR_INVALID naming the prefix that makes an illegal topic
  *          name, or AB_ERR_NOMEM.

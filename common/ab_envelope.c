@@ -251,10 +251,11 @@ static ab_err_t check_name(fields_t *f, const char *label,
             ab_catalog_dotted_prefix(name, f->prefix, sizeof(f->prefix)) ==
                 AB_OK &&
             prefix_allowed(ctx->allowed_prefixes, f->prefix)) {
-                /* Their topics hold the bus's failure records, which
-                 * consumers decode as such: never a client's Avro. */
+                /* Their topics hold the bus's failure records and audit's
+                 * signed checkpoints: never a client's Avro. */
                 if (!strcmp(f->prefix, AB_CATALOG_TOPIC_REJECTED) ||
-                    !strcmp(f->prefix, AB_CATALOG_TOPIC_DEADLETTER)) {
+                    !strcmp(f->prefix, AB_CATALOG_TOPIC_DEADLETTER) ||
+                    !strcmp(f->prefix, AB_CATALOG_TOPIC_AUDIT_CHECKPOINTS)) {
                         quote(name, q, sizeof(q));
                         f->prefix[0] = '\0';
                         return fail(AB_ERR_INVALID, errstr, errstr_size,

@@ -23,6 +23,8 @@
 #define START_TIMEOUT_MS 5000
 #define RETRY_MS 1000
 
+static void delivered(const ab_delivery_t *dr, void *opaque);
+
 static int check(void *opaque, char *reason, size_t reason_size) {
         audit_t *a = opaque;
 
@@ -68,6 +70,11 @@ static ab_err_t metrics_init(audit_t *a, char *errstr, size_t errstr_size) {
             !(a->m_checkpoints = ab_metrics_counter(
                   a->metrics, "checkpoints_total",
                   "Signed checkpoints stored", NULL, errstr, errstr_size)) ||
+            !(a->m_cp_published = ab_metrics_counter(
+                  a->metrics, "checkpoints_published_total",
+                  "Signed checkpoints written to the checkpoint topic, by "
+                  "delivery result (ok, failed)",
+                  "result", errstr, errstr_size)) ||
             !(a->m_errors = ab_metrics_counter(
                   a->metrics, "transaction_errors_total",
                   "Transactions that failed and were retried", NULL, errstr,
@@ -155,6 +162,8 @@ audit_t *audit_new(const audit_conf_t *conf, char *errstr,
         ab_producer_conf_init(&pc);
         pc.brokers     = conf->common.kafka_brokers;
         pc.poll_thread = 1;
+        pc.dr_cb       = delivered;
+        pc.opaque      = a;
         if (!(a->producer = ab_producer_new(&pc, errstr, errstr_size))) {
                 goto fail;
         }
@@ -195,7 +204,7 @@ static ab_consume_t *consume_new(audit_t *a, char *errstr,
         cc.brokers            = a->conf->common.kafka_brokers;
         cc.group_id           = AUDIT_GROUP_ID;
         cc.topics             = (const char *const *)a->topics.names;
-        cc.topic_cnt          = a->topics.cnt;
+        cc.topic_cnt          = a->topics.event_cnt;
         cc.topic_prefix       = a->conf->common.topic_prefix;
         cc.codec              = a->codec;
         cc.metrics            = a->metrics;
@@ -459,6 +468,45 @@ static ab_err_t write_batch(audit_t *a, ab_consume_rec_t *recs, size_t n,
         return AB_OK;
 }
 
+/* Tells checkpoint records from the security events sharing the producer. */
+static char checkpoint_record;
+
+static void delivered(const ab_delivery_t *dr, void *opaque) {
+        audit_t *a = opaque;
+
+        if (dr->msg_opaque != &checkpoint_record) {
+                return;
+        }
+        if (dr->err == AB_OK) {
+                ab_metric_inc(AB_METRIC_WITH(a->m_cp_published, "ok"));
+                return;
+        }
+        /* The database still holds it, and the next checkpoint covers
+         * this one: an outside copy is late, not lost. */
+        ab_metric_inc(AB_METRIC_WITH(a->m_cp_published, "failed"));
+        ab_error("audit", "checkpoint not written to %s: %s", dr->topic,
+                 dr->errstr ? dr->errstr : ab_err2str(dr->err));
+}
+
+/* A copy outside the database, so rewriting the database cannot hide a
+ * change: keyed by origin, so one partition holds them in order. */
+static void checkpoint_publish(audit_t *a, const audit_checkpoint_t *cp,
+                               const char *note, size_t len) {
+        char errstr[256];
+        ab_err_t err;
+
+        err = ab_producer_produce(a->producer, a->topics.checkpoints,
+                                  cp->origin, strlen(cp->origin), note, len,
+                                  NULL, 0, &checkpoint_record, errstr,
+                                  sizeof(errstr));
+        if (err != AB_OK) {
+                ab_metric_inc(AB_METRIC_WITH(a->m_cp_published, "failed"));
+                ab_error("audit", "checkpoint of %" PRIu64 " not queued for "
+                                  "%s: %s", cp->size, a->topics.checkpoints,
+                         errstr);
+        }
+}
+
 ab_err_t audit_checkpoint_now(audit_t *a, char *errstr, size_t errstr_size) {
         audit_checkpoint_t cp;
         char *note = NULL;
@@ -485,6 +533,7 @@ ab_err_t audit_checkpoint_now(audit_t *a, char *errstr, size_t errstr_size) {
                 free(note);
                 return err;
         }
+        checkpoint_publish(a, &cp, note, len);
         free(note);
         a->checkpoint_size = cp.size;
         ab_metric_inc(a->m_checkpoints);

@@ -58,6 +58,7 @@ typedef struct audit_s {
         ab_metric_t *m_txn;       /* seconds */
         ab_metric_t *m_tree;
         ab_metric_t *m_checkpoints;
+        ab_metric_t *m_cp_published; /* {result}: on the checkpoint topic */
         ab_metric_t *m_errors;
 } audit_t;
 
@@ -66,7 +67,8 @@ ab_err_t audit_run(audit_t *a, volatile sig_atomic_t *run);
 void audit_destroy(audit_t *a);
 
 /** @brief Signs and stores a checkpoint of the tree as it is now, when a
- *         key is configured and the tree grew since the last one. */
+ *         key is configured and the tree grew since the last one, and
+ *         publishes it to <prefix>audit-checkpoints (outcome on /metrics). */
 ab_err_t audit_checkpoint_now(audit_t *a, char *errstr, size_t errstr_size);
 
 /** @returns the route table. */

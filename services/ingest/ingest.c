@@ -216,7 +216,7 @@ ingest_t *ingest_new(const ingest_conf_t *conf, char *errstr,
         }
         /* The catalog's topics own their series from the start: unknown
          * prefixes can never crowd them out of the family's 256. */
-        for (size_t i = 0; i < ing->topics.cnt; i++) {
+        for (size_t i = 0; i < ing->topics.event_cnt; i++) {
                 (void)AB_METRIC_WITH(ing->m_accepted, ing->topics.names[i]);
         }
 

@@ -201,7 +201,7 @@ static ab_consume_t *consume_new(stats_t *st, char *errstr,
         memset(&cc, 0, sizeof(cc));
         cc.brokers      = st->conf->common.kafka_brokers;
         cc.topics       = (const char *const *)st->topics.names;
-        cc.topic_cnt    = st->topics.cnt;
+        cc.topic_cnt    = st->topics.event_cnt;
         cc.topic_prefix = st->conf->common.topic_prefix;
         cc.codec        = st->codec;
         cc.metrics      = st->metrics;

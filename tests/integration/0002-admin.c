@@ -62,6 +62,10 @@ static void start(void) {
         cr_assert_eq(ab_catalog_topic(prefix, AB_CATALOG_TOPIC_DEADLETTER,
                                       names[cnt++], TOPIC_SIZE),
                      AB_OK);
+        cr_assert_eq(ab_catalog_topic(prefix,
+                                      AB_CATALOG_TOPIC_AUDIT_CHECKPOINTS,
+                                      names[cnt++], TOPIC_SIZE),
+                     AB_OK);
         ab_catalog_destroy(cat);
 }
 

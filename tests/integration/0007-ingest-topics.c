@@ -154,6 +154,7 @@ Test(ingest_topics, unknown_prefixes_are_bounded_and_never_the_failure_topics) {
             {"zz3.thing.done", 400, "MAX_UNKNOWN_PREFIXES"},
             {"rejected.thing", 400, "reserved"},
             {"deadletter.thing", 400, "reserved"},
+            {"audit-checkpoints.thing", 400, "reserved"},
             {NULL, 0, NULL},
         };
         const char *topics[3];

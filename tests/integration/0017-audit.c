@@ -24,6 +24,7 @@
 #include <openssl/sha.h>
 #include <sqlite3.h>
 
+#include "ab_catalog.h"
 #include "ab_itest.h"
 #include "ab_record.h"
 #include "ab_time.h"
@@ -389,6 +390,40 @@ static void produce_deadletter(void) {
         json_decref(f.original);
 }
 
+/* The signed note the API serves is also a record of
+ * <prefix>audit-checkpoints, keyed by origin, byte for byte: the copy
+ * outside the database. */
+static void checkpoint_is_on_its_topic(const char *note) {
+        ab_itest_record_t *recs = NULL;
+        char topic[256];
+        int64_t deadline;
+        size_t n, i;
+        int found = 0;
+
+        cr_assert_eq(ab_catalog_topic(prefix,
+                                      AB_CATALOG_TOPIC_AUDIT_CHECKPOINTS,
+                                      topic, sizeof(topic)),
+                     AB_OK);
+        deadline = ab_itest_deadline(WAIT_MS);
+        while (!found) {
+                n = ab_itest_consume_all(b, topic, 2000, &recs);
+                for (i = 0; i < n && !found; i++) {
+                        cr_assert(recs[i].key &&
+                                      recs[i].key_len == strlen(ORIGIN) &&
+                                      !memcmp(recs[i].key, ORIGIN,
+                                              recs[i].key_len),
+                                  "checkpoint record %zu not keyed by origin",
+                                  i);
+                        found = recs[i].value_len == strlen(note) &&
+                                !memcmp(recs[i].value, note, strlen(note));
+                }
+                ab_itest_records_free(recs, n);
+                recs = NULL;
+                cr_assert(found || ab_itest_tick(deadline),
+                          "checkpoint not on %s: %s", topic, note);
+        }
+}
+
 Test(audit, the_query_api_filters_pages_and_proves) {
         static const char *const bad[] = {
             "?status=maybe", "status", "?limit=0", "limit",
@@ -558,6 +593,8 @@ Test(audit, the_query_api_filters_pages_and_proves) {
         }
         cr_assert(strstr(json_string_value(json_object_get(doc, "checkpoint")),
                          ORIGIN "\n"));
+        checkpoint_is_on_its_topic(
+            json_string_value(json_object_get(doc, "checkpoint")));
         snprintf(path, sizeof(path), "c2sp.org/tlog-proof@v1\nindex %lld\n",
                  (long long)json_integer_value(
                      json_object_get(doc, "leafIndex")));

@@ -389,7 +389,8 @@ Test(envelope, allowed_unknown_prefix_has_no_catalog_entry) {
 }
 
 Test(envelope, unknown_prefixes_never_name_the_failure_topics) {
-        static const char *const names[] = {"rejected.x", "deadletter.x.y", NULL};
+        static const char *const names[] = {"rejected.x", "deadletter.x.y",
+                                            "audit-checkpoints.x", NULL};
         ab_envelope_ctx_t ctx = mkctx(AB_FORM_INGEST);
         ab_envelope_t env = {0};
         char body[256], errstr[256];
