@@ -1153,8 +1153,33 @@ static const char *col_str(sqlite3_stmt *st, int i) {
                    : (const char *)sqlite3_column_text(st, i);
 }
 
-ab_err_t audit_store_verify(audit_store_t *s, uint64_t *sizep, char *errstr,
-                            size_t errstr_size) {
+/* The root at \p size leaves of \p m, when \p m has just reached it,
+ * against \p root. */
+static ab_err_t head_check(const audit_merkle_t *m, uint64_t size,
+                           const uint8_t *root, const char *what,
+                           char *errstr, size_t errstr_size) {
+        uint8_t hash[AUDIT_HASH_LEN];
+        ab_err_t err;
+
+        if (!root || m->size != size) {
+                return AB_OK;
+        }
+        if ((err = audit_merkle_root(m, hash))) {
+                return err;
+        }
+        if (memcmp(hash, root, AUDIT_HASH_LEN)) {
+                ab_errstr_set(errstr, errstr_size,
+                              "%s (%" PRIu64 " leaves) signed another root "
+                              "than the rows give",
+                              what, size);
+                return AB_ERR_INVALID;
+        }
+        return AB_OK;
+}
+
+ab_err_t audit_store_verify(audit_store_t *s, uint64_t anchor_size,
+                            const uint8_t *anchor_root, uint64_t *sizep,
+                            char *errstr, size_t errstr_size) {
         sqlite3_stmt *st = NULL;
         audit_merkle_t m;
         audit_event_t ev;
@@ -1240,23 +1265,27 @@ ab_err_t audit_store_verify(audit_store_t *s, uint64_t *sizep, char *errstr,
                                                errstr_size))) {
                         goto done;
                 }
-                if (m.size == cp_size) {
-                        if ((err = audit_merkle_root(&m, hash))) {
-                                goto done;
-                        }
-                        if (memcmp(hash, cp_root, AUDIT_HASH_LEN)) {
-                                ab_errstr_set(errstr, errstr_size,
-                                              "the latest checkpoint (%" PRIu64
-                                              " leaves) signed another root "
-                                              "than the rows give",
-                                              cp_size);
-                                err = AB_ERR_INVALID;
-                                goto done;
-                        }
+                if ((err = head_check(&m, cp_size, cp_size ? cp_root : NULL,
+                                      "the latest checkpoint", errstr,
+                                      errstr_size)) ||
+                    (err = head_check(&m, anchor_size, anchor_root,
+                                      "the checkpoint given", errstr,
+                                      errstr_size))) {
+                        goto done;
                 }
         }
         if (rc != SQLITE_DONE) {
                 err = db_err(s, "verify", errstr, errstr_size);
+                goto done;
+        }
+        if (anchor_root && anchor_size > m.size) {
+                ab_errstr_set(errstr, errstr_size,
+                              "the checkpoint given has %" PRIu64
+                              " leaves, the rows only %" PRIu64
+                              " (rows were removed or the database rolled "
+                              "back)",
+                              anchor_size, m.size);
+                err = AB_ERR_INVALID;
                 goto done;
         }
         if (m.size != s->m.size) {

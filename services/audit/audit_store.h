@@ -179,11 +179,16 @@ ab_err_t audit_store_checkpoint_latest(audit_store_t *s, char **notep,
 
 /**
  * @brief Recomputes every leaf from its row and the tree from the
- *        leaves, and compares with the stored hashes and state.
+ *        leaves, and compares with the stored hashes and state, the
+ *        latest stored checkpoint and, when \p anchor_root is not NULL, a
+ *        tree head from outside the database (\p anchor_size leaves, e.g.
+ *        a checkpoint read back from Kafka): the one check a rewritten or
+ *        rolled-back database cannot pass.
  * @returns AB_OK, or AB_ERR_INVALID with errstr naming the first row
- *          (leaf index and id) that does not match.
+ *          (leaf index and id) or the tree head that does not match.
  */
-ab_err_t audit_store_verify(audit_store_t *s, uint64_t *sizep, char *errstr,
-                            size_t errstr_size);
+ab_err_t audit_store_verify(audit_store_t *s, uint64_t anchor_size,
+                            const uint8_t *anchor_root, uint64_t *sizep,
+                            char *errstr, size_t errstr_size);
 
 #endif

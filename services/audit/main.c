@@ -6,6 +6,7 @@
  * verifier key to publish, and "verify", which recomputes the tree from
  * the database's rows.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "ab_log.h"
 #include "audit.h"
+#include "audit_checkpoint.h"
 
 static volatile sig_atomic_t run = 1;
 
@@ -26,11 +28,18 @@ static int usage(void) {
                 "key.\n"
                 "  NAME should be the log's origin, e.g. "
                 "audit.example.com/log\n"
-                "       aetherbus-audit verify [--db PATH]\n"
+                "       aetherbus-audit verify [--db PATH] [--checkpoint FILE "
+                "--vkey VKEY]\n"
                 "  recomputes every leaf and the tree from the rows of PATH\n"
                 "  (default AUDIT_DB_PATH, else ./aetherbus-audit.db); exits "
                 "0,\n"
-                "  or 1 naming the first row that does not match.\n");
+                "  or 1 naming the first row that does not match. With a "
+                "signed\n"
+                "  checkpoint FILE from outside the database (e.g. read from "
+                "the\n"
+                "  audit-checkpoints topic) and the log's verifier key VKEY, "
+                "the\n"
+                "  rows must also give that checkpoint's root.\n");
         return 2;
 }
 
@@ -60,9 +69,42 @@ static int keygen(int argc, char **argv) {
         return 0;
 }
 
+/* The signed checkpoint in \p path, opened with \p vkey. */
+static int anchor_load(const char *path, const char *vkey,
+                       audit_checkpoint_t *cp, char *errstr,
+                       size_t errstr_size) {
+        char buf[8192];
+        audit_verifier_t *v;
+        size_t len;
+        FILE *fp;
+        ab_err_t err;
+
+        if (!(fp = fopen(path, "rb"))) {
+                snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+                return -1;
+        }
+        len = fread(buf, 1, sizeof(buf), fp);
+        if (ferror(fp) || !feof(fp)) {
+                snprintf(errstr, errstr_size, "%s: %s", path,
+                         ferror(fp) ? "read error" : "larger than 8 KiB");
+                fclose(fp);
+                return -1;
+        }
+        fclose(fp);
+        if (!(v = audit_verifier_new(vkey, errstr, errstr_size))) {
+                return -1;
+        }
+        err = audit_checkpoint_open(v, NULL, buf, len, cp, errstr,
+                                    errstr_size);
+        audit_verifier_destroy(v);
+        return err == AB_OK ? 0 : -1;
+}
+
 static int verify(int argc, char **argv) {
         const char *path = getenv("AUDIT_DB_PATH");
+        const char *cpfile = NULL, *vkey = NULL;
         char errstr[512];
+        audit_checkpoint_t anchor;
         audit_store_t *s;
         uint64_t size = 0;
         ab_err_t err;
@@ -71,9 +113,24 @@ static int verify(int argc, char **argv) {
         for (i = 0; i < argc; i++) {
                 if (!strcmp(argv[i], "--db") && i + 1 < argc) {
                         path = argv[++i];
+                } else if (!strcmp(argv[i], "--checkpoint") && i + 1 < argc) {
+                        cpfile = argv[++i];
+                } else if (!strcmp(argv[i], "--vkey") && i + 1 < argc) {
+                        vkey = argv[++i];
                 } else {
                         return usage();
                 }
+        }
+        /* A checkpoint is worth only its signature: never one unchecked. */
+        if (!cpfile != !vkey) {
+                return usage();
+        }
+        memset(&anchor, 0, sizeof(anchor));
+        if (cpfile &&
+            anchor_load(cpfile, vkey, &anchor, errstr, sizeof(errstr))) {
+                fprintf(stderr, "aetherbus-audit: verify: checkpoint: %s\n",
+                        errstr);
+                return 1;
         }
         if (!path || !*path) {
                 path = "./aetherbus-audit.db";
@@ -85,15 +142,17 @@ static int verify(int argc, char **argv) {
                 fprintf(stderr, "aetherbus-audit: verify: %s\n", errstr);
                 return 2;
         }
-        err = audit_store_verify(s, &size, errstr, sizeof(errstr));
+        err = audit_store_verify(s, anchor.size, cpfile ? anchor.root : NULL,
+                                 &size, errstr, sizeof(errstr));
         audit_store_close(s);
         if (err) {
                 fprintf(stderr, "aetherbus-audit: verify: %s: %s\n", path,
                         errstr);
                 return 1;
         }
-        printf("%s: %" PRIu64 " rows, every leaf and the root match\n", path,
-               size);
+        printf("%s: %" PRIu64 " rows, every leaf and the root match%s\n",
+               path, size,
+               cpfile ? ", and the checkpoint given" : "");
         return 0;
 }
 

@@ -251,8 +251,45 @@ Test(audit_store, the_tree_survives_a_reopen_and_proves_every_leaf) {
                                  errstr, sizeof(errstr)),
                              AB_OK, "leaf %d: %s", (int)i, errstr);
         }
-        cr_assert_eq(audit_store_verify(s, &size, errstr, sizeof(errstr)),
+        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, errstr, sizeof(errstr)),
                      AB_OK, "%s", errstr);
+        audit_store_close(s);
+}
+
+/* A tree head from outside: its root at its size must be the rows'; one
+ * larger than the rows means rows are gone. */
+Test(audit_store, verify_checks_a_tree_head_from_outside) {
+        static audit_event_t ev[9];
+        static char ids[9][16];
+        uint8_t root5[AUDIT_HASH_LEN];
+        char errstr[512];
+        audit_store_t *s;
+        uint64_t size;
+        int i;
+
+        for (i = 0; i < 9; i++) {
+                snprintf(ids[i], sizeof(ids[i]), "e-%d", i);
+                ev[i] = event(ids[i], "{}", i);
+        }
+        s = open_store();
+        write_ok(s, ev, 5, NULL);
+        cr_assert_eq(audit_store_tree(s, &size, root5), AB_OK);
+        cr_assert_eq(size, 5);
+        write_ok(s, ev + 5, 4, NULL);
+        cr_assert_eq(audit_store_verify(s, 5, root5, &size, errstr,
+                                        sizeof(errstr)),
+                     AB_OK, "%s", errstr);
+        cr_assert_eq(size, 9);
+        root5[7] ^= 0x40;
+        cr_assert_eq(audit_store_verify(s, 5, root5, &size, errstr,
+                                        sizeof(errstr)),
+                     AB_ERR_INVALID);
+        cr_assert(strstr(errstr, "the checkpoint given (5 leaves)"), "%s",
+                  errstr);
+        cr_assert_eq(audit_store_verify(s, 12, root5, &size, errstr,
+                                        sizeof(errstr)),
+                     AB_ERR_INVALID);
+        cr_assert(strstr(errstr, "rolled back"), "%s", errstr);
         audit_store_close(s);
 }
 
@@ -279,7 +316,7 @@ Test(audit_store, verify_names_the_row_whose_content_changed) {
         s = audit_store_open(path, AUDIT_STORE_READONLY, NULL, errstr,
                              sizeof(errstr));
         cr_assert(s, "%s", errstr);
-        cr_assert_eq(audit_store_verify(s, &size, errstr, sizeof(errstr)),
+        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, errstr, sizeof(errstr)),
                      AB_ERR_INVALID);
         cr_assert(strstr(errstr, "leaf 1 (id e-1"), "%s", errstr);
         audit_store_close(s);
@@ -356,7 +393,7 @@ Test(audit_store, verify_checks_the_latest_checkpoint_root) {
                                                 errstr, sizeof(errstr)),
                      AB_OK, "%s", errstr);
         write_ok(s, ev + 2, 1, NULL);
-        cr_assert_eq(audit_store_verify(s, &size, errstr, sizeof(errstr)),
+        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, errstr, sizeof(errstr)),
                      AB_OK, "%s", errstr);
         cr_assert_eq(size, 3);
         cr_assert_eq(audit_store_checkpoint_latest(s, &note, &cp_size, bad,
@@ -371,7 +408,7 @@ Test(audit_store, verify_checks_the_latest_checkpoint_root) {
         cr_assert_eq(audit_store_checkpoint_add(s, 3, bad, "note\n", errstr,
                                                 sizeof(errstr)),
                      AB_OK);
-        cr_assert_eq(audit_store_verify(s, &size, errstr, sizeof(errstr)),
+        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, errstr, sizeof(errstr)),
                      AB_ERR_INVALID);
         cr_assert(strstr(errstr, "checkpoint"), "%s", errstr);
         audit_store_close(s);
