@@ -40,6 +40,10 @@ typedef struct ab_envelope_s {
         int64_t received_at_ms; /**< 0 until ab_envelope_set_received() */
         const ab_catalog_entry_t *entry; /**< NULL for an allowed unknown prefix */
         char prefix[64];        /**< routing prefix ("commerce", "crm") */
+        /** Who sent it (CloudEvents authcontext headers, not in the Avro
+         *  value): set by ingest, NULL elsewhere; not owned. */
+        const char *auth_type;
+        const char *auth_id;
         /** A record read by ab_avro_decode_view(): the payload's JSON text
          *  as stored (payload is NULL then), and the owned block holding it
          *  and every string. NULL otherwise. */
