@@ -44,9 +44,12 @@ typedef struct ab_envelope_s {
          *  value): set by ingest, NULL elsewhere; not owned. */
         const char *auth_type;
         const char *auth_id;
-        /** A record read by ab_avro_decode_view(): the payload's JSON text
-         *  as stored (payload is NULL then), and the owned block holding it
-         *  and every string. NULL otherwise. */
+        /** The payload's JSON text, when known: as stored, for a record
+         *  read by ab_avro_decode_view() (payload is NULL then); as the
+         *  client sent it (compacted) in ingest, which ab_avro_encode()
+         *  writes instead of re-printing payload. buf: the owned block
+         *  holding a view's strings. NULL otherwise; not owned by env
+         *  unless in buf. */
         const char *payload_json;
         size_t payload_json_len;
         char *buf;

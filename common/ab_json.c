@@ -839,3 +839,212 @@ size_t ab_json_dump_string(const char *str, size_t len, char *buf,
         }
         return w.len;
 }
+
+/* ---- member texts ------------------------------------------------------ */
+
+typedef struct mt_s {
+        const char *p, *end;
+        char *out;
+        size_t olen, osize;
+} mt_t;
+
+static void mt_ws(mt_t *m) {
+        while (m->p < m->end && (*m->p == ' ' || *m->p == '\t' ||
+                                 *m->p == '\n' || *m->p == '\r')) {
+                m->p++;
+        }
+}
+
+static int mt_emit(mt_t *m, const char *s, size_t n) {
+        if (!m->out) {
+                return 0;
+        }
+        if (m->olen + n > m->osize) {
+                return -1;
+        }
+        memcpy(m->out + m->olen, s, n);
+        m->olen += n;
+        return 0;
+}
+
+/* The string at m->p (on its '"'): its end, or NULL. */
+static const char *mt_string_end(const char *p, const char *end) {
+        for (p++; p < end && *p != '"'; p++) {
+                if (*p == '\\' && ++p >= end) {
+                        return NULL;
+                }
+        }
+        return p < end ? p + 1 : NULL;
+}
+
+/* One value from m->p, copied compact when m->out is set. Nesting is a
+ * counter, never a recursion. */
+static int mt_value(mt_t *m) {
+        const char *q;
+        long depth = 0;
+
+        do {
+                mt_ws(m);
+                if (m->p >= m->end) {
+                        return -1;
+                }
+                switch (*m->p) {
+                case '"':
+                        if (!(q = mt_string_end(m->p, m->end)) ||
+                            mt_emit(m, m->p, (size_t)(q - m->p))) {
+                                return -1;
+                        }
+                        m->p = q;
+                        break;
+                case '{':
+                case '[':
+                        depth++;
+                        /* fall through */
+                case ',':
+                case ':':
+                        if (mt_emit(m, m->p++, 1)) {
+                                return -1;
+                        }
+                        break;
+                case '}':
+                case ']':
+                        if (--depth < 0 || mt_emit(m, m->p++, 1)) {
+                                return -1;
+                        }
+                        break;
+                default:
+                        for (q = m->p; q < m->end && !strchr(" \t\n\r,:[]{}\"", *q);
+                             q++) {
+                        }
+                        if (q == m->p || mt_emit(m, m->p, (size_t)(q - m->p))) {
+                                return -1;
+                        }
+                        m->p = q;
+                        break;
+                }
+        } while (depth > 0);
+        return 0;
+}
+
+/* Whether the key string at m->p (on its '"') decodes to \p key; moves
+ * past it. */
+static int mt_key_is(mt_t *m, const char *key, int *matchp) {
+        const char *q = mt_string_end(m->p, m->end), *s;
+        size_t klen = strlen(key), i = 0;
+        int32_t cp;
+
+        if (!q) {
+                return -1;
+        }
+        *matchp = 1;
+        for (s = m->p + 1; s < q - 1 && *matchp; s++, i++) {
+                char c = *s;
+
+                if (c == '\\') {
+                        s++;
+                        switch (*s) {
+                        case 'b': c = '\b'; break;
+                        case 'f': c = '\f'; break;
+                        case 'n': c = '\n'; break;
+                        case 'r': c = '\r'; break;
+                        case 't': c = '\t'; break;
+                        case 'u':
+                                cp = q - s >= 6 ? fp_hex4((const unsigned char *)s + 1)
+                                               : -1;
+                                /* beyond ASCII it is no key of ours */
+                                c  = cp > 0 && cp < 0x80 ? (char)cp : '\0';
+                                s += 4;
+                                break;
+                        default: c = *s; break;
+                        }
+                }
+                *matchp = i < klen && c && c == key[i];
+        }
+        *matchp = *matchp && i == klen;
+        m->p    = q;
+        return 0;
+}
+
+/* The members of the object at m->p: \p t gets key's value. */
+static int mt_object(mt_t *m, const char *key, ab_json_text_t *t) {
+        int match;
+        size_t start;
+        char *out = m->out;
+
+        m->p++; /* '{' */
+        for (;;) {
+                mt_ws(m);
+                if (m->p < m->end && *m->p == '}') {
+                        m->p++;
+                        return 0;
+                }
+                if (m->p >= m->end || *m->p != '"' || mt_key_is(m, key, &match)) {
+                        return -1;
+                }
+                mt_ws(m);
+                if (m->p >= m->end || *m->p++ != ':') {
+                        return -1;
+                }
+                start  = m->olen;
+                m->out = match ? out : NULL;
+                if (mt_value(m)) {
+                        m->out = out;
+                        return -1;
+                }
+                m->out = out;
+                if (match) {
+                        t->p   = out + start;
+                        t->len = m->olen - start;
+                }
+                mt_ws(m);
+                if (m->p < m->end && *m->p == ',') {
+                        m->p++;
+                } else if (m->p >= m->end || *m->p != '}') {
+                        return -1;
+                }
+        }
+}
+
+ab_err_t ab_json_member_texts(const char *text, size_t len, const char *key,
+                              ab_json_text_t *texts, size_t cnt, char *buf,
+                              size_t buf_size) {
+        mt_t m = {text, text + len, buf, 0, buf_size};
+        ab_json_text_t skip;
+        size_t i;
+        int rc = -1;
+
+        memset(texts, 0, cnt * sizeof(*texts));
+        if (!text) {
+                return AB_ERR_MALFORMED;
+        }
+        mt_ws(&m);
+        if (m.p < m.end && *m.p == '{') {
+                rc = mt_object(&m, key, cnt ? &texts[0] : &skip);
+        } else if (m.p < m.end && *m.p == '[') {
+                m.p++;
+                mt_ws(&m);
+                rc = 0;
+                for (i = 0; m.p < m.end && *m.p != ']' && !rc; i++) {
+                        mt_ws(&m);
+                        if (m.p < m.end && *m.p == '{') {
+                                rc = mt_object(&m, key, i < cnt ? &texts[i] : &skip);
+                        } else {
+                                char *out = m.out;
+
+                                m.out = NULL;
+                                rc    = mt_value(&m);
+                                m.out = out;
+                        }
+                        mt_ws(&m);
+                        if (!rc && m.p < m.end && *m.p == ',') {
+                                m.p++;
+                        }
+                }
+                rc = rc || m.p >= m.end ? -1 : 0;
+        }
+        if (rc) {
+                memset(texts, 0, cnt * sizeof(*texts));
+                return AB_ERR_MALFORMED;
+        }
+        return AB_OK;
+}

@@ -17,6 +17,7 @@
 
 #include "ab_log.h"
 #include "ab_cloudevents.h"
+#include "ab_json.h"
 #include "ab_record.h"
 #include "ingest.h"
 
@@ -491,6 +492,8 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
         ab_envelope_t env;
         int64_t received;
         int stop = 0;
+        ab_json_text_t *ptexts = NULL;
+        char *pbuf = NULL;
 
         text = ab_http_req_body(req, &len);
         /* text is released below once parsed: not used after that. */
@@ -501,17 +504,27 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                             tenant, cname);
                 return;
         }
-        /* The tree holds everything now; the held request need not. */
-        ab_http_req_body_release(req);
         err = ab_envelope_batch_check(body, &ing->limits, &n, errstr,
                                       sizeof(errstr));
         if (err) {
-                /* The text is gone: the parsed body is the original. */
+                ab_http_req_body_release(req);
                 reject_body(ing, req, form, err, errstr, body, NULL, 0, tenant,
                             cname);
                 json_decref(body);
                 return;
         }
+        /* Each payload's text as sent (the tree would re-print 19.99 as
+         * 19.989999999999998); then the held request body can go. */
+        ptexts = calloc(n, sizeof(*ptexts));
+        pbuf   = malloc(len + 1);
+        if (!ptexts || !pbuf ||
+            ab_json_member_texts(text, len, "payload", ptexts, n, pbuf, len)) {
+                /* Never for a body the parser took, or out of memory: the
+                 * tree is the fallback. */
+                free(ptexts);
+                ptexts = NULL;
+        }
+        ab_http_req_body_release(req);
         ab_metric_observe(ing->m_batch_size, (double)n);
 
         b = calloc(1, sizeof(*b) + n * sizeof(item_t));
@@ -520,6 +533,8 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
         }
         if (!b || !b->pool) {
                 free(b);
+                free(ptexts);
+                free(pbuf);
                 json_decref(body);
                 ab_http_respond_error(req, 500, "out of memory", NULL);
                 return;
@@ -539,6 +554,8 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
         if (!async) {
                 if (ab_http_req_suspend(req) != AB_OK) {
                         batch_free(b);
+                        free(ptexts);
+                        free(pbuf);
                         json_decref(body);
                         ab_http_respond_error(req, 500,
                                               "cannot suspend request", NULL);
@@ -599,8 +616,10 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                         err = AB_ERR_FORBIDDEN;
                 }
                 if (err) {
-                        const char *t = tenant;
+                        const char *t;
                         json_t *cid;
+rejected:
+                        t = tenant;
 
                         if (!t && json_is_object(item) &&
                             (cid = json_object_get(item, "companyId")) &&
@@ -624,6 +643,21 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                                                              "rejected_record"));
                         }
                         continue;
+                }
+                if (ptexts && ptexts[i].p) {
+                        /* The limit holds for the text as sent too. */
+                        if (ptexts[i].len > ing->limits.max_payload_bytes) {
+                                ab_errstr_set(errstr, sizeof(errstr),
+                                              "payload: %zu bytes as sent is "
+                                              "over the limit of %zu bytes",
+                                              ptexts[i].len,
+                                              ing->limits.max_payload_bytes);
+                                ab_envelope_clear(&env);
+                                err = AB_ERR_TOO_LARGE;
+                                goto rejected;
+                        }
+                        env.payload_json     = ptexts[i].p;
+                        env.payload_json_len = ptexts[i].len;
                 }
                 ab_envelope_set_received(&env, received);
                 env.auth_type = client || ing->conf->ingest_token
@@ -670,6 +704,8 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                 }
         }
         json_decref(body);
+        free(ptexts);
+        free(pbuf);
 
         if (async) {
                 /* Answer now from what was queued; reports only count. */
