@@ -15,6 +15,10 @@ read -r -a PODMAN_OPTS <<<"$("$ROOT/scripts/image-tools.sh")"
 pm() { podman "${PODMAN_OPTS[@]}" "$@"; }
 # podman's default nofile (1048576) is more than runc may set here.
 ULIMITS=(--ulimit nofile=20000:20000 --ulimit nproc=32768:32768)
+# What the chart's securityContext asks, and stricter: no tmpfs on /tmp
+# either (the chart gives one), so the only writable path is audit's volume.
+SECURE=(--read-only --read-only-tmpfs=false --user 65532:65532 --cap-drop ALL
+        --security-opt no-new-privileges "${ULIMITS[@]}")
 TARGETS=(ingest stats sink audit devbroker admin)
 WAIT_S=${AB_IMAGE_WAIT_S:-60}
 N=5
@@ -60,8 +64,7 @@ log "built ${TARGETS[*]} in $(python3 -c "import sys; print(f'{float(sys.argv[2]
 # host network; its id is remembered for the stop and the cleanup.
 run() {
   local name=$1 id; shift
-  id=$(pm run -d --name "abimg-$name-$$" --network host --read-only --user 65532:65532 \
-         --cap-drop ALL --security-opt no-new-privileges "${ULIMITS[@]}" "$@")
+  id=$(pm run -d --name "abimg-$name-$$" --network host "${SECURE[@]}" "$@")
   containers+=("$id")
   eval "id_$name=$id"
 }
@@ -118,7 +121,7 @@ pm logs "$id_devbroker" 2>/dev/null | grep -q "^BROKERS=$BROKERS" || fail "devbr
 
 # The chart's topic Job, with its arguments: every topic exists already
 # (the devbroker made them), so it creates nothing and exits 0.
-admin_id=$(pm run -d --network host --read-only --user 65532:65532 "${ULIMITS[@]}" aetherbus-admin \
+admin_id=$(pm run -d --network host "${SECURE[@]}" aetherbus-admin \
   --brokers "$BROKERS" --topic-prefix "$PREFIX" --partitions 3 --replication-factor 1 topics create)
 containers+=("$admin_id")
 [ "$(pm wait "$admin_id")" = 0 ] || fail "aetherbus-admin topics create failed: $(pm logs "$admin_id" 2>&1)"
@@ -128,7 +131,7 @@ containers+=("$admin_id")
 vol=$(pm volume create "abimg-audit-$$")
 volumes+=("$vol")
 mkdir -p "$TMP/keys" && chmod 0777 "$TMP/keys"
-pm run --rm --network none --read-only --user 65532:65532 "${ULIMITS[@]}" -v "$TMP/keys:/keys" \
+pm run --rm --network none "${SECURE[@]}" -v "$TMP/keys:/keys" \
   aetherbus-audit keygen --name "$RUN_ID" --out /keys/audit.key >"$TMP/vkey"
 
 run ingest "${COMMON[@]}" -e PORT="$IPORT" aetherbus-ingest
@@ -222,7 +225,7 @@ done
 log "ingest, sink, stats, audit, devbroker: exit 0 on SIGTERM"
 
 # The EventLog left on the volume: the tree recomputed from the rows.
-pm run --rm --network none --read-only --user 65532:65532 "${ULIMITS[@]}" -v "$vol:/var/lib/aetherbus" \
+pm run --rm --network none "${SECURE[@]}" -v "$vol:/var/lib/aetherbus" \
   aetherbus-audit verify --db /var/lib/aetherbus/audit.db >"$TMP/verify.out" 2>&1 \
   || fail "audit verify: $(cat "$TMP/verify.out")"
 log "audit verify: ok"
