@@ -969,6 +969,13 @@ const char *ab_http_req_body(const ab_http_req_t *req, size_t *lenp) {
         return req->body && req->len ? req->body : "";
 }
 
+char *ab_http_req_body_writable(ab_http_req_t *req, size_t *lenp) {
+        if (lenp) {
+                *lenp = req->body ? req->len : 0;
+        }
+        return req->body && req->len ? req->body : NULL;
+}
+
 void ab_http_req_body_release(ab_http_req_t *req) {
         /* A body a connection would not keep anyway goes now rather than
          * when a suspended request is finally answered. */

@@ -842,42 +842,61 @@ size_t ab_json_dump_string(const char *str, size_t len, char *buf,
 
 /* ---- member texts ------------------------------------------------------ */
 
+/* A scan of a body: r reads; w writes the member being kept, in place
+ * (NULL while skipping). w never passes r: compaction only shrinks. */
 typedef struct mt_s {
-        const char *p, *end;
-        char *out;
-        size_t olen, osize;
+        char *r, *end;
+        char *w;
 } mt_t;
 
 static void mt_ws(mt_t *m) {
-        while (m->p < m->end && (*m->p == ' ' || *m->p == '\t' ||
-                                 *m->p == '\n' || *m->p == '\r')) {
-                m->p++;
+        while (m->r < m->end && (*m->r == ' ' || *m->r == '\t' ||
+                                 *m->r == '\n' || *m->r == '\r')) {
+                m->r++;
         }
 }
 
-static int mt_emit(mt_t *m, const char *s, size_t n) {
-        if (!m->out) {
-                return 0;
+/* Keeps the n bytes at m->r (a token) and moves past them. */
+static void mt_keep(mt_t *m, size_t n) {
+        if (m->w) {
+                if (m->w != m->r) {
+                        memmove(m->w, m->r, n);
+                }
+                m->w += n;
         }
-        if (m->olen + n > m->osize) {
-                return -1;
-        }
-        memcpy(m->out + m->olen, s, n);
-        m->olen += n;
-        return 0;
+        m->r += n;
 }
 
-/* The string at m->p (on its '"'): its end, or NULL. */
+/* The end of the string at p (on its '"'), or NULL: the first quote not
+ * escaped, i.e. after an even run of backslashes (memchr: strings are
+ * most of a body's bytes). */
 static const char *mt_string_end(const char *p, const char *end) {
-        for (p++; p < end && *p != '"'; p++) {
-                if (*p == '\\' && ++p >= end) {
+        const char *q, *b;
+
+        for (p++; p < end; p = q + 1) {
+                if (!(q = memchr(p, '"', (size_t)(end - p)))) {
                         return NULL;
                 }
+                for (b = q; b > p && b[-1] == '\\'; b--) {
+                }
+                if ((q - b) % 2 == 0) {
+                        return q + 1;
+                }
         }
-        return p < end ? p + 1 : NULL;
+        return NULL;
 }
 
-/* One value from m->p, copied compact when m->out is set. Nesting is a
+static int mt_delim(char c) {
+        switch (c) {
+        case ' ': case '\t': case '\n': case '\r': case ',': case ':':
+        case '[': case ']': case '{': case '}': case '"':
+                return 1;
+        default:
+                return 0;
+        }
+}
+
+/* One value from m->r, kept compact when m->w is set. Nesting is a
  * counter, never a recursion. */
 static int mt_value(mt_t *m) {
         const char *q;
@@ -885,51 +904,46 @@ static int mt_value(mt_t *m) {
 
         do {
                 mt_ws(m);
-                if (m->p >= m->end) {
+                if (m->r >= m->end) {
                         return -1;
                 }
-                switch (*m->p) {
+                switch (*m->r) {
                 case '"':
-                        if (!(q = mt_string_end(m->p, m->end)) ||
-                            mt_emit(m, m->p, (size_t)(q - m->p))) {
+                        if (!(q = mt_string_end(m->r, m->end))) {
                                 return -1;
                         }
-                        m->p = q;
+                        mt_keep(m, (size_t)(q - m->r));
                         break;
                 case '{':
                 case '[':
                         depth++;
-                        /* fall through */
+                        mt_keep(m, 1);
+                        break;
                 case ',':
                 case ':':
-                        if (mt_emit(m, m->p++, 1)) {
-                                return -1;
-                        }
+                        mt_keep(m, 1);
                         break;
                 case '}':
                 case ']':
-                        if (--depth < 0 || mt_emit(m, m->p++, 1)) {
+                        if (--depth < 0) {
                                 return -1;
                         }
+                        mt_keep(m, 1);
                         break;
                 default:
-                        for (q = m->p; q < m->end && !strchr(" \t\n\r,:[]{}\"", *q);
-                             q++) {
+                        for (q = m->r; q < m->end && !mt_delim(*q); q++) {
                         }
-                        if (q == m->p || mt_emit(m, m->p, (size_t)(q - m->p))) {
-                                return -1;
-                        }
-                        m->p = q;
+                        mt_keep(m, (size_t)(q - m->r));
                         break;
                 }
         } while (depth > 0);
         return 0;
 }
 
-/* Whether the key string at m->p (on its '"') decodes to \p key; moves
+/* Whether the key string at m->r (on its '"') decodes to \p key; moves
  * past it. */
 static int mt_key_is(mt_t *m, const char *key, int *matchp) {
-        const char *q = mt_string_end(m->p, m->end), *s;
+        const char *q = mt_string_end(m->r, m->end), *s;
         size_t klen = strlen(key), i = 0;
         int32_t cp;
 
@@ -937,7 +951,7 @@ static int mt_key_is(mt_t *m, const char *key, int *matchp) {
                 return -1;
         }
         *matchp = 1;
-        for (s = m->p + 1; s < q - 1 && *matchp; s++, i++) {
+        for (s = m->r + 1; s < q - 1 && *matchp; s++, i++) {
                 char c = *s;
 
                 if (c == '\\') {
@@ -950,7 +964,7 @@ static int mt_key_is(mt_t *m, const char *key, int *matchp) {
                         case 't': c = '\t'; break;
                         case 'u':
                                 cp = q - s >= 6 ? fp_hex4((const unsigned char *)s + 1)
-                                               : -1;
+                                                : -1;
                                 /* beyond ASCII it is no key of ours */
                                 c  = cp > 0 && cp < 0x80 ? (char)cp : '\0';
                                 s += 4;
@@ -961,55 +975,53 @@ static int mt_key_is(mt_t *m, const char *key, int *matchp) {
                 *matchp = i < klen && c && c == key[i];
         }
         *matchp = *matchp && i == klen;
-        m->p    = q;
+        m->r    = (char *)q;
         return 0;
 }
 
-/* The members of the object at m->p: \p t gets key's value. */
+/* The members of the object at m->r: \p t gets key's value. */
 static int mt_object(mt_t *m, const char *key, ab_json_text_t *t) {
         int match;
-        size_t start;
-        char *out = m->out;
+        char *start;
 
-        m->p++; /* '{' */
+        m->r++; /* '{' */
         for (;;) {
                 mt_ws(m);
-                if (m->p < m->end && *m->p == '}') {
-                        m->p++;
+                if (m->r < m->end && *m->r == '}') {
+                        m->r++;
                         return 0;
                 }
-                if (m->p >= m->end || *m->p != '"' || mt_key_is(m, key, &match)) {
+                if (m->r >= m->end || *m->r != '"' || mt_key_is(m, key, &match)) {
                         return -1;
                 }
                 mt_ws(m);
-                if (m->p >= m->end || *m->p++ != ':') {
+                if (m->r >= m->end || *m->r++ != ':') {
                         return -1;
                 }
-                start  = m->olen;
-                m->out = match ? out : NULL;
+                mt_ws(m);
+                start = m->r;
+                m->w  = match && t ? start : NULL;
                 if (mt_value(m)) {
-                        m->out = out;
+                        m->w = NULL;
                         return -1;
                 }
-                m->out = out;
-                if (match) {
-                        t->p   = out + start;
-                        t->len = m->olen - start;
+                if (m->w) {
+                        t->p   = start;
+                        t->len = (size_t)(m->w - start);
+                        m->w   = NULL;
                 }
                 mt_ws(m);
-                if (m->p < m->end && *m->p == ',') {
-                        m->p++;
-                } else if (m->p >= m->end || *m->p != '}') {
+                if (m->r < m->end && *m->r == ',') {
+                        m->r++;
+                } else if (m->r >= m->end || *m->r != '}') {
                         return -1;
                 }
         }
 }
 
-ab_err_t ab_json_member_texts(const char *text, size_t len, const char *key,
-                              ab_json_text_t *texts, size_t cnt, char *buf,
-                              size_t buf_size) {
-        mt_t m = {text, text + len, buf, 0, buf_size};
-        ab_json_text_t skip;
+ab_err_t ab_json_member_texts(char *text, size_t len, const char *key,
+                              ab_json_text_t *texts, size_t cnt) {
+        mt_t m = {text, text + len, NULL};
         size_t i;
         int rc = -1;
 
@@ -1018,29 +1030,24 @@ ab_err_t ab_json_member_texts(const char *text, size_t len, const char *key,
                 return AB_ERR_MALFORMED;
         }
         mt_ws(&m);
-        if (m.p < m.end && *m.p == '{') {
-                rc = mt_object(&m, key, cnt ? &texts[0] : &skip);
-        } else if (m.p < m.end && *m.p == '[') {
-                m.p++;
-                mt_ws(&m);
+        if (m.r < m.end && *m.r == '{') {
+                rc = mt_object(&m, key, cnt ? &texts[0] : NULL);
+        } else if (m.r < m.end && *m.r == '[') {
+                m.r++;
                 rc = 0;
-                for (i = 0; m.p < m.end && *m.p != ']' && !rc; i++) {
+                for (i = 0; !rc; i++) {
                         mt_ws(&m);
-                        if (m.p < m.end && *m.p == '{') {
-                                rc = mt_object(&m, key, i < cnt ? &texts[i] : &skip);
-                        } else {
-                                char *out = m.out;
-
-                                m.out = NULL;
-                                rc    = mt_value(&m);
-                                m.out = out;
+                        if (m.r >= m.end || *m.r == ']') {
+                                break;
                         }
+                        rc = *m.r == '{' ? mt_object(&m, key, i < cnt ? &texts[i] : NULL)
+                                         : mt_value(&m);
                         mt_ws(&m);
-                        if (!rc && m.p < m.end && *m.p == ',') {
-                                m.p++;
+                        if (!rc && m.r < m.end && *m.r == ',') {
+                                m.r++;
                         }
                 }
-                rc = rc || m.p >= m.end ? -1 : 0;
+                rc = rc || m.r >= m.end ? -1 : 0;
         }
         if (rc) {
                 memset(texts, 0, cnt * sizeof(*texts));

@@ -459,6 +459,12 @@ ab_err_t ingest_produce(ingest_t *ing, const ab_envelope_t *env,
         return err;
 }
 
+static void texts_free(ab_json_text_t *t, ab_json_text_t *stack) {
+        if (t != stack) {
+                free(t);
+        }
+}
+
 static const char *form_path(ab_form_t form) {
         return form == AB_FORM_BUS ? "/bus/events" : "/events/ingest";
 }
@@ -492,8 +498,10 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
         ab_envelope_t env;
         int64_t received;
         int stop = 0;
+        ab_json_text_t ptexts_stack[16];
         ab_json_text_t *ptexts = NULL;
-        char *pbuf = NULL;
+        char *wtext;
+        size_t wlen;
 
         text = ab_http_req_body(req, &len);
         /* text is released below once parsed: not used after that. */
@@ -514,17 +522,21 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                 return;
         }
         /* Each payload's text as sent (the tree would re-print 19.99 as
-         * 19.989999999999998); then the held request body can go. */
-        ptexts = calloc(n, sizeof(*ptexts));
-        pbuf   = malloc(len + 1);
-        if (!ptexts || !pbuf ||
-            ab_json_member_texts(text, len, "payload", ptexts, n, pbuf, len)) {
+         * 19.989999999999998), compacted in place in the body, which is
+         * therefore held until every item is produced. */
+        ptexts = n <= sizeof(ptexts_stack) / sizeof(ptexts_stack[0])
+                     ? ptexts_stack
+                     : calloc(n, sizeof(*ptexts));
+        wtext = ab_http_req_body_writable(req, &wlen);
+        if (!ptexts || !wtext ||
+            ab_json_member_texts(wtext, wlen, "payload", ptexts, n)) {
                 /* Never for a body the parser took, or out of memory: the
                  * tree is the fallback. */
-                free(ptexts);
+                if (ptexts != ptexts_stack) {
+                        free(ptexts);
+                }
                 ptexts = NULL;
         }
-        ab_http_req_body_release(req);
         ab_metric_observe(ing->m_batch_size, (double)n);
 
         b = calloc(1, sizeof(*b) + n * sizeof(item_t));
@@ -533,9 +545,9 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
         }
         if (!b || !b->pool) {
                 free(b);
-                free(ptexts);
-                free(pbuf);
+                texts_free(ptexts, ptexts_stack);
                 json_decref(body);
+                ab_http_req_body_release(req);
                 ab_http_respond_error(req, 500, "out of memory", NULL);
                 return;
         }
@@ -554,9 +566,9 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
         if (!async) {
                 if (ab_http_req_suspend(req) != AB_OK) {
                         batch_free(b);
-                        free(ptexts);
-                        free(pbuf);
+                        texts_free(ptexts, ptexts_stack);
                         json_decref(body);
+                        ab_http_req_body_release(req);
                         ab_http_respond_error(req, 500,
                                               "cannot suspend request", NULL);
                         return;
@@ -704,8 +716,10 @@ rejected:
                 }
         }
         json_decref(body);
-        free(ptexts);
-        free(pbuf);
+        texts_free(ptexts, ptexts_stack);
+        /* Everything is produced: the held request need not keep its
+         * body while it waits for Kafka. */
+        ab_http_req_body_release(req);
 
         if (async) {
                 /* Answer now from what was queued; reports only count. */

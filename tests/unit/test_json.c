@@ -266,11 +266,11 @@ Test(json, dump_string_writes_what_jansson_writes_for_a_string) {
 static void member_case(const char *body, size_t cnt, const char *const *want) {
         ab_json_text_t texts[8];
         size_t len = strlen(body), i;
-        char *buf = malloc(len + 1);
+        char *buf = strdup(body);
         json_t *doc, *item, *mine, *tree;
 
-        cr_assert_eq(ab_json_member_texts(body, len, "payload", texts, cnt, buf,
-                                          len),
+        /* compacted in place: the texts point into the rewritten copy */
+        cr_assert_eq(ab_json_member_texts(buf, len, "payload", texts, cnt),
                      AB_OK, "%s", body);
         doc = json_loads(body, JSON_DECODE_ANY, NULL);
         cr_assert_not_null(doc);
@@ -280,6 +280,7 @@ static void member_case(const char *body, size_t cnt, const char *const *want) {
                         continue;
                 }
                 cr_assert_not_null(texts[i].p, "%s: item %zu", body, i);
+                cr_assert(texts[i].p >= buf && texts[i].p + texts[i].len <= buf + len);
                 cr_expect_eq(texts[i].len, strlen(want[i]), "%s: item %zu: %.*s",
                              body, i, (int)texts[i].len, texts[i].p);
                 cr_expect_eq(memcmp(texts[i].p, want[i], texts[i].len), 0,
@@ -320,22 +321,20 @@ Test(json, member_texts_refuse_what_is_not_a_body_and_stay_in_bounds) {
         static const char *const bad[] = {
             "", "{", "[", "{\"payload\":", "{\"payload\":[1,2}", "{\"a\" 1}",
             "{\"payload\":\"abc}", "[{\"payload\":1},", "{\"payload\":]}",
-            "{\"p\\u00", "\"just a string\"", "{\"payload\":{}}}}}",
+            "{\"p\\u00", "\"just a string\"", "[1 2", "{\"payload\":{\"a\":\"\\",
         };
         ab_json_text_t t[2];
-        char buf[64];
+        char *copy;
         size_t i;
 
         for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                ab_json_member_texts(bad[i], strlen(bad[i]), "payload", t, 2,
-                                     buf, sizeof(buf));
+                /* exactly the bytes: a scan past them is ASan's to see */
+                copy = malloc(strlen(bad[i]) + 1);
+                memcpy(copy, bad[i], strlen(bad[i]) + 1);
+                cr_expect_eq(ab_json_member_texts(copy, strlen(bad[i]), "payload",
+                                                  t, 2),
+                             AB_ERR_MALFORMED, "%s", bad[i]);
+                cr_expect_null(t[0].p, "%s", bad[i]);
+                free(copy);
         }
-        cr_expect_eq(ab_json_member_texts("{\"payload\":[1,2}", 16, "payload", t,
-                                          2, buf, sizeof(buf)),
-                     AB_ERR_MALFORMED);
-        cr_expect_null(t[0].p);
-        /* a buffer too small is refused, never overrun */
-        cr_expect_eq(ab_json_member_texts("{\"payload\":[1,2,3]}", 19, "payload",
-                                          t, 1, buf, 3),
-                     AB_ERR_MALFORMED);
 }
