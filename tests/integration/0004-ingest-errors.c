@@ -480,3 +480,56 @@ Test(ingest_errors, a_rejection_too_large_for_kafka_is_written_cut) {
         cr_assert_eq(cut_text, 1);
         ab_itest_records_free(recs, got);
 }
+
+/* An event the broker refuses as too large after it was queued (the
+ * topic's max.message.bytes is under the record, the producer's limit is
+ * not): answered rejected, never failed, and its rejection is written
+ * with the id and the broker's reason. Real Kafka only: the mock neither
+ * takes topic configs nor checks sizes. */
+Test(ingest_errors, an_event_the_broker_refuses_as_too_large_is_rejected_and_recorded) {
+        ab_itest_record_t *recs = NULL;
+        ab_itest_http_t res;
+        char topic[256], errstr[256], *body, *o;
+        json_t *doc;
+        size_t got;
+
+        ab_itest_require_kind("kafka", "topic configs and size checks need a "
+                                       "real broker");
+        start(NULL);
+        snprintf(topic, sizeof(topic), "%scommerce", prefix);
+        ab_itest_topic_config(b, topic, "max.message.bytes", "1024");
+        body = malloc(8192);
+        o    = body + sprintf(body,
+                              "{\"id\":\"huge-1\",\"name\":\"ProductViewed\","
+                              "\"schemaVersion\":1,\"occurredAt\":"
+                              "\"2026-02-11T20:10:00.000Z\",\"source\":"
+                              "\"storefront\",\"companyId\":\"c1\","
+                              "\"payload\":{\"productId\":\"p1\",\"blob\":\"");
+        /* not compressible: the broker checks the compressed batch */
+        for (size_t i = 0, x = 12345; i < 4000; i++) {
+                x    = x * 1103515245 + 12345;
+                o[i] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                    [(x >> 16) % 62];
+        }
+        strcpy(o + 4000, "\"}}");
+        cr_assert_eq(post_json("/events/ingest", body, NULL, &res), 400, "%s",
+                     res.body);
+        cr_assert(strstr(res.body, "\"status\":\"rejected\""), "%s", res.body);
+        ab_itest_http_clear(&res);
+        free(body);
+
+        snprintf(topic, sizeof(topic), "%srejected", prefix);
+        cr_assert_eq(ab_itest_topic_wait_count(b, topic, 1, WAIT_MS), 1);
+        got = ab_itest_consume_all(b, topic, WAIT_MS, &recs);
+        cr_assert_eq(got, 1);
+        doc = ab_itest_record_json(&recs[0], errstr, sizeof(errstr));
+        cr_assert_not_null(doc, "%s", errstr);
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "code")),
+                         "TOO_LARGE", "%s", recs[0].value);
+        cr_assert_str_eq(json_string_value(json_object_get(
+                             json_object_get(doc, "original"), "id")),
+                         "huge-1", "%s", recs[0].value);
+        cr_assert_eq(json_integer_value(json_object_get(doc, "index")), 0);
+        json_decref(doc);
+        ab_itest_records_free(recs, got);
+}
