@@ -30,8 +30,6 @@
 #define SENDER_CAP  20000
 #define BEFORE_OK   20  /* 2xx seen before the outage */
 #define AFTER_OK    20  /* 2xx seen after it */
-#define KAFKA_SH    AB_SCHEMA_DIR "/../tools/kafka/kafka.sh"
-#define KAFKA_SH_MS 180000
 
 typedef struct sender_s {
         pthread_t thread;
@@ -52,42 +50,10 @@ static atomic_int stop_senders;
 static atomic_int ok_total;
 static sender_t senders[SENDERS];
 
-/* Runs kafka.sh MODE [OPT] kdir; BROKERS= of its stdout into brokers. */
+/* kafka.sh MODE [OPT] on this test's private broker. */
 static int kafka_sh(const char *mode, const char *opt, char *brokers,
                     size_t brokers_size) {
-        static const char *const env[] = {"AB_KAFKA_HEAP=256m", NULL};
-        const char *args[4];
-        ab_itest_proc_t *p;
-        char line[512];
-        FILE *fp;
-        size_t n = 0;
-        int status;
-
-        args[n++] = mode;
-        if (opt) {
-                args[n++] = opt;
-        }
-        args[n++] = kdir;
-        args[n]   = NULL;
-        p         = ab_itest_proc_start(KAFKA_SH, args, env);
-        cr_assert_not_null(p, "cannot run %s", KAFKA_SH);
-        status = ab_itest_proc_wait_exit(p, KAFKA_SH_MS);
-        if (status != 0) {
-                ab_itest_proc_dump_log(p);
-        }
-        if (brokers && status == 0 &&
-            (fp = fopen(ab_itest_proc_out_path(p), "r"))) {
-                while (fgets(line, sizeof(line), fp)) {
-                        if (!strncmp(line, "BROKERS=", 8)) {
-                                line[strcspn(line, "\r\n")] = '\0';
-                                snprintf(brokers, brokers_size, "%.*s",
-                                         (int)(brokers_size - 1), line + 8);
-                        }
-                }
-                fclose(fp);
-        }
-        ab_itest_proc_destroy(p);
-        return status;
+        return ab_itest_kafka_sh(kdir, mode, opt, brokers, brokers_size);
 }
 
 static void teardown(void) {

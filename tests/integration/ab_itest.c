@@ -1718,3 +1718,43 @@ void ab_itest_topic_config(ab_itest_broker_t *b, const char *topic,
                 }
         }
 }
+
+#define KAFKA_SH    AB_SCHEMA_DIR "/../tools/kafka/kafka.sh"
+#define KAFKA_SH_MS 180000
+
+int ab_itest_kafka_sh(const char *state_dir, const char *mode,
+                      const char *opt, char *brokers, size_t brokers_size) {
+        static const char *const env[] = {"AB_KAFKA_HEAP=256m", NULL};
+        const char *args[4];
+        ab_itest_proc_t *p;
+        char line[512];
+        FILE *fp;
+        size_t n = 0;
+        int status;
+
+        args[n++] = mode;
+        if (opt) {
+                args[n++] = opt;
+        }
+        args[n++] = state_dir;
+        args[n]   = NULL;
+        p         = ab_itest_proc_start(KAFKA_SH, args, env);
+        cr_assert_not_null(p, "cannot run %s", KAFKA_SH);
+        status = ab_itest_proc_wait_exit(p, KAFKA_SH_MS);
+        if (status != 0) {
+                ab_itest_proc_dump_log(p);
+        }
+        if (brokers && status == 0 &&
+            (fp = fopen(ab_itest_proc_out_path(p), "r"))) {
+                while (fgets(line, sizeof(line), fp)) {
+                        if (!strncmp(line, "BROKERS=", 8)) {
+                                line[strcspn(line, "\r\n")] = '\0';
+                                snprintf(brokers, brokers_size, "%.*s",
+                                         (int)(brokers_size - 1), line + 8);
+                        }
+                }
+                fclose(fp);
+        }
+        ab_itest_proc_destroy(p);
+        return status;
+}

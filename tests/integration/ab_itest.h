@@ -148,6 +148,16 @@ void ab_itest_topic_create(ab_itest_broker_t *b, const char *topic,
                            int partitions);
 
 /**
+ * @brief Runs tools/kafka/kafka.sh MODE [OPT] STATE_DIR (a private real
+ *        broker of the test's own: "start", "stop", "stop --keep",
+ *        "start --resume"), with a 256 MiB heap; the BROKERS= line of its
+ *        output goes into \p brokers (may be NULL).
+ * @returns its exit status.
+ */
+int ab_itest_kafka_sh(const char *state_dir, const char *mode,
+                      const char *opt, char *brokers, size_t brokers_size);
+
+/**
  * @brief Sets topic config \p name to \p value (AlterConfigs; the real
  *        Kafka only: the mock has no Admin API for it). Aborts the test
  *        on failure.
