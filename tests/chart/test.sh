@@ -75,8 +75,10 @@ AB_HELM=$HELM "$PY" "$HERE/test_render.py"
   --crd "$CRDS/monitoring.coreos.com_prometheusrules.yaml" \
   --expect ServiceMonitor --expect PrometheusRule "$OUT/default-monitoring.yaml" "$OUT/external-sasl.yaml"
 
-# 5. alert rules.
+# 5. alert rules. The chart's copies of the rules and of the event catalog
+# (helm reads no file outside the chart) are the originals.
 cmp "$ROOT/deploy/prometheus/aetherbus-rules.yaml" "$CHART/files/aetherbus-rules.yaml"
+cmp "$ROOT/schemas/catalog.json" "$CHART/files/catalog.json"
 "$CACHE/prometheus/promtool" check rules "$ROOT/deploy/prometheus/aetherbus-rules.yaml"
 # Each alert fires on the series it is for and not on its healthy twin.
 (cd "$ROOT/deploy/prometheus" && "$CACHE/prometheus/promtool" test rules aetherbus-rules.test.yaml)

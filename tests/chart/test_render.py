@@ -8,6 +8,7 @@ Secret references, Ingress paths, securityContext, for the defaults, the
 Run: AB_HELM=~/.cache/aetherbus/k8s/bin/helm python3 tests/chart/test_render.py
 Needs PyYAML only; prints "N passed, N failed" and exits 1 on a failure.
 """
+import json
 import os
 import subprocess
 import sys
@@ -220,12 +221,20 @@ def strimzi_toggle():
     objs = defaults("--set", "topics.strimzi=true", "--set", "topics.strimziCluster=prod")
     assert ("Job", "t-aetherbus-topics") not in objs
     topics = {n: o for (k, n), o in objs.items() if k == "KafkaTopic"}
-    assert sorted(topics) == ["events-audit-checkpoints", "events-deadletter",
-                              "events-orders", "events-rejected", "events-users"], sorted(topics)
-    t = topics["events-orders"]
+    # The same set as aetherbus-admin topics create: one per catalog prefix
+    # of schemas/catalog.json, then the bus' own topics.
+    with open(os.path.join(HERE, "..", "..", "schemas", "catalog.json")) as f:
+        prefixes = sorted({e["prefix"] for e in json.load(f)["events"]})
+    want = [f"events.{p}" for p in prefixes + ["rejected", "deadletter", "audit-checkpoints"]]
+    assert sorted(t["spec"]["topicName"] for t in topics.values()) == sorted(want)
+    assert "events-commerce" in topics and "events-audit-checkpoints" in topics
+    t = topics["events-commerce"]
     assert t["apiVersion"] == "kafka.strimzi.io/v1beta2"
     assert t["metadata"]["labels"]["strimzi.io/cluster"] == "prod"
-    assert t["spec"] == {"topicName": "events.orders", "partitions": 6, "replicas": 3}
+    assert t["spec"] == {"topicName": "events.commerce", "partitions": 6, "replicas": 3}
+    own = defaults("--set", "topics.strimzi=true", "--set", "topics.names={a,b_c}",
+                   "--set", "kafka.topicPrefix=Prod.")
+    assert sorted(n for k, n in own if k == "KafkaTopic") == ["prod-a", "prod-b-c"]
     none = defaults("--set", "topics.create=false")
     assert not [k for k in none if k[0] in ("Job", "KafkaTopic")]
 
