@@ -52,11 +52,31 @@ tool_helm() {
   rm -rf "$tmp"
 }
 
+# The version the server reports (a plain go build says v0.0.0-master,
+# which helm refuses against a chart's kubeVersion), as the Kubernetes
+# release build stamps it.
+version_ldflags() {
+  local minor=${K8S_VERSION#1.}; minor=${minor%%.*}
+  local p v
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    for v in gitVersion=v$K8S_VERSION gitMajor=1 gitMinor=$minor gitTreeState=clean; do
+      printf -- '-X %s.%s ' "$p" "$v"
+    done
+  done
+}
+
+# The binary is rebuilt when it reports another version than K8S_VERSION
+# (also from an older build without version_ldflags).
+apiserver_current() {
+  [ -x "$BIN/kube-apiserver" ] &&
+    "$BIN/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes v$K8S_VERSION"
+}
+
 # k8s.io/kubernetes replaces its staging modules with ./staging paths, which
 # a dependant cannot use: the wrapper replaces each by its published v0.x
 # release instead.
 tool_apiserver() {
-  if [ ! -x "$BIN/kube-apiserver" ]; then
+  if ! apiserver_current; then
     local src=$K8S/src/kube-apiserver
     mkdir -p "$src"
     log "building kube-apiserver v$K8S_VERSION from the Go module proxy (about 9 minutes cold)"
@@ -79,7 +99,8 @@ package tools
 import _ "k8s.io/kubernetes/cmd/kube-apiserver"
 EOF
     (cd "$src" && nice -n 19 go mod tidy &&
-     nice -n 19 go build -trimpath -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+     nice -n 19 go build -trimpath -ldflags "$(version_ldflags)" \
+       -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
     mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
   fi
   if [ ! -x "$BIN/etcd" ]; then

@@ -27,15 +27,28 @@ CRDS=$(ls -d "$CACHE"/k8s/crds/prometheus-operator-v* | sort -V | tail -1)
 
 W=$(mktemp -d)
 PIDS=()
+# Stops one server: SIGTERM, then SIGKILL after 10 s (kube-apiserver's
+# graceful shutdown can hang once etcd is gone).
+stop() {
+  local pid=$1 i
+  kill "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+# The API server first, then etcd under it.
 cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop "${PIDS[i]}"; done
   rm -rf "$W"
 }
 trap cleanup EXIT
+say() { printf 'apiserver test [%3ds]: %s\n' "$SECONDS" "$*"; }
 fail() {
-  echo "apiserver test: $*" >&2
+  say "$*" >&2
   for f in "$W"/etcd.log "$W"/apiserver.log; do
     [ -f "$f" ] && { echo "--- tail of $f" >&2; tail -20 "$f" >&2; }
   done
@@ -82,6 +95,7 @@ PIDS+=($!)
   --service-account-issuer "https://127.0.0.1:$API_PORT" \
   --service-account-key-file "$W/sa.pub" --service-account-signing-key-file "$W/sa.key" \
   --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=false \
+  --endpoint-reconciler-type none \
   >"$W/apiserver.log" 2>&1 &
 APISERVER_PID=$!
 PIDS+=("$APISERVER_PID")
@@ -102,7 +116,7 @@ until [ "$(K get --raw /readyz 2>/dev/null)" = ok ]; do
 done
 # The default namespace and the bootstrap RBAC come from post-start hooks.
 until K get namespace default >/dev/null 2>&1; do sleep 1; done
-echo "apiserver test: kube-apiserver $(K version -o json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') ready after $(($(date +%s) - started)) s"
+say "kube-apiserver $(K version -o json 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') ready after $(($(date +%s) - started)) s"
 
 # Strict field validation is real: an unknown field is refused.
 if K create --dry-run=server --validate=strict -f - >"$W/strict.out" 2>&1 <<'EOF'
@@ -124,6 +138,7 @@ K wait --for condition=Established --timeout 60s \
 complete_hook() {
   local ns=$1 out=$2 i now
   for i in $(seq 1 300); do
+    [ ! -e "$W/hook-stop" ] || return 1
     if K get job t-aetherbus-topics -n "$ns" -o json >"$out.tmp" 2>/dev/null; then
       mv "$out.tmp" "$out"
       now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -141,11 +156,12 @@ complete_hook() {
 # helm install/upgrade ARGS... with the hook completed beside it.
 helm_with_hook() {
   local ns=$1 out=$2; shift 2
-  rm -f "$out"
+  rm -f "$out" "$W/hook-stop"
   complete_hook "$ns" "$out" &
   local hp=$!
   if ! "$HELM" "$@" --namespace "$ns" --timeout 120s >"$W/helm.out" 2>&1; then
-    kill "$hp" 2>/dev/null || true
+    touch "$W/hook-stop"
+    wait "$hp" || true
     cat "$W/helm.out" >&2
     fail "helm $1 failed in $ns"
   fi
@@ -196,7 +212,7 @@ run_case() {
   [ "$got" -eq "$want" ] || fail "$ns: $got of $want objects exist"
   # hook-succeeded: the completed Job is gone again.
   ! K get job t-aetherbus-topics -n "$ns" >/dev/null 2>&1 || fail "$ns: the completed hook Job is still there"
-  echo "apiserver test: $ns: helm install created all $got objects: $(tr '\n' ' ' <"$W/$ns-objects")"
+  say "$ns: helm install created all $got objects: $(tr '\n' ' ' <"$W/$ns-objects")"
 
   if [ "$ns" = defaults ]; then
     local before after
@@ -207,7 +223,7 @@ run_case() {
     [ -n "$before" ] && [ "$before" != "$after" ] || fail "upgrade with a new config did not change checksum/config"
     [ "$(K get configmap t-aetherbus-config -n "$ns" -o jsonpath='{.data.LOG_LEVEL}')" = debug ] ||
       fail "upgrade did not change the ConfigMap"
-    echo "apiserver test: $ns: helm upgrade reran the hook and rolled the pod templates (checksum/config changed)"
+    say "$ns: helm upgrade reran the hook and rolled the pod templates (checksum/config changed)"
   fi
 
   "$HELM" uninstall t -n "$ns" --wait --timeout 60s >/dev/null
@@ -215,7 +231,7 @@ run_case() {
   left=$(K get -n "$ns" -f "$W/$ns-manifest.yaml" -o name --ignore-not-found | wc -l)
   [ "$left" -eq 0 ] || fail "$ns: $left objects left after helm uninstall"
   [ -z "$(K get secrets -n "$ns" -l owner=helm -o name)" ] || fail "$ns: helm's release record left"
-  echo "apiserver test: $ns: helm uninstall removed all $want objects"
+  say "$ns: helm uninstall removed all $want objects"
 }
 
 K create namespace defaults >/dev/null
@@ -237,4 +253,4 @@ run_case sasl 12 -f "$SASL"
 [ "$(K get secrets -n sasl -o name | sort | tr '\n' ' ')" = \
   "secret/aetherbus-kafka secret/aetherbus-tokens secret/bus-example-tls secret/kafka-cluster-ca " ] ||
   fail "sasl: the pre-existing Secrets changed"
-echo "apiserver test passed"
+say "passed"
