@@ -201,6 +201,19 @@ run_case() {
   [ "$(grep -c 'serverside-applied (server dry run)' "$W/$ns-dryrun.out")" -eq "$rendered" ] ||
     { cat "$W/$ns-dryrun.out" >&2; fail "not every object of $ns passed the dry run"; }
 
+  # The same dry run refuses an unknown field deep in a pod template.
+  sed '0,/^      enableServiceLinks: false$/s//      enableServiceLinks: false\n      unknownPodField: 1/' \
+    "$W/$ns-rendered.yaml" >"$W/$ns-bad.yaml"
+  ! cmp -s "$W/$ns-rendered.yaml" "$W/$ns-bad.yaml" || fail "could not plant the unknown field"
+  if K apply --server-side --dry-run=server --validate=strict --field-manager chart-test \
+       -n "$ns" -f "$W/$ns-bad.yaml" >"$W/$ns-bad.out" 2>&1; then
+    fail "$ns: the strict dry run accepted an unknown pod field"
+  fi
+  # (server-side apply words it as its typed patch does)
+  grep -q '\.spec\.template\.spec\.unknownPodField: field not declared in schema' "$W/$ns-bad.out" ||
+    { cat "$W/$ns-bad.out" >&2; fail "$ns: no unknown-field error for the planted field"; }
+  say "$ns: strict server-side dry run accepted all $rendered objects (hook and custom resources included), refused a planted unknown field"
+
   helm_with_hook "$ns" "$W/$ns-job.json" install t "$CHART" "${args[@]}"
   check_hook_job "$W/$ns-job.json" "$partitions"
   "$HELM" get manifest t -n "$ns" >"$W/$ns-manifest.yaml"
