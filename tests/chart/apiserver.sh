@@ -128,6 +128,14 @@ EOF
 then fail "the server accepted an unknown field"; fi
 grep -q 'unknown field "unknownFieldForTheTest"' "$W/strict.out" || { cat "$W/strict.out" >&2; fail "no unknown-field error"; }
 
+# metrics.*=auto asks the cluster: without the CRDs, no ServiceMonitor and
+# no PrometheusRule (helm's server dry run renders with its discovery).
+"$HELM" install t "$CHART" --dry-run=server -n default --set kafka.brokers=k:9092 >"$W/nocrd.yaml"
+grep -q '^kind: Deployment' "$W/nocrd.yaml" || fail "the server dry run rendered nothing"
+! grep -q '^kind: \(ServiceMonitor\|PrometheusRule\)' "$W/nocrd.yaml" ||
+  fail "ServiceMonitor/PrometheusRule rendered without their CRDs"
+say "without the monitoring CRDs the chart renders no ServiceMonitor/PrometheusRule"
+
 K apply --server-side -f "$CRDS/monitoring.coreos.com_servicemonitors.yaml" \
   -f "$CRDS/monitoring.coreos.com_prometheusrules.yaml" >/dev/null
 K wait --for condition=Established --timeout 60s \
