@@ -235,6 +235,9 @@ def strimzi_toggle():
     own = defaults("--set", "topics.strimzi=true", "--set", "topics.names={a,b_c}",
                    "--set", "kafka.topicPrefix=Prod.")
     assert sorted(n for k, n in own if k == "KafkaTopic") == ["prod-a", "prod-b-c"]
+    assert "namespace" not in t["metadata"]  # the release's
+    own = defaults("--set", "topics.strimzi=true", "--set", "topics.strimziNamespace=kafka")
+    assert {o["metadata"].get("namespace") for (k, _), o in own.items() if k == "KafkaTopic"} == {"kafka"}
     none = defaults("--set", "topics.create=false")
     assert not [k for k in none if k[0] in ("Job", "KafkaTopic")]
 
