@@ -82,7 +82,7 @@ void ab_auth_token_init(ab_auth_token_t *tok, const char *secret) {
 }
 
 /* x-<name>-token, else Authorization: Bearer <token>. */
-static const char *presented(ab_http_req_t *req, const char *hdr) {
+const char *ab_auth_presented(ab_http_req_t *req, const char *hdr) {
         const char *v = ab_http_req_header(req, hdr);
 
         if (v) {
@@ -102,7 +102,7 @@ static const char *presented(ab_http_req_t *req, const char *hdr) {
 int ab_auth_token_check(const ab_auth_token_t *tok, ab_http_req_t *req,
                         const char *header) {
         unsigned char sha[SHA256_DIGEST_LENGTH];
-        const char *got = presented(req, header);
+        const char *got = ab_auth_presented(req, header);
 
         if (!tok->set || !got) {
                 return 0;

@@ -58,6 +58,13 @@ typedef struct ab_auth_token_s {
         unsigned char sha[32];
 } ab_auth_token_t;
 
+/**
+ * @returns the credential \p req presents: header \p hdr (e.g.
+ *          "x-event-token"), else the token of Authorization: Bearer, else
+ *          NULL. Owned by the request.
+ */
+const char *ab_auth_presented(ab_http_req_t *req, const char *hdr);
+
 /** @brief Keeps \p secret's digest in \p tok; NULL leaves it unset. */
 void ab_auth_token_init(ab_auth_token_t *tok, const char *secret);
 

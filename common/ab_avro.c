@@ -1235,6 +1235,13 @@ ab_err_t ab_avro_encode(const ab_avro_codec_t *codec, const ab_envelope_t *env,
                         w_long(&wb, env->received_at_ms);
                         break;
                 case K_PAYLOAD:
+                        if (env->payload_json && env->payload_json_len) {
+                                /* The text as the client sent it: numbers
+                                 * keep their digits. */
+                                w_bytes(&wb, env->payload_json,
+                                        env->payload_json_len);
+                                break;
+                        }
                         if (!json_is_object(env->payload) || w_payload(&wb, env->payload)) {
                                 ab_errstr_set(errstr, errstr_size,
                                               "payload: not a JSON object");

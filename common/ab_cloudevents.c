@@ -15,7 +15,7 @@ rd_kafka_headers_t *ab_cloudevents_headers_new(const ab_envelope_t *env) {
             !env->occurred_at) {
                 return NULL;
         }
-        hdrs = rd_kafka_headers_new(7);
+        hdrs = rd_kafka_headers_new(9);
         rd_kafka_header_add(hdrs, "ce_specversion", -1, "1.0", -1);
         rd_kafka_header_add(hdrs, "ce_id", -1, env->id, -1);
         rd_kafka_header_add(hdrs, "ce_type", -1, env->name, -1);
@@ -24,6 +24,14 @@ rd_kafka_headers_t *ab_cloudevents_headers_new(const ab_envelope_t *env) {
         if (env->subject_id) {
                 rd_kafka_header_add(hdrs, "ce_subject", -1, env->subject_id,
                                     -1);
+        }
+        if (env->auth_type) {
+                rd_kafka_header_add(hdrs, AB_CLOUDEVENTS_H_AUTHTYPE, -1,
+                                    env->auth_type, -1);
+        }
+        if (env->auth_id) {
+                rd_kafka_header_add(hdrs, AB_CLOUDEVENTS_H_AUTHID, -1,
+                                    env->auth_id, -1);
         }
         rd_kafka_header_add(hdrs, "content-type", -1,
                             AB_CLOUDEVENTS_CONTENT_TYPE, -1);

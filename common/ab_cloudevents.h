@@ -17,13 +17,22 @@
 #include "ab_err.h"
 #include "ab_kafka.h"
 
+/** CloudEvents' authcontext extension: who sent the event. authtype is
+ *  "api_key" (a client of INGEST_CLIENTS_FILE or the shared token),
+ *  "unauthenticated" (no token configured) or "system" (the bus's own
+ *  events); authid the client's name or the emitting service. Consumers
+ *  tell forged platform events from real ones by these. */
+#define AB_CLOUDEVENTS_H_AUTHTYPE "ce_authtype"
+#define AB_CLOUDEVENTS_H_AUTHID   "ce_authid"
+
 /** content-type header value of every envelope record. */
 #define AB_CLOUDEVENTS_CONTENT_TYPE "application/avro"
 
 /**
  * @brief The CloudEvents binary-mode headers for \p env: ce_specversion
  *        "1.0", ce_id, ce_type (name), ce_source, ce_time (occurredAt),
- *        ce_subject (only when subjectId is set) and content-type
+ *        ce_subject (only when subjectId is set), ce_authtype and
+ *        ce_authid (when env->auth_type/auth_id are set) and content-type
  *        "application/avro".
  * @returns a new header list the caller owns (hand it to
  *          ab_producer_produce() or rd_kafka_headers_destroy() it), or

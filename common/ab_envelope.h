@@ -40,9 +40,16 @@ typedef struct ab_envelope_s {
         int64_t received_at_ms; /**< 0 until ab_envelope_set_received() */
         const ab_catalog_entry_t *entry; /**< NULL for an allowed unknown prefix */
         char prefix[64];        /**< routing prefix ("commerce", "crm") */
-        /** A record read by ab_avro_decode_view(): the payload's JSON text
-         *  as stored (payload is NULL then), and the owned block holding it
-         *  and every string. NULL otherwise. */
+        /** Who sent it (CloudEvents authcontext headers, not in the Avro
+         *  value): set by ingest, NULL elsewhere; not owned. */
+        const char *auth_type;
+        const char *auth_id;
+        /** The payload's JSON text, when known: as stored, for a record
+         *  read by ab_avro_decode_view() (payload is NULL then); as the
+         *  client sent it (compacted) in ingest, which ab_avro_encode()
+         *  writes instead of re-printing payload. buf: the owned block
+         *  holding a view's strings. NULL otherwise; not owned by env
+         *  unless in buf. */
         const char *payload_json;
         size_t payload_json_len;
         char *buf;

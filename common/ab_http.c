@@ -732,7 +732,8 @@ static struct MHD_Response *build(const ab_http_req_t *req, int status,
                         goto fail;
                 }
         }
-        if (status == MHD_HTTP_SERVICE_UNAVAILABLE && !has_ra) {
+        if ((status == MHD_HTTP_SERVICE_UNAVAILABLE ||
+             status == MHD_HTTP_TOO_MANY_REQUESTS) && !has_ra) {
                 snprintf(ra, sizeof(ra), "%u", req->retry_after);
                 if (MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER,
                                             ra) != MHD_YES) {
@@ -966,6 +967,13 @@ const char *ab_http_req_body(const ab_http_req_t *req, size_t *lenp) {
                 *lenp = req->len;
         }
         return req->body && req->len ? req->body : "";
+}
+
+char *ab_http_req_body_writable(ab_http_req_t *req, size_t *lenp) {
+        if (lenp) {
+                *lenp = req->body ? req->len : 0;
+        }
+        return req->body && req->len ? req->body : NULL;
 }
 
 void ab_http_req_body_release(ab_http_req_t *req) {

@@ -190,6 +190,13 @@ const char *ab_http_req_header(const ab_http_req_t *req, const char *name);
 const char *ab_http_req_body(const ab_http_req_t *req, size_t *lenp);
 
 /**
+ * @brief The body as ab_http_req_body() gives it, writable: a handler may
+ *        rewrite it in place (ingest compacts payload texts in it) until
+ *        it releases it. NULL (*lenp 0) when there is none.
+ */
+char *ab_http_req_body_writable(ab_http_req_t *req, size_t *lenp);
+
+/**
  * @brief Drops the body once the handler has parsed it, so a request held
  *        for a long time (suspended) does not hold its body too: bounded
  *        memory when Kafka is slow. Call on the handler's thread, before

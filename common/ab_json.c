@@ -839,3 +839,219 @@ size_t ab_json_dump_string(const char *str, size_t len, char *buf,
         }
         return w.len;
 }
+
+/* ---- member texts ------------------------------------------------------ */
+
+/* A scan of a body: r reads; w writes the member being kept, in place
+ * (NULL while skipping). w never passes r: compaction only shrinks. */
+typedef struct mt_s {
+        char *r, *end;
+        char *w;
+} mt_t;
+
+static void mt_ws(mt_t *m) {
+        while (m->r < m->end && (*m->r == ' ' || *m->r == '\t' ||
+                                 *m->r == '\n' || *m->r == '\r')) {
+                m->r++;
+        }
+}
+
+/* Keeps the n bytes at m->r (a token) and moves past them. */
+static void mt_keep(mt_t *m, size_t n) {
+        if (m->w) {
+                if (m->w != m->r) {
+                        memmove(m->w, m->r, n);
+                }
+                m->w += n;
+        }
+        m->r += n;
+}
+
+/* The end of the string at p (on its '"'), or NULL: the first quote not
+ * escaped, i.e. after an even run of backslashes (memchr: strings are
+ * most of a body's bytes). */
+static const char *mt_string_end(const char *p, const char *end) {
+        const char *q, *b;
+
+        for (p++; p < end; p = q + 1) {
+                if (!(q = memchr(p, '"', (size_t)(end - p)))) {
+                        return NULL;
+                }
+                for (b = q; b > p && b[-1] == '\\'; b--) {
+                }
+                if ((q - b) % 2 == 0) {
+                        return q + 1;
+                }
+        }
+        return NULL;
+}
+
+static int mt_delim(char c) {
+        switch (c) {
+        case ' ': case '\t': case '\n': case '\r': case ',': case ':':
+        case '[': case ']': case '{': case '}': case '"':
+                return 1;
+        default:
+                return 0;
+        }
+}
+
+/* One value from m->r, kept compact when m->w is set. Nesting is a
+ * counter, never a recursion. */
+static int mt_value(mt_t *m) {
+        const char *q;
+        long depth = 0;
+
+        do {
+                mt_ws(m);
+                if (m->r >= m->end) {
+                        return -1;
+                }
+                switch (*m->r) {
+                case '"':
+                        if (!(q = mt_string_end(m->r, m->end))) {
+                                return -1;
+                        }
+                        mt_keep(m, (size_t)(q - m->r));
+                        break;
+                case '{':
+                case '[':
+                        depth++;
+                        mt_keep(m, 1);
+                        break;
+                case ',':
+                case ':':
+                        mt_keep(m, 1);
+                        break;
+                case '}':
+                case ']':
+                        if (--depth < 0) {
+                                return -1;
+                        }
+                        mt_keep(m, 1);
+                        break;
+                default:
+                        for (q = m->r; q < m->end && !mt_delim(*q); q++) {
+                        }
+                        mt_keep(m, (size_t)(q - m->r));
+                        break;
+                }
+        } while (depth > 0);
+        return 0;
+}
+
+/* Whether the key string at m->r (on its '"') decodes to \p key; moves
+ * past it. */
+static int mt_key_is(mt_t *m, const char *key, int *matchp) {
+        const char *q = mt_string_end(m->r, m->end), *s;
+        size_t klen = strlen(key), i = 0;
+        int32_t cp;
+
+        if (!q) {
+                return -1;
+        }
+        *matchp = 1;
+        for (s = m->r + 1; s < q - 1 && *matchp; s++, i++) {
+                char c = *s;
+
+                if (c == '\\') {
+                        s++;
+                        switch (*s) {
+                        case 'b': c = '\b'; break;
+                        case 'f': c = '\f'; break;
+                        case 'n': c = '\n'; break;
+                        case 'r': c = '\r'; break;
+                        case 't': c = '\t'; break;
+                        case 'u':
+                                cp = q - s >= 6 ? fp_hex4((const unsigned char *)s + 1)
+                                                : -1;
+                                /* beyond ASCII it is no key of ours */
+                                c  = cp > 0 && cp < 0x80 ? (char)cp : '\0';
+                                s += 4;
+                                break;
+                        default: c = *s; break;
+                        }
+                }
+                *matchp = i < klen && c && c == key[i];
+        }
+        *matchp = *matchp && i == klen;
+        m->r    = (char *)q;
+        return 0;
+}
+
+/* The members of the object at m->r: \p t gets key's value. */
+static int mt_object(mt_t *m, const char *key, ab_json_text_t *t) {
+        int match;
+        char *start;
+
+        m->r++; /* '{' */
+        for (;;) {
+                mt_ws(m);
+                if (m->r < m->end && *m->r == '}') {
+                        m->r++;
+                        return 0;
+                }
+                if (m->r >= m->end || *m->r != '"' || mt_key_is(m, key, &match)) {
+                        return -1;
+                }
+                mt_ws(m);
+                if (m->r >= m->end || *m->r++ != ':') {
+                        return -1;
+                }
+                mt_ws(m);
+                start = m->r;
+                m->w  = match && t ? start : NULL;
+                if (mt_value(m)) {
+                        m->w = NULL;
+                        return -1;
+                }
+                if (m->w) {
+                        t->p   = start;
+                        t->len = (size_t)(m->w - start);
+                        m->w   = NULL;
+                }
+                mt_ws(m);
+                if (m->r < m->end && *m->r == ',') {
+                        m->r++;
+                } else if (m->r >= m->end || *m->r != '}') {
+                        return -1;
+                }
+        }
+}
+
+ab_err_t ab_json_member_texts(char *text, size_t len, const char *key,
+                              ab_json_text_t *texts, size_t cnt) {
+        mt_t m = {text, text + len, NULL};
+        size_t i;
+        int rc = -1;
+
+        memset(texts, 0, cnt * sizeof(*texts));
+        if (!text) {
+                return AB_ERR_MALFORMED;
+        }
+        mt_ws(&m);
+        if (m.r < m.end && *m.r == '{') {
+                rc = mt_object(&m, key, cnt ? &texts[0] : NULL);
+        } else if (m.r < m.end && *m.r == '[') {
+                m.r++;
+                rc = 0;
+                for (i = 0; !rc; i++) {
+                        mt_ws(&m);
+                        if (m.r >= m.end || *m.r == ']') {
+                                break;
+                        }
+                        rc = *m.r == '{' ? mt_object(&m, key, i < cnt ? &texts[i] : NULL)
+                                         : mt_value(&m);
+                        mt_ws(&m);
+                        if (!rc && m.r < m.end && *m.r == ',') {
+                                m.r++;
+                        }
+                }
+                rc = rc || m.r >= m.end ? -1 : 0;
+        }
+        if (rc) {
+                memset(texts, 0, cnt * sizeof(*texts));
+                return AB_ERR_MALFORMED;
+        }
+        return AB_OK;
+}

@@ -57,6 +57,31 @@ size_t ab_json_dump(const json_t *json, char *buf, size_t size, int flags);
 size_t ab_json_dump_string(const char *str, size_t len, char *buf,
                            size_t size);
 
+/** A piece of JSON text: \p p NULL when absent. */
+typedef struct ab_json_text_s {
+        const char *p;
+        size_t len;
+} ab_json_text_t;
+
+/**
+ * @brief The text of member \p key (an ASCII name) of each item of a body
+ *        that ab_json_parse() accepted: of the top-level object (texts[0])
+ *        or of each object of a top-level array (texts[i]), exactly as the
+ *        client wrote it with the whitespace between tokens dropped:
+ *        numbers keep their digits ("19.99", "1e2", "0.10") and strings
+ *        their escapes, where the parsed tree would re-print them. Keys
+ *        written with escapes are decoded before comparing. Each text is
+ *        compacted in place: \p text is rewritten within the spans of
+ *        those members, and is no JSON to parse again afterwards. No copy,
+ *        no allocation, no recursion (nesting is counted). An item that
+ *        is not an object or lacks the member gets {NULL, 0}; items past
+ *        \p cnt are skipped.
+ * @returns AB_OK, or AB_ERR_MALFORMED when \p text is not a body the
+ *          parser accepted (every text is then {NULL, 0}).
+ */
+ab_err_t ab_json_member_texts(char *text, size_t len, const char *key,
+                              ab_json_text_t *texts, size_t cnt);
+
 /**
  * @brief Length of the valid UTF-8 sequence at \p p (lead byte >= 0x80,
  *        \p end bounds it) by jansson's rules: no overlong forms, no

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/sha.h>
+
+#include "ab_cloudevents.h"
 #include "ab_envelope.h"
 #include "ab_json.h"
 #include "ab_record.h"
@@ -25,65 +28,73 @@ const char *ab_record_kind_name(ab_record_kind_t kind) {
         return kind == AB_RECORD_DEADLETTER ? "deadletter" : "rejected";
 }
 
-/* A JSON string of at most \p max bytes of \p s, with every byte that
- * does not start a valid UTF-8 sequence replaced by '?': the text a
- * client or a sink sent must not make the record unwritable. */
+/* A JSON string of at most \p max bytes of \p s, every byte that does
+ * not start a valid UTF-8 sequence written as \xNN: the text a client or
+ * a sink sent must not make the record unwritable, nor lose what it was. */
 static json_t *text(const char *s, size_t len, size_t max) {
-        const unsigned char *p = (const unsigned char *)s, *end;
         char *buf;
-        size_t n, o = 0, seq;
+        size_t n;
         json_t *j;
 
         if (len > max) {
                 len = max;
         }
-        end = p + len;
-        buf = malloc(len + 1);
-        if (!buf) {
+        if (!(buf = malloc(4 * len + 1))) {
                 return NULL;
         }
-        while (p < end) {
-                seq = *p < 0x80 ? (*p ? 1 : 0) : ab_json_utf8_seq(p, end);
-                if (seq == 0) {
-                        buf[o++] = '?';
-                        p++;
-                        continue;
-                }
-                for (n = 0; n < seq; n++) {
-                        buf[o++] = (char)p[n];
-                }
-                p += seq;
-        }
-        j = json_stringn(buf, o);
+        n = ab_err_utf8_clean(buf, 4 * len + 1, s, len);
+        j = json_stringn(buf, n);
         free(buf);
         return j;
+}
+
+/* Marks \p rec's original as cut: its size and digest say what it was,
+ * so a client's copy can be matched to the record. */
+static void cut_mark(json_t *rec, const void *data, size_t len) {
+        unsigned char md[SHA256_DIGEST_LENGTH];
+        char hex[2 * SHA256_DIGEST_LENGTH + 1];
+        size_t i;
+
+        SHA256(data, len, md);
+        for (i = 0; i < sizeof(md); i++) {
+                snprintf(hex + 2 * i, 3, "%02x", md[i]);
+        }
+        json_object_set_new(rec, "truncated", json_true());
+        json_object_set_new(rec, "originalSize", json_integer((json_int_t)len));
+        json_object_set_new(rec, "originalSha256", json_string(hex));
+}
+
+static char *dump(json_t *rec, size_t *lenp) {
+        char *val = json_dumps(rec, JSON_COMPACT);
+
+        if (val) {
+                *lenp = strlen(val);
+        }
+        return val;
 }
 
 char *ab_record_failure_encode(const ab_record_failure_t *f, size_t *lenp,
                                char *errstr, size_t errstr_size) {
         json_t *rec;
-        char *val;
+        char *val, *orig;
+        size_t len, olen;
 
-        rec = json_pack("{s:s,s:s,s:s?,s:I}", "reason",
-                        f->reason ? f->reason : "", "code",
-                        f->code ? f->code : "UNKNOWN", "tenant", f->tenant,
-                        "receivedAt", (json_int_t)f->received_at_ms);
-        if (!rec) {
-                /* reason or tenant not UTF-8: keep them sanitised */
-                rec = json_pack("{s:o,s:s,s:I}", "reason",
-                                text(f->reason ? f->reason : "",
-                                     f->reason ? strlen(f->reason) : 0, 4096),
-                                "code", f->code ? f->code : "UNKNOWN",
-                                "receivedAt", (json_int_t)f->received_at_ms);
-                if (rec && f->tenant) {
-                        json_object_set_new(rec, "tenant",
-                                            text(f->tenant, strlen(f->tenant),
-                                                 4096));
-                }
-        }
+        rec = json_pack("{s:o,s:s,s:I}", "reason",
+                        text(f->reason ? f->reason : "",
+                             f->reason ? strlen(f->reason) : 0, 4096),
+                        "code", f->code ? f->code : "UNKNOWN", "receivedAt",
+                        (json_int_t)f->received_at_ms);
         if (!rec) {
                 ab_errstr_set(errstr, errstr_size, "cannot build the record");
                 return NULL;
+        }
+        if (f->tenant) {
+                json_object_set_new(rec, "tenant",
+                                    text(f->tenant, strlen(f->tenant), 4096));
+        }
+        if (f->client) {
+                json_object_set_new(rec, "client",
+                                    text(f->client, strlen(f->client), 256));
         }
         if (f->kind == AB_RECORD_REJECTED) {
                 if (f->path) {
@@ -110,18 +121,34 @@ char *ab_record_failure_encode(const ab_record_failure_t *f, size_t *lenp,
         if (f->original) {
                 json_object_set(rec, "original", f->original);
         } else if (f->original_text) {
-                /* Unparseable bodies keep their first KiB as text. */
                 json_object_set_new(rec, "originalText",
                                     text(f->original_text, f->original_text_len,
                                          AB_RECORD_TEXT_MAX));
+                if (f->original_text_len > AB_RECORD_TEXT_MAX) {
+                        cut_mark(rec, f->original_text, f->original_text_len);
+                }
         }
-        val = json_dumps(rec, JSON_COMPACT);
+        val = dump(rec, &len);
+        if (val && f->max_len && len > f->max_len && f->original) {
+                /* Too large for Kafka whole: the rejection is still
+                 * written, with the original's head, size and digest. */
+                free(val);
+                val = NULL;
+                json_object_del(rec, "original");
+                if ((orig = dump(f->original, &olen))) {
+                        json_object_set_new(rec, "originalText",
+                                            text(orig, olen, AB_RECORD_TEXT_MAX));
+                        cut_mark(rec, orig, olen);
+                        free(orig);
+                        val = dump(rec, &len);
+                }
+        }
         json_decref(rec);
         if (!val) {
                 ab_errstr_set(errstr, errstr_size, "cannot serialise the record");
                 return NULL;
         }
-        *lenp = strlen(val);
+        *lenp = len;
         return val;
 }
 
@@ -130,11 +157,14 @@ static void hdr(rd_kafka_headers_t *hdrs, const char *name, const char *v) {
 }
 
 rd_kafka_headers_t *ab_record_failure_headers(const ab_record_failure_t *f) {
-        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(f->kind == AB_RECORD_DEADLETTER ? 9 : 2);
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(f->kind == AB_RECORD_DEADLETTER ? 10 : 3);
         char num[32];
         json_t *resp;
 
         hdr(hdrs, "content-type", "application/json");
+        if (f->client) {
+                hdr(hdrs, AB_CLOUDEVENTS_H_AUTHID, f->client);
+        }
         if (f->kind == AB_RECORD_REJECTED) {
                 hdr(hdrs, "ce_type", AB_RECORD_CE_REJECTED);
                 return hdrs;
@@ -189,6 +219,7 @@ ab_err_t ab_record_failure_decode(ab_record_kind_t kind, const void *data,
         f->reason         = str(doc, "reason");
         f->code           = str(doc, "code");
         f->tenant         = str(doc, "tenant");
+        f->client         = str(doc, "client");
         f->received_at_ms = num(doc, "receivedAt", 0);
         f->path           = str(doc, "path");
         f->index          = num(doc, "index", -1);

@@ -41,8 +41,10 @@ typedef enum {
 
 /** Longest response excerpt a dead-letter record keeps. */
 #define AB_RECORD_RESPONSE_MAX 1024
-/** Longest unparseable body text a rejected record keeps. */
-#define AB_RECORD_TEXT_MAX 1024
+/** Longest original text a record keeps (an unparseable body, or an
+ *  original too large for the record); longer ones are cut, flagged
+ *  "truncated" and carry "originalSize" and "originalSha256". */
+#define AB_RECORD_TEXT_MAX 4096
 
 /**
  * One failure record, as a view: every pointer is borrowed (from the
@@ -54,11 +56,17 @@ typedef struct ab_record_failure_s {
         const char *reason;       /**< human text, never NULL */
         const char *code;         /**< "INVALID", "HTTP_400", ... */
         const char *tenant;       /**< companyId or x-tenant; the key */
+        const char *client;       /**< who sent it (ce_authid), or NULL */
+        /** Largest value the producer takes (message.max.bytes less room
+         *  for headers); 0: no bound. Beyond it the original is replaced
+         *  by its first AB_RECORD_TEXT_MAX bytes, its size and SHA-256, so
+         *  the rejection is still written. */
+        size_t max_len;
         int64_t received_at_ms;   /**< when ingest received the item */
         /* rejected */
         const char *path;         /**< request path */
         int64_t index;            /**< item index, -1 for a whole body */
-        const char *original_text; /**< unparseable body (<= TEXT_MAX) */
+        const char *original_text; /**< unparseable body, any length */
         size_t original_text_len;
         /* both: the item or event as JSON (an envelope for dead letters) */
         json_t *original;
@@ -76,8 +84,9 @@ void ab_record_failure_init(ab_record_failure_t *f, ab_record_kind_t kind);
 
 /**
  * @brief The record's value: compact JSON with every field that applies.
- *        Text that is not UTF-8 (an unparseable body, a response excerpt)
- *        is kept with invalid bytes replaced, never dropped.
+ *        Text that is not UTF-8 (an unparseable body, a response excerpt,
+ *        a tenant) is kept with each invalid byte as \xNN, never dropped;
+ *        a value over f->max_len keeps its original cut (see max_len).
  * @returns a malloc'ed NUL-terminated text (*lenp its length), or NULL
  *          with errstr.
  */
@@ -86,7 +95,8 @@ char *ab_record_failure_encode(const ab_record_failure_t *f, size_t *lenp,
 
 /**
  * @brief The record's headers: content-type application/json, ce_type,
- *        and for dead letters the Kafka Connect context headers.
+ *        ce_authid when f->client is set, and for dead letters the Kafka
+ *        Connect context headers.
  * @returns a new list (hand it to the producer or destroy it).
  */
 rd_kafka_headers_t *ab_record_failure_headers(const ab_record_failure_t *f);

@@ -32,6 +32,24 @@ struct ab_service_s {
 };
 
 static volatile sig_atomic_t *runp;
+static volatile sig_atomic_t *reloadp;
+
+static void on_hup(int sig) {
+        (void)sig;
+        if (reloadp) {
+                *reloadp = 1;
+        }
+}
+
+void ab_service_reload_signal(volatile sig_atomic_t *reload) {
+        struct sigaction sa;
+
+        reloadp = reload;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_hup;
+        /* No SA_RESTART: the main loop's sleep ends and it reloads now. */
+        sigaction(SIGHUP, &sa, NULL);
+}
 
 static void on_signal(int sig) {
         (void)sig;

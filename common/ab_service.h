@@ -210,6 +210,13 @@ const ab_service_conf_common_t *ab_service_conf(const ab_service_t *svc);
 void ab_service_signals(volatile sig_atomic_t *run);
 
 /**
+ * @brief Installs a SIGHUP handler that sets *\p reload to 1; the
+ *        service's main loop reloads what it can and clears it. Without
+ *        it SIGHUP keeps its default (terminate).
+ */
+void ab_service_reload_signal(volatile sig_atomic_t *reload);
+
+/**
  * @brief Sleeps \p ms, returning early on a signal so the caller looks
  *        at its run flag.
  */

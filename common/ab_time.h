@@ -26,6 +26,10 @@ void ab_time_format(int64_t ms, char *out, size_t out_size);
  *           and of a generated occurredAt. */
 int64_t ab_time_now_ms(void);
 
+/** @returns a monotonic clock in ms (rates and timeouts: a wall-clock
+ *           step must not refill or drain a bucket). */
+int64_t ab_time_mono_ms(void);
+
 /** @brief Writes a random (v4) UUID, 36 chars + NUL, into out (>= 37). */
 void ab_time_uuid(char *out, size_t out_size);
 

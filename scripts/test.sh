@@ -4,9 +4,12 @@
 #   1. the unit tests (no broker),
 #   2. every integration test against the embedded devbroker,
 #   3. every integration test against a real Apache Kafka (tools/kafka),
-#   4. the unit and devbroker tests again under AddressSanitizer + UBSan.
-# Any failure fails the run. Set AB_TEST_SKIP_ASAN=1 or AB_TEST_SKIP_KAFKA=1
-# to shorten a local loop; CI sets neither.
+#   4. the unit and devbroker tests again under AddressSanitizer + UBSan,
+#   5. the container images (tests/image/test.sh),
+#   6. the Helm chart tests (tests/chart/test.sh).
+# Any failure fails the run. Set AB_TEST_SKIP_ASAN=1, AB_TEST_SKIP_KAFKA=1,
+# AB_TEST_SKIP_IMAGES=1 or AB_TEST_SKIP_CHART=1 to shorten a local loop; CI
+# sets none.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,6 +65,11 @@ if [ "${AB_TEST_SKIP_ASAN:-0}" != 1 ]; then
   run_ctest "$BUILD_ASAN" unit
   step "integration tests, broker: devbroker (sanitizers)"
   run_ctest "$BUILD_ASAN" devbroker
+fi
+
+if [ "${AB_TEST_SKIP_IMAGES:-0}" != 1 ]; then
+  step "container images (podman: build every target, run the system from them)"
+  "$ROOT/tests/image/test.sh"
 fi
 
 if [ "${AB_TEST_SKIP_CHART:-0}" != 1 ]; then

@@ -68,6 +68,8 @@ ab_err_t ingest_emit(ingest_t *ing, const char *type, const char *tenant,
         if (err) {
                 return err;
         }
+        env.auth_type = "system";
+        env.auth_id   = "aetherbus-ingest";
         err = ingest_produce(ing, &env, NULL, errstr, errstr_size);
         ab_envelope_clear(&env);
         return err;
@@ -294,7 +296,8 @@ static int check_ready(void *opaque, char *reason, size_t reason_size) {
         return 0;
 }
 
-ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run) {
+ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run,
+                    volatile sig_atomic_t *reload) {
         char errstr[512];
         int waited = 0;
         int64_t budget = ing->conf->svc.shutdown_timeout_ms;
@@ -315,6 +318,10 @@ ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run) {
         }
         while (*run) {
                 ab_service_sleep_ms(100);
+                if (reload && *reload) {
+                        *reload = 0;
+                        ingest_rbac_reload(ing);
+                }
                 if (ab_producer_fatal(ing->producer, errstr, sizeof(errstr))) {
                         ab_error("kafka", "fatal producer error, draining: %s",
                                  errstr);
@@ -371,6 +378,7 @@ void ingest_destroy(ingest_t *ing) {
         ab_service_destroy(ing->svc);
         ab_producer_destroy(ing->producer);
         ab_auth_destroy(ing->auth);
+        ingest_clients_holder_destroy(ing->clients);
         ab_avro_codec_destroy(ing->codec);
         ab_catalog_destroy(ing->catalog);
         ab_catalog_topics_clear(&ing->topics);

@@ -20,6 +20,7 @@
 #include "ab_kafka.h"
 #include "ab_metrics.h"
 #include "ab_service.h"
+#include "ingest_clients.h"
 #include "ingest_config.h"
 
 typedef struct ingest_s {
@@ -31,6 +32,7 @@ typedef struct ingest_s {
         ab_metrics_t *metrics;
         ab_auth_t *auth;
         ab_auth_token_t ingest_token;
+        ingest_clients_holder_t *clients; /**< INGEST_CLIENTS_FILE, or NULL */
         ab_envelope_limits_t limits;
 
         /* Topic of every catalog prefix (index = catalog prefix index),
@@ -55,6 +57,8 @@ typedef struct ingest_s {
         ab_metric_t *m_failed;    /**< {reason} */
         ab_metric_t *m_requests_waiting;
         ab_metric_t *m_batch_size;
+        ab_metric_t *m_clients;   /**< {client,outcome} */
+        ab_metric_t *m_reloads;   /**< {result} */
 } ingest_t;
 
 /**
@@ -74,11 +78,13 @@ int ingest_unknown_prefix_take(ingest_t *ing, const char *prefix);
 
 /**
  * @brief Starts listening, emits core.startup, then refreshes readiness
- *        until *run becomes 0; then stops accepting, waits for in-flight
+ *        until *run becomes 0, reloading the clients file whenever
+ *        *reload is set (SIGHUP); then stops accepting, waits for in-flight
  *        requests and flushes the producer within the configured bound.
  * @returns AB_OK when everything answered 2xx reached Kafka.
  */
-ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run);
+ab_err_t ingest_run(ingest_t *ing, volatile sig_atomic_t *run,
+                    volatile sig_atomic_t *reload);
 
 /** @brief Frees \p ing; NULL and half-built contexts are fine. */
 void ingest_destroy(ingest_t *ing);
@@ -110,7 +116,8 @@ const ab_http_route_t *ingest_http_routes(void);
  *        delivery reports, from the producer's thread).
  */
 void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
-                    const char *tenant, int async);
+                    const char *tenant, const ingest_client_t *client,
+                    int async);
 
 /**
  * @brief Encodes \p env (Avro single-object) and produces it to its topic
@@ -130,10 +137,26 @@ void ingest_publish_dr(const ab_delivery_t *dr, void *opaque);
 ab_err_t ingest_rbac_init(ingest_t *ing, char *errstr, size_t errstr_size);
 
 /**
- * @brief Checks the ingest token (when configured) in constant time.
- * @returns 1 when the request may go on, else 0 after answering 401.
+ * @brief Checks the caller from the headers, before the body: with
+ *        INGEST_CLIENTS_FILE its key (401 when unknown) and its rate (one
+ *        token per request; 429 + Retry-After when empty), else the ingest
+ *        token when configured. Keys are compared in constant time.
+ * @returns 1 when the request may go on, else 0 after answering.
  */
 int ingest_rbac_check_token(ingest_t *ing, ab_http_req_t *req);
+
+/**
+ * @brief The client of a request that passed ingest_rbac_check_token(),
+ *        with a reference on its table (*tblp: ingest_clients_put() it
+ *        once the client is no longer used). Takes no rate token.
+ * @returns the client, or NULL after answering 401 (the key went away in
+ *          a reload meanwhile). Only when ing->clients is set.
+ */
+const ingest_client_t *ingest_rbac_client(ingest_t *ing, ab_http_req_t *req,
+                                          ingest_clients_t **tblp);
+
+/** @brief Reloads INGEST_CLIENTS_FILE; a bad file keeps the old table. */
+void ingest_rbac_reload(ingest_t *ing);
 
 /** @brief GET/PUT /admin/rbac handler. */
 void ingest_rbac_admin(ab_http_req_t *req, void *opaque);

@@ -314,7 +314,10 @@ const char *ingest_client_name(const ingest_client_t *c) {
         return c->name;
 }
 
-int ingest_client_allows(const ingest_client_t *c, const char *name) {
+/* "commerce." covers both the dotted names under it and the business
+ * events the catalog routes to the commerce prefix (ProductViewed). */
+int ingest_client_allows(const ingest_client_t *c, const char *name,
+                         const char *prefix) {
         size_t i, n;
 
         for (i = 0; name && i < c->allow_cnt; i++) {
@@ -322,7 +325,9 @@ int ingest_client_allows(const ingest_client_t *c, const char *name) {
 
                 n = strlen(a);
                 if (!strcmp(a, "*") || !strcmp(a, name) ||
-                    (a[n - 1] == '.' && !strncmp(a, name, n))) {
+                    (a[n - 1] == '.' && !strncmp(a, name, n)) ||
+                    (a[n - 1] == '.' && prefix && strlen(prefix) == n - 1 &&
+                     !strncmp(a, prefix, n - 1))) {
                         return 1;
                 }
         }

@@ -55,10 +55,13 @@ const ingest_client_t *ingest_clients_match(const ingest_clients_t *tbl,
 const char *ingest_client_name(const ingest_client_t *c);
 
 /**
- * @returns 1 when \p c may send event \p name: an allow entry equal to it,
- *          an entry ending in "." that prefixes it, or "*".
+ * @returns 1 when \p c may send event \p name routed to \p prefix (may
+ *          be NULL): an allow entry equal to the name, an entry ending in
+ *          "." that prefixes the name or is the prefix and a dot
+ *          ("commerce." allows ProductViewed), or "*".
  */
-int ingest_client_allows(const ingest_client_t *c, const char *name);
+int ingest_client_allows(const ingest_client_t *c, const char *name,
+                         const char *prefix);
 
 /**
  * @brief Takes one token from \p c's bucket at time \p now_ms (any

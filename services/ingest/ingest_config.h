@@ -17,6 +17,8 @@ typedef struct ingest_conf_s {
         ab_conf_common_t common;
         ab_service_conf_common_t svc;
         char *ingest_token;
+        char *clients_file;         /**< INGEST_CLIENTS_FILE, or NULL */
+        size_t message_max_bytes;   /**< the producer's message.max.bytes */
         size_t max_body;
         int max_batch;
         size_t max_payload;

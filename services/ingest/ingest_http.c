@@ -48,21 +48,20 @@ static int method_is(ab_http_req_t *req, const char *method) {
         return 0;
 }
 
-static void publish(ab_http_req_t *req, ingest_t *ing, ab_form_t form) {
+static void publish_as(ab_http_req_t *req, ingest_t *ing, ab_form_t form,
+                       const ingest_client_t *client) {
         const char *tenant;
         char reason[512];
-
-        if (!method_is(req, "POST")) {
-                return;
-        }
 
         if (!ab_service_accepting(ing->svc)) {
                 ab_http_req_set_retry_after(req, (unsigned)ing->conf->svc.retry_after_s);
                 ab_http_respond_error(req, 503, "shutting down", NULL);
                 return;
         }
-        /* Credentials first: an anonymous client learns nothing else. */
-        if (!ingest_rbac_check_token(ing, req)) {
+        /* Credentials first: an anonymous client learns nothing else.
+         * check_token saw them (and took the rate token) with the
+         * headers; this is for a route added without it. */
+        if (!ing->clients && !ingest_rbac_check_token(ing, req)) {
                 return;
         }
         if (!is_json(ab_http_req_header(req, "Content-Type"))) {
@@ -93,8 +92,24 @@ static void publish(ab_http_req_t *req, ingest_t *ing, ab_form_t form) {
                     json_integer(ing->conf->max_inflight));
                 return;
         }
-        ingest_publish(ing, req, form, tenant,
+        ingest_publish(ing, req, form, tenant, client,
                        is_true(ab_http_req_query(req, "async")));
+}
+
+static void publish(ab_http_req_t *req, ingest_t *ing, ab_form_t form) {
+        ingest_clients_t *tbl = NULL;
+        const ingest_client_t *client = NULL;
+
+        if (!method_is(req, "POST")) {
+                return;
+        }
+        /* The client and its table stay referenced for the whole request:
+         * a reload meanwhile frees neither. */
+        if (ing->clients && !(client = ingest_rbac_client(ing, req, &tbl))) {
+                return;
+        }
+        publish_as(req, ing, form, client);
+        ingest_clients_put(ing->clients, tbl);
 }
 
 static void h_ingest(ab_http_req_t *req, void *opaque) {

@@ -17,6 +17,7 @@
 
 #include "ab_log.h"
 #include "ab_cloudevents.h"
+#include "ab_json.h"
 #include "ab_record.h"
 #include "ingest.h"
 
@@ -34,6 +35,7 @@ typedef struct item_s {
         item_state_t state;
         const char *id;  /**< in batch->pool, or NULL */
         char *error;     /**< rejected/failed reason (malloc'ed) */
+        ab_err_t code;   /**< why rejected */
 } item_t;
 
 typedef struct batch_s {
@@ -41,6 +43,10 @@ typedef struct batch_s {
         ab_http_req_t *req;
         atomic_int refcnt;
         int async;
+        ab_form_t form;
+        char client[80];  /**< the client's name, "" without one */
+        char *tenant;     /**< x-tenant, for records written late */
+        int64_t received;
         size_t n;
         char *pool; /**< ids, n * (max_id_len + 1) */
         size_t pool_of;
@@ -71,6 +77,7 @@ static void batch_free(batch_t *b) {
                 free(b->items[i].error);
         }
         free(b->pool);
+        free(b->tenant);
         free(b);
 }
 
@@ -196,7 +203,7 @@ static char *accepted_body(const batch_t *b, size_t acc, size_t *lenp) {
 /* Builds and sends the answer from the items' final states. */
 static void answer(batch_t *b) {
         size_t i;
-        size_t acc = 0, rej = 0, fail = 0;
+        size_t acc = 0, rej = 0, fail = 0, forbidden = 0;
         json_t *body;
         json_t *ids;
         int status;
@@ -209,6 +216,7 @@ static void answer(batch_t *b) {
                         break;
                 case ITEM_REJECTED:
                         rej++;
+                        forbidden += b->items[i].code == AB_ERR_FORBIDDEN;
                         break;
                 case ITEM_FAILED:
                         fail++;
@@ -247,14 +255,19 @@ static void answer(batch_t *b) {
                 body = json_pack("{s:I,s:o}", "accepted", (json_int_t)acc,
                                  "ids", ids);
         } else {
-                status = acc == 0 ? 400 : 207;
+                /* Nothing taken and only for lack of permission: 403,
+                 * so a client tells "not yours" from "malformed". */
+                status = acc > 0 ? 207 : forbidden == rej ? 403 : 400;
                 body   = json_pack("{s:I,s:I,s:o}", "accepted",
                                    (json_int_t)acc, "rejected",
                                    (json_int_t)rej, "results", results_json(b));
                 if (acc == 0) {
                         json_object_set_new(
                             body, "error",
-                            json_string("no valid event in the request"));
+                            json_string(status == 403
+                                            ? "no event in the request is "
+                                              "allowed for this client"
+                                            : "no valid event in the request"));
                 }
         }
         if (b->async && body) {
@@ -278,6 +291,29 @@ static void batch_unref(batch_t *b) {
         batch_free(b);
 }
 
+static ab_err_t produce_rejected(ingest_t *ing, const char *path,
+                                 json_t *original, const char *raw,
+                                 size_t raw_len, ssize_t index,
+                                 const char *reason, ab_err_t code,
+                                 const char *tenant, const char *client,
+                                 int64_t received, void *msg_opaque);
+static const char *form_path(ab_form_t form);
+
+/* The broker refused an event as too large after it was queued: the
+ * body is gone, so the record keeps what is left (id, index, reason).
+ * Best-effort like every record written from a report. */
+static void reject_late(batch_t *b, item_t *it, const char *reason) {
+        json_t *orig = json_pack("{s:s?}", "id", it->id);
+
+        if (produce_rejected(b->ing, form_path(b->form), orig, NULL, 0,
+                             it - b->items, reason, AB_ERR_TOO_LARGE,
+                             b->tenant, b->client[0] ? b->client : NULL,
+                             b->received, NULL) != AB_OK) {
+                ab_metric_inc(AB_METRIC_WITH(b->ing->m_failed, "rejected_record"));
+        }
+        json_decref(orig);
+}
+
 void ingest_publish_dr(const ab_delivery_t *dr, void *opaque) {
         ingest_t *ing = opaque;
         item_t *it    = dr->msg_opaque;
@@ -296,7 +332,10 @@ void ingest_publish_dr(const ab_delivery_t *dr, void *opaque) {
         if (it->batch->async) {
                 /* Already answered: the items are read no more, only the
                  * outcome is counted (and a loss logged). */
-                if (dr->err) {
+                if (dr->err == AB_ERR_TOO_LARGE && it->state == ITEM_PENDING) {
+                        reject_late(it->batch, it, dr->errstr ? dr->errstr
+                                                              : "record too large");
+                } else if (dr->err) {
                         ab_warn("kafka", "async event to %s not delivered: %s",
                                 dr->topic ? dr->topic : "?",
                                 dr->errstr ? dr->errstr : "");
@@ -309,11 +348,13 @@ void ingest_publish_dr(const ab_delivery_t *dr, void *opaque) {
                         /* The broker's size limit: resending the same
                          * event can never work, so no Retry-After. */
                         it->state = ITEM_REJECTED;
+                        it->code  = AB_ERR_TOO_LARGE;
                         if (asprintf(&it->error, "kafka: %s",
                                      dr->errstr ? dr->errstr : "record too large") < 0) {
                                 it->error = NULL;
                         }
-                        ab_metric_inc(AB_METRIC_WITH(ing->m_rejected, "TOO_LARGE"));
+                        reject_late(it->batch, it,
+                                    it->error ? it->error : "record too large");
                 } else if (dr->err) {
                         it->state = ITEM_FAILED;
                         if (asprintf(&it->error, "kafka: %s",
@@ -340,8 +381,8 @@ static ab_err_t produce_rejected(ingest_t *ing, const char *path,
                                  json_t *original, const char *raw,
                                  size_t raw_len, ssize_t index,
                                  const char *reason, ab_err_t code,
-                                 const char *tenant, int64_t received,
-                                 void *msg_opaque) {
+                                 const char *tenant, const char *client,
+                                 int64_t received, void *msg_opaque) {
         ab_record_failure_t f;
         char *val;
         size_t len;
@@ -354,6 +395,12 @@ static ab_err_t produce_rejected(ingest_t *ing, const char *path,
         f.code              = ab_err2name(code);
         f.path              = path;
         f.tenant            = tenant;
+        f.client            = client;
+        /* Room for the headers: a rejection too large for Kafka is
+         * written cut, never dropped. */
+        f.max_len           = ing->conf->message_max_bytes > 4096
+                                  ? ing->conf->message_max_bytes - 2048
+                                  : ing->conf->message_max_bytes;
         f.received_at_ms    = received;
         f.index             = index;
         f.original          = original;
@@ -412,6 +459,12 @@ ab_err_t ingest_produce(ingest_t *ing, const ab_envelope_t *env,
         return err;
 }
 
+static void texts_free(ab_json_text_t *t, ab_json_text_t *stack) {
+        if (t != stack) {
+                free(t);
+        }
+}
+
 static const char *form_path(ab_form_t form) {
         return form == AB_FORM_BUS ? "/bus/events" : "/events/ingest";
 }
@@ -419,10 +472,12 @@ static const char *form_path(ab_form_t form) {
 /* Whole-body failures: answered at once, recorded best-effort. */
 static void reject_body(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                         ab_err_t err, const char *errstr, json_t *parsed,
-                        const char *raw, size_t raw_len, const char *tenant) {
+                        const char *raw, size_t raw_len, const char *tenant,
+                        const char *client) {
         if (err != AB_ERR_TOO_LARGE) {
                 produce_rejected(ing, form_path(form), parsed, raw, raw_len, -1,
-                                 errstr, err, tenant, ab_time_now_ms(), NULL);
+                                 errstr, err, tenant, client, ab_time_now_ms(),
+                                 NULL);
         } else {
                 ab_metric_inc(AB_METRIC_WITH(ing->m_rejected, ab_err2name(err)));
         }
@@ -430,7 +485,9 @@ static void reject_body(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
 }
 
 void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
-                    const char *tenant, int async) {
+                    const char *tenant, const ingest_client_t *client,
+                    int async) {
+        const char *cname = client ? ingest_client_name(client) : NULL;
         const char *text;
         size_t len, n, i;
         json_t *body;
@@ -441,6 +498,10 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
         ab_envelope_t env;
         int64_t received;
         int stop = 0;
+        ab_json_text_t ptexts_stack[16];
+        ab_json_text_t *ptexts = NULL;
+        char *wtext;
+        size_t wlen;
 
         text = ab_http_req_body(req, &len);
         /* text is released below once parsed: not used after that. */
@@ -448,18 +509,33 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                                       sizeof(errstr));
         if (!body) {
                 reject_body(ing, req, form, err, errstr, NULL, text, len,
-                            tenant);
+                            tenant, cname);
                 return;
         }
-        /* The tree holds everything now; the held request need not. */
-        ab_http_req_body_release(req);
         err = ab_envelope_batch_check(body, &ing->limits, &n, errstr,
                                       sizeof(errstr));
         if (err) {
-                /* The text is gone: the parsed body is the original. */
-                reject_body(ing, req, form, err, errstr, body, NULL, 0, tenant);
+                ab_http_req_body_release(req);
+                reject_body(ing, req, form, err, errstr, body, NULL, 0, tenant,
+                            cname);
                 json_decref(body);
                 return;
+        }
+        /* Each payload's text as sent (the tree would re-print 19.99 as
+         * 19.989999999999998), compacted in place in the body, which is
+         * therefore held until every item is produced. */
+        ptexts = n <= sizeof(ptexts_stack) / sizeof(ptexts_stack[0])
+                     ? ptexts_stack
+                     : calloc(n, sizeof(*ptexts));
+        wtext = ab_http_req_body_writable(req, &wlen);
+        if (!ptexts || !wtext ||
+            ab_json_member_texts(wtext, wlen, "payload", ptexts, n)) {
+                /* Never for a body the parser took, or out of memory: the
+                 * tree is the fallback. */
+                if (ptexts != ptexts_stack) {
+                        free(ptexts);
+                }
+                ptexts = NULL;
         }
         ab_metric_observe(ing->m_batch_size, (double)n);
 
@@ -469,14 +545,19 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
         }
         if (!b || !b->pool) {
                 free(b);
+                texts_free(ptexts, ptexts_stack);
                 json_decref(body);
+                ab_http_req_body_release(req);
                 ab_http_respond_error(req, 500, "out of memory", NULL);
                 return;
         }
         b->ing   = ing;
         b->req   = req;
         b->async = async;
+        b->form  = form;
         b->n     = n;
+        snprintf(b->client, sizeof(b->client), "%s", cname ? cname : "");
+        b->tenant = tenant ? strdup(tenant) : NULL;
         /* The producing thread's own reference. */
         atomic_init(&b->refcnt, 1);
 
@@ -485,7 +566,9 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
         if (!async) {
                 if (ab_http_req_suspend(req) != AB_OK) {
                         batch_free(b);
+                        texts_free(ptexts, ptexts_stack);
                         json_decref(body);
+                        ab_http_req_body_release(req);
                         ab_http_respond_error(req, 500,
                                               "cannot suspend request", NULL);
                         return;
@@ -501,6 +584,7 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
         ctx.allowed_prefixes = ing->conf->allow_unknown_prefixes;
         received             = ab_time_now_ms();
         ctx.now_ms           = received;
+        b->received          = received;
 
         memset(&env, 0, sizeof(env));
         for (i = 0; i < n; i++) {
@@ -525,6 +609,14 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                         ab_envelope_clear(&env);
                         err = AB_ERR_INVALID;
                 }
+                if (!err && client && !ingest_client_allows(client, env.name, env.prefix)) {
+                        ab_errstr_set(errstr, sizeof(errstr),
+                                      "name: \"%s\" is not allowed for client "
+                                      "\"%s\"",
+                                      env.name, cname);
+                        ab_envelope_clear(&env);
+                        err = AB_ERR_FORBIDDEN;
+                }
                 if (!err && ab_envelope_source_reserved(env.source)) {
                         /* Consumers tell the bus's own security and core
                          * events by their source: a client may not. */
@@ -536,8 +628,10 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                         err = AB_ERR_FORBIDDEN;
                 }
                 if (err) {
-                        const char *t = tenant;
+                        const char *t;
                         json_t *cid;
+rejected:
+                        t = tenant;
 
                         if (!t && json_is_object(item) &&
                             (cid = json_object_get(item, "companyId")) &&
@@ -545,6 +639,7 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                                 t = json_string_value(cid);
                         }
                         it->state = ITEM_REJECTED;
+                        it->code  = err;
                         it->error = strdup(errstr);
                         if (json_is_object(item) &&
                             json_is_string(json_object_get(item, "id"))) {
@@ -554,14 +649,32 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                         atomic_fetch_add(&b->refcnt, 1);
                         if (produce_rejected(ing, form_path(form), item, NULL, 0,
                                              (ssize_t)i, errstr, err, t,
-                                             received, it) != AB_OK) {
+                                             cname, received, it) != AB_OK) {
                                 atomic_fetch_sub(&b->refcnt, 1);
                                 ab_metric_inc(AB_METRIC_WITH(ing->m_failed,
                                                              "rejected_record"));
                         }
                         continue;
                 }
+                if (ptexts && ptexts[i].p) {
+                        /* The limit holds for the text as sent too. */
+                        if (ptexts[i].len > ing->limits.max_payload_bytes) {
+                                ab_errstr_set(errstr, sizeof(errstr),
+                                              "payload: %zu bytes as sent is "
+                                              "over the limit of %zu bytes",
+                                              ptexts[i].len,
+                                              ing->limits.max_payload_bytes);
+                                ab_envelope_clear(&env);
+                                err = AB_ERR_TOO_LARGE;
+                                goto rejected;
+                        }
+                        env.payload_json     = ptexts[i].p;
+                        env.payload_json_len = ptexts[i].len;
+                }
                 ab_envelope_set_received(&env, received);
+                env.auth_type = client || ing->conf->ingest_token
+                                    ? "api_key" : "unauthenticated";
+                env.auth_id   = cname;
                 it->id    = keep_id(b, env.id);
                 it->state = ITEM_PENDING;
                 atomic_fetch_add(&b->refcnt, 1);
@@ -576,8 +689,17 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                                  * retry cannot fix it, so the item is
                                  * rejected, never a 503. */
                                 it->state = ITEM_REJECTED;
-                                ab_metric_inc(AB_METRIC_WITH(ing->m_rejected,
-                                                             ab_err2name(err)));
+                                it->code  = err;
+                                atomic_fetch_add(&b->refcnt, 1);
+                                if (produce_rejected(ing, form_path(form), item,
+                                                     NULL, 0, (ssize_t)i,
+                                                     errstr, err, b->tenant,
+                                                     cname, received,
+                                                     it) != AB_OK) {
+                                        atomic_fetch_sub(&b->refcnt, 1);
+                                        ab_metric_inc(AB_METRIC_WITH(
+                                            ing->m_failed, "rejected_record"));
+                                }
                                 continue;
                         }
                         it->state = ITEM_FAILED;
@@ -594,6 +716,10 @@ void ingest_publish(ingest_t *ing, ab_http_req_t *req, ab_form_t form,
                 }
         }
         json_decref(body);
+        texts_free(ptexts, ptexts_stack);
+        /* Everything is produced: the held request need not keep its
+         * body while it waits for Kafka. */
+        ab_http_req_body_release(req);
 
         if (async) {
                 /* Answer now from what was queued; reports only count. */

@@ -1,8 +1,8 @@
 /* aetherbus - Apache-2.0
  *
- * ingest_rbac: what only ingest decides about callers: the ingest token on
- * the event routes and PUT /admin/rbac, the run-time switch of the RBAC
- * mode. The token check, the admin guard and the x-ops rule themselves are
+ * ingest_rbac: what only ingest decides about callers: the ingest token
+ * or the per-client keys (ingest_clients) on the event routes, their rate
+ * and its reload, PUT /admin/rbac, the run-time switch of the RBAC mode. The token check, the admin guard and the x-ops rule themselves are
  * ab_auth's, shared with every service.
  */
 #include <stdio.h>
@@ -19,24 +19,127 @@ static ab_err_t emit(void *opaque, const char *type, const char *tenant,
 }
 
 ab_err_t ingest_rbac_init(ingest_t *ing, char *errstr, size_t errstr_size) {
+        ingest_clients_t *tbl;
+
         ab_auth_token_init(&ing->ingest_token, ing->conf->ingest_token);
         ing->auth = ab_service_auth_new(&ing->conf->svc, ing->metrics, emit, ing,
                                         errstr, errstr_size);
-        return ing->auth ? AB_OK : AB_ERR_NOMEM;
+        if (!ing->auth) {
+                return AB_ERR_NOMEM;
+        }
+        if (!(ing->m_clients = ab_metrics_counter(
+                  ing->metrics, "client_requests_total",
+                  "Event requests by client of INGEST_CLIENTS_FILE and "
+                  "outcome (allowed, rate_limited); unknown keys are "
+                  "security_events_total{type=\"token\"}.",
+                  "client,outcome", errstr, errstr_size)) ||
+            !(ing->m_reloads = ab_metrics_counter(
+                  ing->metrics, "clients_reloads_total",
+                  "Reloads of INGEST_CLIENTS_FILE on SIGHUP, by result; a "
+                  "failed one keeps the previous table.",
+                  "result", errstr, errstr_size))) {
+                return AB_ERR_NOMEM;
+        }
+        if (!ing->conf->clients_file) {
+                return AB_OK;
+        }
+        if (!(tbl = ingest_clients_load(ing->conf->clients_file, errstr,
+                                        errstr_size))) {
+                return AB_ERR_INVALID;
+        }
+        ab_info("clients", "%zu clients from %s", ingest_clients_count(tbl),
+                ing->conf->clients_file);
+        if (!(ing->clients = ingest_clients_holder_new(tbl))) {
+                ingest_clients_destroy(tbl);
+                ab_errstr_set(errstr, errstr_size, "out of memory");
+                return AB_ERR_NOMEM;
+        }
+        return AB_OK;
+}
+
+void ingest_rbac_reload(ingest_t *ing) {
+        ingest_clients_t *tbl;
+        char errstr[512];
+
+        if (!ing->clients) {
+                ab_info("clients", "SIGHUP: no INGEST_CLIENTS_FILE to reload");
+                return;
+        }
+        if (!(tbl = ingest_clients_load(ing->conf->clients_file, errstr,
+                                        sizeof(errstr)))) {
+                /* A typo in the file must not lock every client out. */
+                ab_error("clients", "reload failed, keeping the previous "
+                         "clients: %s", errstr);
+                ab_metric_inc(AB_METRIC_WITH(ing->m_reloads, "failed"));
+                return;
+        }
+        ab_info("clients", "reloaded %zu clients from %s",
+                ingest_clients_count(tbl), ing->conf->clients_file);
+        ingest_clients_swap(ing->clients, tbl);
+        ab_metric_inc(AB_METRIC_WITH(ing->m_reloads, "ok"));
+}
+
+static void deny_token(ingest_t *ing, ab_http_req_t *req) {
+        ab_auth_count(ing->auth, "token", "denied");
+        ab_http_respond_error(req, 401, "missing or invalid event token",
+                              json_string("send x-event-token or "
+                                          "Authorization: Bearer"));
 }
 
 int ingest_rbac_check_token(ingest_t *ing, ab_http_req_t *req) {
+        ingest_clients_t *tbl;
+        const ingest_client_t *c;
+        unsigned retry;
+        int ok;
+
+        if (ing->clients) {
+                /* Headers only: the bucket is taken once per request,
+                 * before a byte of the body is read. */
+                tbl = ingest_clients_get(ing->clients);
+                c   = ingest_clients_match(tbl, ab_auth_presented(req, "x-event-token"));
+                if (!c) {
+                        ingest_clients_put(ing->clients, tbl);
+                        deny_token(ing, req);
+                        return 0;
+                }
+                ok = ingest_client_take(c, ab_time_mono_ms(), &retry);
+                ab_metric_inc(AB_METRIC_WITH(ing->m_clients,
+                                             ingest_client_name(c),
+                                             ok ? "allowed" : "rate_limited"));
+                if (!ok) {
+                        ab_http_req_set_retry_after(req, retry);
+                        ab_http_respond_error(
+                            req, 429, "client over its rate limit",
+                            json_pack("{s:s,s:i}", "client",
+                                      ingest_client_name(c),
+                                      "retryAfterSeconds", (int)retry));
+                }
+                ingest_clients_put(ing->clients, tbl);
+                return ok;
+        }
         if (!ing->conf->ingest_token) {
                 return 1;
         }
         if (ab_auth_token_check(&ing->ingest_token, req, "x-event-token")) {
                 return 1;
         }
-        ab_auth_count(ing->auth, "token", "denied");
-        ab_http_respond_error(req, 401, "missing or invalid event token",
-                              json_string("send x-event-token or "
-                                          "Authorization: Bearer"));
+        deny_token(ing, req);
         return 0;
+}
+
+const ingest_client_t *ingest_rbac_client(ingest_t *ing, ab_http_req_t *req,
+                                          ingest_clients_t **tblp) {
+        const ingest_client_t *c;
+
+        *tblp = ingest_clients_get(ing->clients);
+        c     = ingest_clients_match(*tblp, ab_auth_presented(req, "x-event-token"));
+        if (!c) {
+                /* The key was dropped by a reload since the headers. */
+                ingest_clients_put(ing->clients, *tblp);
+                *tblp = NULL;
+                deny_token(ing, req);
+        }
+        return c;
 }
 
 void ingest_rbac_admin(ab_http_req_t *req, void *opaque) {

@@ -11,6 +11,7 @@
 #include "ingest.h"
 
 static volatile sig_atomic_t run = 1;
+static volatile sig_atomic_t reload;
 
 int main(int argc, char **argv) {
         ingest_conf_t conf;
@@ -33,8 +34,9 @@ int main(int argc, char **argv) {
         }
 
         ab_service_signals(&run);
+        ab_service_reload_signal(&reload);
 
-        rc = ingest_run(ing, &run) == AB_OK ? 0 : 1;
+        rc = ingest_run(ing, &run, &reload) == AB_OK ? 0 : 1;
 
         ingest_destroy(ing);
         ab_conf_clear(&ingest_conf_spec, &conf);

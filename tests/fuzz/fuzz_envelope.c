@@ -15,6 +15,9 @@
  * compact writer ab_json_dump() must write json_dumpb(JSON_COMPACT)'s
  * bytes for every parsed body, count the same size without a buffer and
  * with one a byte short, and never count less with AB_JSON_BOUND.
+ * ab_json_member_texts() finds each item's payload text in every body the
+ * parser took, and that text parses to the item's payload tree. Any input
+ * at all leaves it within its buffer.
  * A broken promise is abort().
  */
 #include <stdint.h>
@@ -34,6 +37,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         } while (0)
 
 static ab_catalog_t *cat;
+
+/* Every item's payload text, as sent, is its payload: same tree. */
+static void run_member_texts(const uint8_t *data, size_t size, json_t *body) {
+        ab_json_text_t t[8];
+        size_t cnt = json_is_array(body) ? json_array_size(body) : 1, i;
+        char *buf = malloc(size + 1);
+        json_t *item, *tree, *mine;
+
+        CHECK(buf != NULL);
+        memcpy(buf, data, size);
+        if (cnt > 8) {
+                cnt = 8;
+        }
+        CHECK(ab_json_member_texts(buf, size, "payload", t, cnt) == AB_OK);
+        for (i = 0; i < cnt; i++) {
+                item = json_is_array(body) ? json_array_get(body, i) : body;
+                tree = json_is_object(item) ? json_object_get(item, "payload")
+                                            : NULL;
+                CHECK(!tree == !t[i].p);
+                if (tree) {
+                        CHECK(t[i].p >= buf && t[i].p + t[i].len <= buf + size);
+                        mine = json_loadb(t[i].p, t[i].len, JSON_DECODE_ANY, NULL);
+                        CHECK(mine && json_equal(mine, tree));
+                        json_decref(mine);
+                }
+        }
+        free(buf);
+}
 
 static void run_item(json_t *item, ab_form_t form, const char *tenant,
                      const char *allow) {
@@ -153,6 +184,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 CHECK(cat != NULL);
         }
         run_time(data, size);
+        {
+                /* any bytes: within them, never a crash */
+                ab_json_text_t t[2];
+                char *copy = malloc(size + 1);
+
+                CHECK(copy != NULL);
+                memcpy(copy, data, size);
+                ab_json_member_texts(copy, size, "payload", t, 2);
+                free(copy);
+        }
         ab_envelope_limits_default(&lim);
         body = ab_envelope_json_parse((const char *)data, size, &lim, &err,
                                       errstr, sizeof(errstr));
@@ -173,6 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CHECK(ref != NULL && json_equal(body, ref));
         json_decref(ref);
         run_dump(body);
+        run_member_texts(data, size, body);
         if (ab_envelope_batch_check(body, &lim, &n, errstr, sizeof(errstr)) ==
             AB_OK) {
                 CHECK(n >= 1 && n <= lim.max_batch);

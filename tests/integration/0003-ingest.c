@@ -18,6 +18,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 
+#include "ab_avro.h"
 #include "ab_catalog.h"
 #include "ab_envelope.h"
 #include "ab_itest.h"
@@ -520,4 +521,112 @@ Test(ingest, sigterm_while_idle_exits_0) {
         start(NULL);
         cr_assert_eq(ab_itest_proc_stop(svc, WAIT_MS), 0,
                      "exit status after SIGTERM");
+}
+
+/* Payload numbers reach Kafka as the client wrote them (the parsed tree
+ * would re-print 19.99 as 19.989999999999998): the stored payload text of
+ * each event, read back by id, keeps every digit, exponent and escape, in
+ * both request forms and in a batch; whitespace between tokens goes. */
+Test(ingest, payload_numbers_and_escapes_arrive_as_sent) {
+        static const struct {
+                const char *id, *payload, *stored;
+        } cases[] = {
+            {"num-1", "{ \"amount\" : 19.99, \"rate\": 0.10 }",
+             "{\"amount\":19.99,\"rate\":0.10}"},
+            {"num-2", "{\"e\":1E2,\"tiny\":1e-7,\"neg\":-0.0,\"i\":100}",
+             "{\"e\":1E2,\"tiny\":1e-7,\"neg\":-0.0,\"i\":100}"},
+            {"num-3", "{\"long\":3.141592653589793238462643383279,\"s\":\"caf\\u00e9 \\/\"}",
+             "{\"long\":3.141592653589793238462643383279,\"s\":\"caf\\u00e9 \\/\"}"},
+        };
+        ab_itest_record_t *recs = NULL;
+        ab_itest_http_t res;
+        ab_avro_codec_t *codec;
+        ab_envelope_t env;
+        char body[2048], errstr[256];
+        const ab_itest_record_t *r;
+        size_t i, o = 0, got;
+
+        start(NULL);
+        o += (size_t)snprintf(body + o, sizeof(body) - o, "[");
+        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                o += (size_t)snprintf(
+                    body + o, sizeof(body) - o,
+                    "%s{\"id\":\"%s\",\"name\":\"ProductViewed\","
+                    "\"schemaVersion\":1,\"occurredAt\":"
+                    "\"2026-02-11T20:10:00.000Z\",\"source\":\"storefront\","
+                    "\"companyId\":\"c1\",\"payload\":%s}",
+                    i ? ",\n " : "", cases[i].id, cases[i].payload);
+        }
+        snprintf(body + o, sizeof(body) - o, "]");
+        cr_assert_eq(post("/events/ingest", body, NULL, &res), 202, "%s", res.body);
+        ab_itest_http_clear(&res);
+
+        codec = ab_avro_codec_new(NULL, errstr, sizeof(errstr));
+        cr_assert_not_null(codec, "%s", errstr);
+        got = read_topic(topic("commerce"), 3, &recs);
+        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                r = ab_itest_records_find(recs, got, "ce_id", cases[i].id);
+                cr_assert_not_null(r, "%s not on the topic", cases[i].id);
+                memset(&env, 0, sizeof(env));
+                cr_assert_eq(ab_avro_decode_view(codec, r->value, r->value_len,
+                                                 &env, errstr, sizeof(errstr)),
+                             AB_OK, "%s", errstr);
+                cr_assert_eq(env.payload_json_len, strlen(cases[i].stored),
+                             "%s: %.*s", cases[i].id, (int)env.payload_json_len,
+                             env.payload_json);
+                cr_assert_eq(memcmp(env.payload_json, cases[i].stored,
+                                    env.payload_json_len),
+                             0, "%s: %.*s", cases[i].id,
+                             (int)env.payload_json_len, env.payload_json);
+                ab_envelope_clear(&env);
+        }
+        ab_itest_records_free(recs, got);
+
+        /* the bus form too */
+        cr_assert_eq(post("/bus/events",
+                          "{\"source\":\"peakpro\",\"type\":\"crm.record.updated\","
+                          "\"payload\":{\"record_id\":\"r1\",\"value\":19.99}}",
+                          (const char *const[]){"x-ops: 1", "x-tenant: t1", NULL},
+                          &res),
+                     202, "%s", res.body);
+        ab_itest_http_clear(&res);
+        got = read_topic(topic("crm"), 1, &recs);
+        memset(&env, 0, sizeof(env));
+        cr_assert_eq(ab_avro_decode_view(codec, recs[0].value, recs[0].value_len,
+                                         &env, errstr, sizeof(errstr)),
+                     AB_OK, "%s", errstr);
+        cr_assert(env.payload_json_len == 32 &&
+                      !memcmp(env.payload_json,
+                              "{\"record_id\":\"r1\",\"value\":19.99}", 32),
+                  "%.*s", (int)env.payload_json_len, env.payload_json);
+        ab_envelope_clear(&env);
+        ab_itest_records_free(recs, got);
+        ab_avro_codec_destroy(codec);
+}
+
+/* The README's promise on unknown top-level fields: accepted (202), and
+ * the record holds the schema's fields only. */
+Test(ingest, unknown_top_level_fields_are_accepted_and_not_written) {
+        ab_itest_record_t *recs = NULL;
+        ab_itest_http_t res;
+        json_t *doc;
+        size_t got;
+
+        start(NULL);
+        cr_assert_eq(post("/events/ingest",
+                          "{\"id\":\"u-1\",\"name\":\"ProductViewed\","
+                          "\"schemaVersion\":1,\"occurredAt\":"
+                          "\"2026-02-11T20:10:00.000Z\",\"source\":\"storefront\","
+                          "\"companyId\":\"c1\",\"payload\":{\"productId\":\"p\"},"
+                          "\"traceId\":\"4bf92f35\",\"x\":{\"y\":[1]}}",
+                          NULL, &res),
+                     202, "%s", res.body);
+        ab_itest_http_clear(&res);
+        got = read_topic(topic("commerce"), 1, &recs);
+        doc = decode(&recs[0]);
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "id")), "u-1");
+        cr_assert_null(json_object_get(doc, "traceId"));
+        cr_assert_null(json_object_get(doc, "x"));
+        json_decref(doc);
+        ab_itest_records_free(recs, got);
 }

@@ -395,7 +395,7 @@ Test(ingest_errors, a_client_cannot_send_the_bus_own_sources) {
         start(NULL);
         for (i = 0; forged[i].path; i++) {
                 cr_assert_eq(post_json(forged[i].path, forged[i].body, ops, &res),
-                             400, "%s %s: %ld %s", forged[i].path, forged[i].body,
+                             403, "%s %s: %ld %s", forged[i].path, forged[i].body,
                              res.status, res.body);
                 cr_assert(strstr(res.body, "reserved"), "%s", res.body);
                 assert_error_body(&res, forged[i].path);
@@ -410,4 +410,126 @@ Test(ingest_errors, a_client_cannot_send_the_bus_own_sources) {
         cr_assert_eq(ab_itest_topic_wait_count(b, topic, 1, WAIT_MS), 1,
                      "core holds more than ingest's own core.startup");
         assert_still_serves(NULL);
+}
+
+/* A rejected item whose record would pass message.max.bytes (an item
+ * with a payload far over MAX_PAYLOAD_BYTES, in a body under
+ * MAX_BODY_BYTES) is still written, cut to its head with its size and
+ * digest; and the same class for an unparseable body over the text
+ * limit. Checked by reading <prefix>rejected. */
+Test(ingest_errors, a_rejection_too_large_for_kafka_is_written_cut) {
+        ab_itest_record_t *recs = NULL;
+        ab_itest_http_t res;
+        char topic[256], errstr[256];
+        size_t n = 1000 * 1000, i, got;
+        char *body, *o;
+        json_t *doc;
+        int cut = 0, cut_text = 0;
+
+        start(NULL);
+        body = malloc(n + 512);
+        o    = body + sprintf(body,
+                              "{\"id\":\"big-1\",\"name\":\"ProductViewed\","
+                              "\"schemaVersion\":1,\"occurredAt\":"
+                              "\"2026-02-11T20:10:00.000Z\",\"source\":"
+                              "\"storefront\",\"companyId\":\"c1\","
+                              "\"payload\":{\"productId\":\"p1\",\"blob\":\"");
+        memset(o, 'x', n);
+        o += n;
+        strcpy(o, "\"}}");
+        cr_assert_eq(post_json("/events/ingest", body, NULL, &res), 400, "%.300s",
+                     res.body);
+        ab_itest_http_clear(&res);
+        /* unparseable, same size: cut as text */
+        body[n / 2] = '\0';
+        cr_assert_eq(post_json("/events/ingest", body, NULL, &res), 400, "%.300s",
+                     res.body);
+        ab_itest_http_clear(&res);
+        free(body);
+
+        snprintf(topic, sizeof(topic), "%srejected", prefix);
+        cr_assert_eq(ab_itest_topic_wait_count(b, topic, 2, WAIT_MS), 2);
+        got = ab_itest_consume_all(b, topic, WAIT_MS, &recs);
+        cr_assert_eq(got, 2);
+        for (i = 0; i < got; i++) {
+                doc = ab_itest_record_json(&recs[i], errstr, sizeof(errstr));
+                cr_assert_not_null(doc, "%s", errstr);
+                cr_assert_eq(json_is_true(json_object_get(doc, "truncated")), 1,
+                             "%.300s", recs[i].value);
+                cr_assert_eq(strlen(json_string_value(json_object_get(
+                                 doc, "originalSha256"))),
+                             64);
+                if (json_object_get(doc, "index")) {
+                        /* the item: its size is its compact JSON */
+                        cut++;
+                        cr_assert_gt(json_integer_value(json_object_get(
+                                         doc, "originalSize")),
+                                     (json_int_t)n);
+                        cr_assert(strstr(json_string_value(json_object_get(
+                                             doc, "originalText")),
+                                         "\"id\":\"big-1\""));
+                } else {
+                        cut_text++;
+                        cr_assert_eq(json_integer_value(json_object_get(
+                                         doc, "originalSize")),
+                                     (json_int_t)(n / 2));
+                }
+                json_decref(doc);
+        }
+        cr_assert_eq(cut, 1);
+        cr_assert_eq(cut_text, 1);
+        ab_itest_records_free(recs, got);
+}
+
+/* An event the broker refuses as too large after it was queued (the
+ * topic's max.message.bytes is under the record, the producer's limit is
+ * not): answered rejected, never failed, and its rejection is written
+ * with the id and the broker's reason. Real Kafka only: the mock neither
+ * takes topic configs nor checks sizes. */
+Test(ingest_errors, an_event_the_broker_refuses_as_too_large_is_rejected_and_recorded) {
+        ab_itest_record_t *recs = NULL;
+        ab_itest_http_t res;
+        char topic[256], errstr[256], *body, *o;
+        json_t *doc;
+        size_t got;
+
+        ab_itest_require_kind("kafka", "topic configs and size checks need a "
+                                       "real broker");
+        start(NULL);
+        snprintf(topic, sizeof(topic), "%scommerce", prefix);
+        ab_itest_topic_config(b, topic, "max.message.bytes", "1024");
+        body = malloc(8192);
+        o    = body + sprintf(body,
+                              "{\"id\":\"huge-1\",\"name\":\"ProductViewed\","
+                              "\"schemaVersion\":1,\"occurredAt\":"
+                              "\"2026-02-11T20:10:00.000Z\",\"source\":"
+                              "\"storefront\",\"companyId\":\"c1\","
+                              "\"payload\":{\"productId\":\"p1\",\"blob\":\"");
+        /* not compressible: the broker checks the compressed batch */
+        for (size_t i = 0, x = 12345; i < 4000; i++) {
+                x    = x * 1103515245 + 12345;
+                o[i] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                    [(x >> 16) % 62];
+        }
+        strcpy(o + 4000, "\"}}");
+        cr_assert_eq(post_json("/events/ingest", body, NULL, &res), 400, "%s",
+                     res.body);
+        cr_assert(strstr(res.body, "\"status\":\"rejected\""), "%s", res.body);
+        ab_itest_http_clear(&res);
+        free(body);
+
+        snprintf(topic, sizeof(topic), "%srejected", prefix);
+        cr_assert_eq(ab_itest_topic_wait_count(b, topic, 1, WAIT_MS), 1);
+        got = ab_itest_consume_all(b, topic, WAIT_MS, &recs);
+        cr_assert_eq(got, 1);
+        doc = ab_itest_record_json(&recs[0], errstr, sizeof(errstr));
+        cr_assert_not_null(doc, "%s", errstr);
+        cr_assert_str_eq(json_string_value(json_object_get(doc, "code")),
+                         "TOO_LARGE", "%s", recs[0].value);
+        cr_assert_str_eq(json_string_value(json_object_get(
+                             json_object_get(doc, "original"), "id")),
+                         "huge-1", "%s", recs[0].value);
+        cr_assert_eq(json_integer_value(json_object_get(doc, "index")), 0);
+        json_decref(doc);
+        ab_itest_records_free(recs, got);
 }

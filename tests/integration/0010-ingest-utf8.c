@@ -215,6 +215,26 @@ Test(ingest_utf8, invalid_utf8_in_headers_is_never_a_5xx) {
         cr_assert_not_null(doc, "not JSON: %s", res.body);
         json_decref(doc);
         ab_itest_raw_clear(&res);
+        /* ... and its rejection is written, the tenant's bytes kept */
+        {
+                ab_itest_record_t *recs = NULL;
+                char topic[256], errstr[256];
+                size_t got;
+
+                snprintf(topic, sizeof(topic), "%srejected", prefix);
+                cr_assert_eq(ab_itest_topic_wait_count(b, topic, 1, WAIT_MS), 1);
+                got = ab_itest_consume_all(b, topic, WAIT_MS, &recs);
+                cr_assert_eq(got, 1);
+                doc = ab_itest_record_json(&recs[0], errstr, sizeof(errstr));
+                cr_assert_not_null(doc, "%s", errstr);
+                cr_assert_str_eq(json_string_value(json_object_get(doc, "tenant")),
+                                 "t\\xFF\\xED\\xA0\\x80", "%s", recs[0].value);
+                /* the Kafka key is the tenant's own bytes */
+                cr_assert(recs[0].key_len == 5 &&
+                          !memcmp(recs[0].key, "t\xFF\xED\xA0\x80", 5));
+                json_decref(doc);
+                ab_itest_records_free(recs, got);
+        }
 }
 
 Test(ingest_utf8, put_admin_rbac_with_a_bad_escape_is_a_400_with_json) {

@@ -1628,3 +1628,93 @@ void ab_itest_stack_stop(ab_itest_proc_t **svcp, ab_itest_broker_t **bp) {
         ab_itest_broker_stop(*bp);
         *bp = NULL;
 }
+
+/* Whether DescribeConfigs says topic's \p name is \p value. */
+static int topic_config_is(rd_kafka_t *rk, const char *topic, const char *name,
+                           const char *value) {
+        rd_kafka_ConfigResource_t *cr;
+        rd_kafka_AdminOptions_t *opts;
+        const rd_kafka_DescribeConfigs_result_t *res;
+        const rd_kafka_ConfigResource_t **rs;
+        const rd_kafka_ConfigEntry_t **ents;
+        rd_kafka_queue_t *q;
+        rd_kafka_event_t *ev;
+        size_t n = 0, m = 0, i;
+        int is = 0;
+
+        cr   = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+        opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+        q    = rd_kafka_queue_new(rk);
+        rd_kafka_DescribeConfigs(rk, &cr, 1, opts, q);
+        ev = rd_kafka_queue_poll(q, ab_itest_timeout(META_TIMEOUT_MS));
+        rd_kafka_ConfigResource_destroy(cr);
+        rd_kafka_AdminOptions_destroy(opts);
+        res = ev ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
+        rs  = res ? rd_kafka_DescribeConfigs_result_resources(res, &n) : NULL;
+        if (n == 1) {
+                ents = rd_kafka_ConfigResource_configs(rs[0], &m);
+                for (i = 0; i < m; i++) {
+                        if (!strcmp(rd_kafka_ConfigEntry_name(ents[i]), name)) {
+                                const char *v = rd_kafka_ConfigEntry_value(ents[i]);
+
+                                is = v && !strcmp(v, value);
+                        }
+                }
+        }
+        if (ev) {
+                rd_kafka_event_destroy(ev);
+        }
+        rd_kafka_queue_destroy(q);
+        return is;
+}
+
+void ab_itest_topic_config(ab_itest_broker_t *b, const char *topic,
+                           const char *name, const char *value) {
+        rd_kafka_t *rk = ab_itest_broker_client(b);
+        rd_kafka_ConfigResource_t *cr;
+        rd_kafka_AdminOptions_t *opts;
+        const rd_kafka_AlterConfigs_result_t *res;
+        const rd_kafka_ConfigResource_t **rs;
+        rd_kafka_queue_t *q;
+        rd_kafka_event_t *ev;
+        char errstr[512];
+        size_t n = 0;
+
+        cr_assert(!b->proc, "topic configs need the Admin API: real Kafka only");
+        cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+        cr_assert(rd_kafka_ConfigResource_set_config(cr, name, value) ==
+                  RD_KAFKA_RESP_ERR_NO_ERROR);
+        opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_ALTERCONFIGS);
+        rd_kafka_AdminOptions_set_request_timeout(
+            opts, ab_itest_timeout(META_TIMEOUT_MS), errstr, sizeof(errstr));
+        q = rd_kafka_queue_new(rk);
+        rd_kafka_AlterConfigs(rk, &cr, 1, opts, q);
+        ev = rd_kafka_queue_poll(q, ab_itest_timeout(2 * META_TIMEOUT_MS));
+        rd_kafka_ConfigResource_destroy(cr);
+        rd_kafka_AdminOptions_destroy(opts);
+        cr_assert(ev, "AlterConfigs %s: no result", topic);
+        res = rd_kafka_event_AlterConfigs_result(ev);
+        snprintf(errstr, sizeof(errstr), "%s",
+                 rd_kafka_event_error(ev) ? rd_kafka_event_error_string(ev) : "");
+        rs = res ? rd_kafka_AlterConfigs_result_resources(res, &n) : NULL;
+        if (!errstr[0] && (n != 1 || rd_kafka_ConfigResource_error(rs[0]))) {
+                snprintf(errstr, sizeof(errstr), "%s",
+                         n == 1 ? rd_kafka_ConfigResource_error_string(rs[0])
+                                : "no resource in the result");
+        }
+        rd_kafka_event_destroy(ev);
+        rd_kafka_queue_destroy(q);
+        cr_assert(!errstr[0], "AlterConfigs %s %s=%s: %s", topic, name, value,
+                  errstr);
+        /* The change reaches the brokers through the metadata log: wait
+         * until one describes it, bounded. */
+        {
+                int64_t dl = ab_itest_deadline(META_TIMEOUT_MS);
+
+                while (!topic_config_is(rk, topic, name, value)) {
+                        cr_assert(ab_itest_tick(dl), "%s: %s=%s not described "
+                                  "within %d ms", topic, name, value,
+                                  ab_itest_timeout(META_TIMEOUT_MS));
+                }
+        }
+}

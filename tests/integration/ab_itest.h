@@ -148,6 +148,14 @@ void ab_itest_topic_create(ab_itest_broker_t *b, const char *topic,
                            int partitions);
 
 /**
+ * @brief Sets topic config \p name to \p value (AlterConfigs; the real
+ *        Kafka only: the mock has no Admin API for it). Aborts the test
+ *        on failure.
+ */
+void ab_itest_topic_config(ab_itest_broker_t *b, const char *topic,
+                           const char *name, const char *value);
+
+/**
  * @brief Creates <prefix><p> for every catalog prefix plus
  *        <prefix>rejected and <prefix>deadletter.
  * @returns how many topics that is.

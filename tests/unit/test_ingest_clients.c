@@ -134,12 +134,17 @@ Test(ingest_clients, allow_takes_names_and_dotted_prefixes) {
         const ingest_client_t *shop = ingest_clients_match(tbl, "key-one");
         const ingest_client_t *ops  = ingest_clients_match(tbl, "key-two");
 
-        cr_assert(ingest_client_allows(shop, "commerce.order.created"));
-        cr_assert(ingest_client_allows(shop, "core.ping"));
-        cr_assert_not(ingest_client_allows(shop, "core.pingx"));
-        cr_assert_not(ingest_client_allows(shop, "commercex.order"));
-        cr_assert_not(ingest_client_allows(shop, "security.rbac.denied"));
-        cr_assert(ingest_client_allows(ops, "security.rbac.denied"));
+        cr_assert(ingest_client_allows(shop, "commerce.order.created", NULL));
+        cr_assert(ingest_client_allows(shop, "core.ping", NULL));
+        cr_assert_not(ingest_client_allows(shop, "core.pingx", NULL));
+        cr_assert_not(ingest_client_allows(shop, "commercex.order", NULL));
+        cr_assert_not(ingest_client_allows(shop, "security.rbac.denied", NULL));
+        cr_assert(ingest_client_allows(ops, "security.rbac.denied", NULL));
+        /* business names carry no dot: their routing prefix decides */
+        cr_assert(ingest_client_allows(shop, "ProductViewed", "commerce"));
+        cr_assert_not(ingest_client_allows(shop, "ProductViewed", "commercex"));
+        cr_assert_not(ingest_client_allows(shop, "ProductViewed", "comm"));
+        cr_assert_not(ingest_client_allows(shop, "LeadCreated", "crm"));
         ingest_clients_destroy(tbl);
 }
 

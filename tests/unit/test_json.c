@@ -260,3 +260,81 @@ Test(json, dump_string_writes_what_jansson_writes_for_a_string) {
                      "invalid UTF-8");
         cr_expect_eq(ab_json_dump_string(NULL, 0, buf, sizeof(buf)), 0);
 }
+
+/* The member text is the client's bytes, compacted: numbers and escapes
+ * as sent; the tree of the same text, re-parsed, is the parsed member. */
+static void member_case(const char *body, size_t cnt, const char *const *want) {
+        ab_json_text_t texts[8];
+        size_t len = strlen(body), i;
+        char *buf = strdup(body);
+        json_t *doc, *item, *mine, *tree;
+
+        /* compacted in place: the texts point into the rewritten copy */
+        cr_assert_eq(ab_json_member_texts(buf, len, "payload", texts, cnt),
+                     AB_OK, "%s", body);
+        doc = json_loads(body, JSON_DECODE_ANY, NULL);
+        cr_assert_not_null(doc);
+        for (i = 0; i < cnt; i++) {
+                if (!want[i]) {
+                        cr_expect_null(texts[i].p, "%s: item %zu", body, i);
+                        continue;
+                }
+                cr_assert_not_null(texts[i].p, "%s: item %zu", body, i);
+                cr_assert(texts[i].p >= buf && texts[i].p + texts[i].len <= buf + len);
+                cr_expect_eq(texts[i].len, strlen(want[i]), "%s: item %zu: %.*s",
+                             body, i, (int)texts[i].len, texts[i].p);
+                cr_expect_eq(memcmp(texts[i].p, want[i], texts[i].len), 0,
+                             "%s: item %zu: %.*s", body, i, (int)texts[i].len,
+                             texts[i].p);
+                item = json_is_array(doc) ? json_array_get(doc, i) : doc;
+                tree = json_object_get(item, "payload");
+                mine = json_loadb(texts[i].p, texts[i].len, JSON_DECODE_ANY, NULL);
+                cr_expect(json_equal(mine, tree), "%s: item %zu", body, i);
+                json_decref(mine);
+        }
+        json_decref(doc);
+        free(buf);
+}
+
+Test(json, member_texts_keep_numbers_and_escapes_as_sent) {
+        static const char *const w1[] = {"{\"amount\":19.99,\"n\":[1e2,0.10,-0,1E-7]}"};
+        static const char *const w2[] = {"{\"s\":\"a\\u00e9\\/b\\\"}\"}", NULL,
+                                         "12345678901234567.50"};
+        static const char *const w3[] = {"{\"x\":{\"payload\":1}}"};
+        static const char *const w4[] = {NULL, "[]", NULL};
+
+        member_case("{\"id\":\"a\",\"payload\" : { \"amount\" : 19.99 ,\n"
+                    "\"n\":[ 1e2, 0.10 ,-0,1E-7 ] } }",
+                    1, w1);
+        /* a key written with escapes is the same key */
+        member_case("[{\"p\\u0061yload\":{\"s\":\"a\\u00e9\\/b\\\"}\"}},"
+                    " {\"payloadx\":1, \"xpayload\":2},"
+                    "{\"payload\":12345678901234567.50}]",
+                    3, w2);
+        /* only the item's own member, not a nested one */
+        member_case("{\"payload\":{\"x\":{\"payload\":1}}}", 1, w3);
+        /* items that are not objects, and empty containers */
+        member_case("[42, {\"payload\":[]}, \"payload\"]", 3, w4);
+}
+
+Test(json, member_texts_refuse_what_is_not_a_body_and_stay_in_bounds) {
+        static const char *const bad[] = {
+            "", "{", "[", "{\"payload\":", "{\"payload\":[1,2}", "{\"a\" 1}",
+            "{\"payload\":\"abc}", "[{\"payload\":1},", "{\"payload\":]}",
+            "{\"p\\u00", "\"just a string\"", "[1 2", "{\"payload\":{\"a\":\"\\",
+        };
+        ab_json_text_t t[2];
+        char *copy;
+        size_t i;
+
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                /* exactly the bytes: a scan past them is ASan's to see */
+                copy = malloc(strlen(bad[i]) + 1);
+                memcpy(copy, bad[i], strlen(bad[i]) + 1);
+                cr_expect_eq(ab_json_member_texts(copy, strlen(bad[i]), "payload",
+                                                  t, 2),
+                             AB_ERR_MALFORMED, "%s", bad[i]);
+                cr_expect_null(t[0].p, "%s", bad[i]);
+                free(copy);
+        }
+}
