@@ -265,7 +265,7 @@ K create secret generic aetherbus-kafka -n sasl --from-literal RDKAFKA_SECURITY_
   --from-literal RDKAFKA_SASL_MECHANISMS=SCRAM-SHA-512 --from-literal RDKAFKA_SASL_USERNAME=aetherbus \
   --from-literal RDKAFKA_SASL_PASSWORD=pw >/dev/null
 K create secret generic kafka-cluster-ca -n sasl --from-file ca.crt="$W/ca.crt" >/dev/null
-K create secret generic aetherbus-tokens -n sasl --from-literal EVENT_INGEST_TOKEN=s3cret \
+K create secret generic aetherbus-tokens -n sasl \
   --from-literal ADMIN_TOKEN=adm1n --from-literal client-keys.json='[]' \
   --from-literal audit-signing.key=k >/dev/null
 K create secret tls bus-example-tls -n sasl --cert "$W/srv.crt" --key "$W/srv.key" >/dev/null

@@ -296,11 +296,10 @@ def default_env_and_secret():
 @test
 def created_secret_is_referenced():
     objs = defaults("--set", "secrets.ingestToken=i", "--set", "secrets.sinkToken=s",
-                    "--set", "secrets.adminToken=a", "--set", "secrets.clientKeys=[]",
-                    "--set", "secrets.auditSigningKey=k")
+                    "--set", "secrets.adminToken=a", "--set", "secrets.auditSigningKey=k")
     data = objs[("Secret", "t-aetherbus-tokens")]["data"]
     assert sorted(data) == ["ADMIN_TOKEN", "EVENT_INGEST_TOKEN", "EVENT_SINK_TOKEN",
-                            "audit-signing.key", "client-keys.json"]
+                            "audit-signing.key"]
     ref = lambda k: ("secret", "t-aetherbus-tokens", k)
     want = {"ingest": ["EVENT_INGEST_TOKEN", "ADMIN_TOKEN"], "stats": ["ADMIN_TOKEN"],
             "sink": ["EVENT_SINK_TOKEN", "ADMIN_TOKEN"], "audit": ["ADMIN_TOKEN"]}
@@ -310,8 +309,17 @@ def created_secret_is_referenced():
         assert got == sorted(keys), (svc, got)
         for k in keys:
             assert env[k] == ref(k)
-    ing = workload(objs, "ingest")
-    assert env_of(container(ing))["INGEST_CLIENTS_FILE"] == "/etc/aetherbus/keys/client-keys.json"
+    assert "INGEST_CLIENTS_FILE" not in env_of(container(workload(objs, "ingest")))
+    # Per-client keys instead of the shared token: the file, and no token.
+    keyed = defaults("--set", "secrets.clientKeys=[]", "--set", "secrets.adminToken=a")
+    ing = workload(keyed, "ingest")
+    env = env_of(container(ing))
+    assert env["INGEST_CLIENTS_FILE"] == "/etc/aetherbus/keys/client-keys.json"
+    assert "EVENT_INGEST_TOKEN" not in env
+    vols = {v["name"]: v for v in pod_spec(ing)["volumes"]}
+    assert vols["client-keys"]["secret"] == {
+        "secretName": "t-aetherbus-tokens", "defaultMode": 0o440,
+        "items": [{"key": "client-keys.json", "path": "client-keys.json"}]}
     aud = workload(objs, "audit")
     assert env_of(container(aud))["AUDIT_SIGNING_KEY"] == "/etc/aetherbus/signing/audit-signing.key"
     vols = {v["name"]: v for v in pod_spec(aud)["volumes"]}
@@ -345,7 +353,7 @@ def sasl_env_and_secret_references():
         assert env["ADMIN_TOKEN"] == ("secret", "aetherbus-tokens", "ADMIN_TOKEN")
         assert "EVENT_SINK_TOKEN" not in env  # not in existingSecretKeys
     ing = env_of(container(workload(objs, "ingest")))
-    assert ing["EVENT_INGEST_TOKEN"] == ("secret", "aetherbus-tokens", "EVENT_INGEST_TOKEN")
+    assert "EVENT_INGEST_TOKEN" not in ing  # per-client keys instead
     assert ing["INGEST_CLIENTS_FILE"] == "/etc/aetherbus/keys/client-keys.json"
     assert "AUDIT_SIGNING_KEY" in env_of(container(workload(objs, "audit")))
 
@@ -477,6 +485,10 @@ def refusals():
           "--set", "kafka.brokers=k:9092", "--set", "ingest.replicas=3")
     fails("rbacMode", "--set", "kafka.brokers=k:9092", "--set", "rbacMode=on")
     fails("existingSecretKeys", "-f", SASL, "--set", "secrets.existingSecretKeys[0]=TOKEN")
+    # ingest refuses a shared token and a keys file together: so does the chart.
+    fails("EVENT_INGEST_TOKEN and client-keys.json: set one, not both",
+          "--set", "kafka.brokers=k:9092", "--set", "secrets.ingestToken=t",
+          "--set", "secrets.clientKeys=[]")
 
 
 def main():
