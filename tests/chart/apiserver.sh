@@ -40,9 +40,13 @@ stop() {
   wait "$pid" 2>/dev/null || true
 }
 # The API server first, then etcd under it.
-cleanup() {
+cleanup_servers() {
   local i
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop "${PIDS[i]}"; done
+  PIDS=()
+}
+cleanup() {
+  cleanup_servers
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -58,9 +62,6 @@ fail() {
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-ETCD_PORT=$(free_port)
-PEER_PORT=$(free_port)
-API_PORT=$(free_port)
 
 # A CA and a serving certificate for 127.0.0.1, a service-account key pair
 # and one token of group system:masters.
@@ -78,45 +79,64 @@ API_PORT=$(free_port)
 TOKEN=$(openssl rand -hex 24)
 printf '%s,aetherbus-test,aetherbus-test,system:masters\n' "$TOKEN" >"$W/tokens.csv"
 
-"$BIN/etcd" --name t --data-dir "$W/etcd" \
-  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
-  --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-  --listen-peer-urls "http://127.0.0.1:$PEER_PORT" \
-  --initial-advertise-peer-urls "http://127.0.0.1:$PEER_PORT" \
-  --initial-cluster "t=http://127.0.0.1:$PEER_PORT" \
-  --unsafe-no-fsync --log-level warn >"$W/etcd.log" 2>&1 &
-PIDS+=($!)
-
-"$BIN/kube-apiserver" \
-  --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
-  --tls-cert-file "$W/srv.crt" --tls-private-key-file "$W/srv.key" --cert-dir "$W/certs" \
-  --token-auth-file "$W/tokens.csv" --authorization-mode RBAC \
-  --service-account-issuer "https://127.0.0.1:$API_PORT" \
-  --service-account-key-file "$W/sa.pub" --service-account-signing-key-file "$W/sa.key" \
-  --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=false \
-  --endpoint-reconciler-type none \
-  >"$W/apiserver.log" 2>&1 &
-APISERVER_PID=$!
-PIDS+=("$APISERVER_PID")
-
 export KUBECONFIG=$W/kubeconfig
-"$KUBECTL" config set-cluster t --server "https://127.0.0.1:$API_PORT" \
-  --certificate-authority "$W/ca.crt" --embed-certs >/dev/null
 "$KUBECTL" config set-credentials t --token "$TOKEN" >/dev/null
 "$KUBECTL" config set-context t --cluster t --user t >/dev/null
 "$KUBECTL" config use-context t >/dev/null
 K() { "$KUBECTL" --request-timeout 30s "$@"; }
 
-started=$(date +%s)
-until [ "$(K get --raw /readyz 2>/dev/null)" = ok ]; do
-  kill -0 "$APISERVER_PID" 2>/dev/null || fail "kube-apiserver exited"
-  [ $(($(date +%s) - started)) -lt 120 ] || fail "kube-apiserver not ready after 120 s"
-  sleep 1
+# Starts etcd and kube-apiserver on free ports and waits until the server
+# is ready; returns 1 when it exits first (a port taken meanwhile: the
+# caller tries new ports) or is not ready in 120 s.
+start_servers() {
+  local started
+  ETCD_PORT=$(free_port)
+  PEER_PORT=$(free_port)
+  API_PORT=$(free_port)
+  rm -rf "$W/etcd" "$W/certs"
+  "$BIN/etcd" --name t --data-dir "$W/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$PEER_PORT" \
+    --initial-cluster "t=http://127.0.0.1:$PEER_PORT" \
+    --unsafe-no-fsync --log-level warn >"$W/etcd.log" 2>&1 &
+  PIDS+=($!)
+
+  "$BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+    --tls-cert-file "$W/srv.crt" --tls-private-key-file "$W/srv.key" --cert-dir "$W/certs" \
+    --token-auth-file "$W/tokens.csv" --authorization-mode RBAC \
+    --service-account-issuer "https://127.0.0.1:$API_PORT" \
+    --service-account-key-file "$W/sa.pub" --service-account-signing-key-file "$W/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=false \
+    --endpoint-reconciler-type none \
+    >"$W/apiserver.log" 2>&1 &
+  APISERVER_PID=$!
+  PIDS+=("$APISERVER_PID")
+  "$KUBECTL" config set-cluster t --server "https://127.0.0.1:$API_PORT" \
+    --certificate-authority "$W/ca.crt" --embed-certs >/dev/null
+  started=$(date +%s)
+  until [ "$(K get --raw /readyz 2>/dev/null)" = ok ]; do
+    kill -0 "$APISERVER_PID" 2>/dev/null || return 1
+    [ $(($(date +%s) - started)) -lt 120 ] || return 1
+    sleep 1
+  done
+  # The default namespace and the bootstrap RBAC come from post-start hooks.
+  until K get namespace default >/dev/null 2>&1; do
+    [ $(($(date +%s) - started)) -lt 120 ] || return 1
+    sleep 1
+  done
+  READY_AFTER=$(($(date +%s) - started))
+}
+for attempt in 1 2 3; do
+  start_servers && break
+  [ "$attempt" -lt 3 ] || fail "kube-apiserver did not start (3 attempts)"
+  say "kube-apiserver did not start, again on other ports"
+  cleanup_servers
 done
-# The default namespace and the bootstrap RBAC come from post-start hooks.
-until K get namespace default >/dev/null 2>&1; do sleep 1; done
-say "kube-apiserver $(K version -o json 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') ready after $(($(date +%s) - started)) s"
+say "kube-apiserver $(K version -o json 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') ready after $READY_AFTER s"
 
 # Strict field validation is real: an unknown field is refused.
 if K create --dry-run=server --validate=strict -f - >"$W/strict.out" 2>&1 <<'EOF'
