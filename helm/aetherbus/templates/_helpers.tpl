@@ -41,14 +41,34 @@ checksum/secret: {{ include (print .root.Template.BasePath "/secret.yaml") .root
 {{- end }}
 {{- end -}}
 
+{{/* The keys the tokens Secret holds, as a JSON list: with create, those
+     whose value is set (a service refuses an empty token, so an unset one
+     is left out rather than passed as ""); with existingSecret, the ones
+     secrets.existingSecretKeys names. A pod references only these. */}}
+{{- define "aetherbus.secretKeys" -}}
+{{- $s := .Values.secrets -}}
+{{- if $s.create -}}
+{{- $keys := list -}}
+{{- range $k, $v := dict "EVENT_INGEST_TOKEN" $s.ingestToken "EVENT_SINK_TOKEN" $s.sinkToken "ADMIN_TOKEN" $s.adminToken "client-keys.json" $s.clientKeys "audit-signing.key" $s.auditSigningKey -}}
+{{- if $v }}{{ $keys = append $keys $k }}{{ end -}}
+{{- end -}}
+{{- toJson $keys -}}
+{{- else -}}
+{{- toJson $s.existingSecretKeys -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "aetherbus.tokenEnv" -}}
 {{- $root := .root -}}
+{{- $has := include "aetherbus.secretKeys" $root | fromJsonArray -}}
 {{- range .keys }}
+{{- if has . $has }}
 - name: {{ . }}
   valueFrom:
     secretKeyRef:
       name: {{ include "aetherbus.secretName" $root }}
       key: {{ . }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
@@ -80,8 +100,12 @@ readinessProbe:
   periodSeconds: 5
   timeoutSeconds: 2
   failureThreshold: 2
+{{- /* Until the startup probe passes, liveness is not checked. stats
+       probes /readyz here, so its rebuild of the last hour may take
+       failureThreshold x 5 s; the others only wait for /healthz, so a Kafka
+       outage at start keeps them unready instead of restarting them. */}}
 startupProbe:
-  httpGet: {path: /readyz, port: http}
+  httpGet: {path: {{ .startupPath | default "/healthz" }}, port: http}
   periodSeconds: 5
   timeoutSeconds: 2
   failureThreshold: {{ .failureThreshold | default 24 }}

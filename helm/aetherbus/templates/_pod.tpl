@@ -25,11 +25,13 @@ spec:
           containerPort: {{ .cfg.port }}
           protocol: TCP
       envFrom:
-        {{- include "aetherbus.envFrom" $root | nindent 8 }}
+        {{- include "aetherbus.envFrom" $root | trim | nindent 8 }}
       env:
         - name: PORT
           value: {{ .cfg.port | quote }}
-        {{- include "aetherbus.tokenEnv" (dict "root" $root "keys" .tokens) | nindent 8 }}
+        {{- with include "aetherbus.tokenEnv" (dict "root" $root "keys" .tokens) | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
         {{- with .env }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -37,7 +39,7 @@ spec:
         - name: {{ $k }}
           value: {{ $v | quote }}
         {{- end }}
-      {{- include "aetherbus.probes" (dict "failureThreshold" .startupFailureThreshold) | nindent 6 }}
+      {{- include "aetherbus.probes" (dict "failureThreshold" .startupFailureThreshold "startupPath" .startupPath) | nindent 6 }}
       resources:
         {{- toYaml .cfg.resources | nindent 8 }}
       securityContext:
@@ -45,7 +47,9 @@ spec:
       volumeMounts:
         - name: tmp
           mountPath: /tmp
-        {{- include "aetherbus.caVolumeMount" $root | nindent 8 }}
+        {{- with include "aetherbus.caVolumeMount" $root | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
         {{- with .mounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -53,7 +57,9 @@ spec:
     - name: tmp
       emptyDir:
         sizeLimit: 64Mi
-    {{- include "aetherbus.caVolume" $root | nindent 4 }}
+    {{- with include "aetherbus.caVolume" $root | trim }}
+    {{- . | nindent 4 }}
+    {{- end }}
     {{- with .volumes }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
