@@ -105,8 +105,6 @@ static void vkey_of(const char *path) {
 }
 
 static void start(void) {
-        ab_itest_proc_t *kg;
-
         ab_time_format(wall_ms() - 1000, occurred, sizeof(occurred));
         ingest = ab_itest_stack_start("aetherbus-ingest", PARTITIONS, NULL,
                                       WAIT_MS, &b, prefix, sizeof(prefix),
@@ -115,14 +113,7 @@ static void start(void) {
         snprintf(key, sizeof(key), "%s/%skey", ab_itest_tmpdir(), prefix);
         snprintf(env_db, sizeof(env_db), "AUDIT_DB_PATH=%s", db);
         snprintf(env_key, sizeof(env_key), "AUDIT_SIGNING_KEY=%s", key);
-        kg = ab_itest_proc_start(
-            "aetherbus-audit",
-            (const char *const[]){"keygen", "--name", ORIGIN, "--out", key,
-                                  NULL},
-            NULL);
-        cr_assert(kg);
-        cr_assert_eq(ab_itest_proc_wait_exit(kg, WAIT_MS), 0, "keygen failed");
-        ab_itest_proc_destroy(kg);
+        ab_itest_audit_keygen(ORIGIN, key);
         vkey_of(key);
         start_audit();
 }

@@ -334,7 +334,6 @@ TestSuite(pipeline, .fini = teardown, .timeout = 300);
 
 static void setup(void) {
         char brokers[256] = "";
-        ab_itest_proc_t *kg;
 
         if (!strcmp(ab_itest_kind(), "kafka")) {
                 /* A private broker: stopping the shared one would take
@@ -364,13 +363,7 @@ static void setup(void) {
         snprintf(key, sizeof(key), "%s/%skey", ab_itest_tmpdir(), prefix);
         snprintf(env_db, sizeof(env_db), "AUDIT_DB_PATH=%s", db);
         snprintf(env_key, sizeof(env_key), "AUDIT_SIGNING_KEY=%s", key);
-        kg = ab_itest_proc_start(
-            "aetherbus-audit",
-            (const char *const[]){"keygen", "--name", ORIGIN, "--out", key, NULL},
-            NULL);
-        cr_assert(kg);
-        cr_assert_eq(ab_itest_proc_wait_exit(kg, WAIT_MS), 0, "keygen failed");
-        ab_itest_proc_destroy(kg);
+        ab_itest_audit_keygen(ORIGIN, key);
 
         stats = start_stats();
         sink  = start_sink();

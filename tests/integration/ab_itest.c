@@ -1758,3 +1758,17 @@ int ab_itest_kafka_sh(const char *state_dir, const char *mode,
         ab_itest_proc_destroy(p);
         return status;
 }
+
+void ab_itest_audit_keygen(const char *origin, const char *path) {
+        ab_itest_proc_t *kg = ab_itest_proc_start(
+            "aetherbus-audit",
+            (const char *const[]){"keygen", "--name", origin, "--out", path,
+                                  NULL},
+            NULL);
+
+        cr_assert(kg, "cannot run aetherbus-audit keygen");
+        cr_assert_eq(ab_itest_proc_wait_exit(kg, ab_itest_timeout(30000)), 0,
+                     "aetherbus-audit keygen --name %s --out %s failed",
+                     origin, path);
+        ab_itest_proc_destroy(kg);
+}

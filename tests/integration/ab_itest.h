@@ -158,6 +158,12 @@ int ab_itest_kafka_sh(const char *state_dir, const char *mode,
                       const char *opt, char *brokers, size_t brokers_size);
 
 /**
+ * @brief Makes an audit signing key for \p origin at \p path with the
+ *        real `aetherbus-audit keygen`. Aborts the test on failure.
+ */
+void ab_itest_audit_keygen(const char *origin, const char *path);
+
+/**
  * @brief Sets topic config \p name to \p value (AlterConfigs; the real
  *        Kafka only: the mock has no Admin API for it). Aborts the test
  *        on failure.
