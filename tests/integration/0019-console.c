@@ -478,8 +478,8 @@ Test(console, shows_traffic_failures_and_a_verified_proof) {
         cr_assert(eval_until(
                       "+document.querySelector('#chart g.series[data-prefix=commerce]').dataset.sum==4 &&"
                       "+document.querySelector('#chart g.series[data-prefix=messaging]').dataset.sum==2 &&"
-                      "document.querySelectorAll('#chart g.series[data-prefix=commerce] circle.point').length>0 &&"
-                      "document.querySelectorAll('#chart g.series[data-prefix=messaging] circle.point').length>0",
+                      "document.querySelectorAll('#chart g.series[data-prefix=commerce] rect.point').length>0 &&"
+                      "document.querySelectorAll('#chart g.series[data-prefix=messaging] rect.point').length>0",
                       20000),
                   "chart: %s",
                   eval("JSON.stringify([...document.querySelectorAll('#chart g.series')].map(g=>g.dataset))"));
@@ -530,8 +530,8 @@ Test(console, shows_traffic_failures_and_a_verified_proof) {
         cr_expect(*v >= '0' && *v <= '9', "offset %s", v);
         free(v);
         v = eval("document.querySelector('#find-out [data-k=proof]').textContent");
-        cr_expect(strstr(v, "checkpoint " ORIGIN) != NULL ||
-                      strstr(v, "current tree root") != NULL,
+        cr_expect(strstr(v, "hashed here") && (strstr(v, "checkpoint " ORIGIN) != NULL ||
+                      strstr(v, "current root") != NULL),
                   "proof text %s", v);
         free(v);
         cr_assert_eq(0, 0);
