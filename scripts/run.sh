@@ -69,6 +69,9 @@ start_service ingest "$PORT"
 # through stats, so the browser talks to one origin.
 export STATS_AUDIT_URL=${STATS_AUDIT_URL:-http://127.0.0.1:$AUDIT_PORT}
 export STATS_INGEST_URL=${STATS_INGEST_URL:-http://127.0.0.1:$PORT}
+if [ -n "${EVENT_SINK_URL:-}" ]; then
+  export STATS_SINK_URL=${STATS_SINK_URL:-http://127.0.0.1:${SINK_PORT:-$((PORT + 2))}}
+fi
 start_service stats "${STATS_PORT:-$((PORT + 1))}"
 # The EventLog: one SQLite file under .run/ (one writer: a second audit
 # on the same file refuses to start).

@@ -29,6 +29,7 @@ typedef struct stats_conf_s {
         int clock_offset_ms;
         char *audit_url;  /* STATS_AUDIT_URL, NULL: no audit panels */
         char *ingest_url; /* STATS_INGEST_URL, NULL: no ingest health */
+        char *sink_url;   /* STATS_SINK_URL, NULL: no sink health */
 } stats_conf_t;
 
 extern const ab_conf_spec_t stats_conf_spec;

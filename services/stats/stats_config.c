@@ -62,6 +62,12 @@ static const ab_conf_row_t rows[] = {
      .offset = offsetof(stats_conf_t, ingest_url),
      .help   = "Base URL of aetherbus-ingest: the console shows its /readyz "
                "and its 5xx and 503 answers from /metrics; unset, not shown."},
+    {.env    = "STATS_SINK_URL",
+     .flag   = "sink-url",
+     .type   = AB_CONF_URL,
+     .offset = offsetof(stats_conf_t, sink_url),
+     .help   = "Base URL of aetherbus-sink's health port: the console shows "
+               "its /readyz; unset, not shown."},
     {.env = NULL},
 };
 

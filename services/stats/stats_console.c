@@ -24,7 +24,8 @@
  * aetherbus-audit on another port; the page may fetch its own origin only
  * (connect-src 'self'). Serving the page from audit too would split the
  * console in two, so this service forwards a fixed list of GETs (see
- * upstream_path()) to STATS_AUDIT_URL and STATS_INGEST_URL with the
+ * upstream_path()) to STATS_AUDIT_URL, STATS_INGEST_URL and
+ * STATS_SINK_URL with the
  * caller's credential, a timeout and a bound on the body, on a thread of
  * its own (handlers must not block).
  */
@@ -62,7 +63,9 @@ static const char *const page_headers[] = {
     "'self'; base-uri 'none'; frame-ancestors 'none'",
     "Cache-Control", "no-store",
     "X-Content-Type-Options", "nosniff",
-    "Referrer-Policy", "no-referrer",
+    /* same-origin, not no-referrer: with no-referrer a browser sends
+     * "Origin: null" on the sign-in form, which same_origin() refuses. */
+    "Referrer-Policy", "same-origin",
     "X-Frame-Options", "DENY",
     NULL};
 
@@ -198,6 +201,31 @@ static const char *secure_attr(ab_http_req_t *req) {
         return proto && !strcasecmp(proto, "https") ? "; Secure" : "";
 }
 
+/* A browser names the page a form was posted from; one of another site
+ * is refused (login and logout CSRF). No Origin: not a browser form. */
+static int same_origin(ab_http_req_t *req) {
+        const char *origin = ab_http_req_header(req, "Origin");
+        const char *host   = ab_http_req_header(req, "Host");
+        const char *rest;
+
+        if (!origin) {
+                return 1;
+        }
+        if (!strncmp(origin, "http://", 7)) {
+                rest = origin + 7;
+        } else if (!strncmp(origin, "https://", 8)) {
+                rest = origin + 8;
+        } else {
+                return 0;
+        }
+        if (host && !strcasecmp(rest, host)) {
+                return 1;
+        }
+        ab_http_respond_error(req, 403, "cross-site form refused",
+                              ab_http_text(origin));
+        return 0;
+}
+
 void stats_console_login(ab_http_req_t *req, void *opaque) {
         stats_t *st = opaque;
         char tok[TOKEN_MAX], cookie[2 * TOKEN_MAX + 160], *c;
@@ -208,6 +236,9 @@ void stats_console_login(ab_http_req_t *req, void *opaque) {
 
         if (strcmp(ab_http_req_method(req), "POST")) {
                 ab_http_respond_not_allowed(req);
+                return;
+        }
+        if (!same_origin(req)) {
                 return;
         }
         if (!ab_auth_has_admin_token(st->auth)) {
@@ -243,6 +274,9 @@ void stats_console_logout(ab_http_req_t *req, void *opaque) {
         (void)opaque;
         if (strcmp(ab_http_req_method(req), "POST")) {
                 ab_http_respond_not_allowed(req);
+                return;
+        }
+        if (!same_origin(req)) {
                 return;
         }
         snprintf(cookie, sizeof(cookie),
@@ -298,9 +332,10 @@ static const char *const *upstream_path(stats_t *st, const char *sub,
 
         *basep = NULL;
         if (!strcmp(sub, "audit/readyz") || !strcmp(sub, "ingest/readyz") ||
-            !strcmp(sub, "ingest/metrics")) {
-                *basep = sub[0] == 'a' ? st->conf->audit_url
-                                       : st->conf->ingest_url;
+            !strcmp(sub, "ingest/metrics") || !strcmp(sub, "sink/readyz")) {
+                *basep = sub[0] == 'a'   ? st->conf->audit_url
+                         : sub[0] == 's' ? st->conf->sink_url
+                                         : st->conf->ingest_url;
                 snprintf(path, path_size, "%s", strchr(sub, '/'));
                 return none;
         }
@@ -492,9 +527,9 @@ void stats_console_proxy(ab_http_req_t *req, void *opaque) {
         }
         if (!base) {
                 ab_http_respond_error(req, 404, "not configured",
-                                      json_string(sub[0] == 'a'
-                                                      ? "STATS_AUDIT_URL"
-                                                      : "STATS_INGEST_URL"));
+                                      json_string(sub[0] == 'a'   ? "STATS_AUDIT_URL"
+                                                  : sub[0] == 's' ? "STATS_SINK_URL"
+                                                                  : "STATS_INGEST_URL"));
                 return;
         }
         blen = strlen(base);
