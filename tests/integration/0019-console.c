@@ -118,7 +118,7 @@ static json_t *cdp_read(int64_t deadline) {
         int left;
 
         for (;;) {
-                if ((nul = memchr(br->buf, '\0', br->len))) {
+                if (br->len && (nul = memchr(br->buf, '\0', br->len))) {
                         msg = json_loadb(br->buf, (size_t)(nul - br->buf), 0,
                                          NULL);
                         br->len -= (size_t)(nul - br->buf) + 1;
@@ -410,6 +410,19 @@ static long status_of(const char *path, const char *const *headers) {
         return st;
 }
 
+/* SIGTERM: stats must end cleanly (under AB_SANITIZE a leak or a
+ * sanitizer report is a non-zero exit). */
+static void stop_stats(void) {
+        int rc = ab_itest_proc_stop(stats, ab_itest_timeout(10000));
+
+        if (rc != 0) {
+                ab_itest_proc_dump_log(stats);
+        }
+        cr_expect_eq(rc, 0, "stats exited with %d", rc);
+        ab_itest_proc_destroy(stats);
+        stats = NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* Tests                                                               */
 /* ------------------------------------------------------------------ */
@@ -490,6 +503,7 @@ Test(console, refuses_without_the_admin_credential) {
         cr_expect_eq(status_of("/admin/console/audit/admin/audit/consistency",
                                good),
                      404);
+        stop_stats();
 }
 
 Test(console, shows_traffic_failures_and_a_verified_proof) {
@@ -596,4 +610,5 @@ Test(console, shows_traffic_failures_and_a_verified_proof) {
                   "wider than a phone: %s",
                   eval("String(document.documentElement.scrollWidth)"));
         screenshot("console-phone");
+        stop_stats();
 }
