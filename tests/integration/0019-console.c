@@ -608,7 +608,9 @@ Test(console, shows_traffic_failures_and_a_verified_proof) {
                         0));
         cr_assert(eval_until("document.documentElement.scrollWidth<=392", 5000),
                   "wider than a phone: %s",
-                  eval("String(document.documentElement.scrollWidth)"));
+                  eval("String(document.documentElement.scrollWidth)+' '+"
+                       "[...document.querySelectorAll('body *')].filter(e=>e.getBoundingClientRect().right>391)"
+                       ".slice(-3).map(e=>e.tagName+'.'+e.className+':'+e.textContent.slice(0,40)).join(' | ')"));
         screenshot("console-phone");
         stop_stats();
 }
