@@ -288,6 +288,37 @@ static int eval_until(const char *expr, int timeout_ms) {
         return 0;
 }
 
+/* A real key press (not a synthetic click): what a keyboard user does. */
+static void press_enter(void) {
+        json_decref(cdp("Input.dispatchKeyEvent",
+                        json_pack("{s:s,s:s,s:s,s:i,s:s}", "type", "keyDown",
+                                  "key", "Enter", "code", "Enter",
+                                  "windowsVirtualKeyCode", 13, "text", "\r"),
+                        0));
+        json_decref(cdp("Input.dispatchKeyEvent",
+                        json_pack("{s:s,s:s,s:s,s:i}", "type", "keyUp", "key",
+                                  "Enter", "code", "Enter",
+                                  "windowsVirtualKeyCode", 13),
+                        0));
+}
+
+/* Every form control has a label, and the text of the page's parts
+ * meets WCAG AA contrast (4.5:1) against the background it sits on. */
+static const char a11y_js[] =
+    "(function(){"
+    "var bad=[];"
+    "document.querySelectorAll('input,select,textarea').forEach(function(i){"
+    "if(!i.labels||!i.labels.length){bad.push('unlabelled #'+i.id)}});"
+    "function rgb(s){var m=s.match(/[\\d.]+/g).map(Number);return m.length>3?m:m.concat([1])}"
+    "function lum(c){var a=c.slice(0,3).map(function(v){v/=255;return v<=0.03928?v/12.92:Math.pow((v+0.055)/1.055,2.4)});"
+    "return 0.2126*a[0]+0.7152*a[1]+0.0722*a[2]}"
+    "function bg(e){for(;e;e=e.parentElement){var c=rgb(getComputedStyle(e).backgroundColor);if(c[3]>0.5){return c}}return [255,255,255,1]}"
+    "document.querySelectorAll('h1,h2,th,td,label,.pill,.note,button,#status,.legend li,dd,dt').forEach(function(e){"
+    "if(!e.textContent.trim()||!e.offsetParent&&e.tagName!=='BODY'){return}"
+    "var f=lum(rgb(getComputedStyle(e).color)),b=lum(bg(e)),r=(Math.max(f,b)+0.05)/(Math.min(f,b)+0.05);"
+    "if(r<4.5){bad.push(e.tagName+'.'+e.className+' '+r.toFixed(2)+' '+e.textContent.trim().slice(0,20))}});"
+    "return bad.join(' | ')})()";
+
 static void navigate(const char *url) {
         json_decref(cdp("Page.navigate", json_pack("{s:s}", "url", url), 0));
 }
@@ -570,7 +601,9 @@ Test(console, shows_traffic_failures_and_a_verified_proof) {
         cr_assert(eval_until("+document.getElementById('t-failures').textContent>=3",
                              20000));
         /* The original opens from the list. */
-        free(eval("document.querySelector('#failure-rows button[data-id=\"bad-nodate-1\"]').click();''"));
+        /* With the keyboard: focus the row's button, press Enter. */
+        free(eval("document.querySelector('#failure-rows button[data-id=\"bad-nodate-1\"]').focus();''"));
+        press_enter();
         cr_assert(eval_until("document.getElementById('dlg').open && "
                              "JSON.parse(document.getElementById('dlg-body').textContent).id==='bad-nodate-1'",
                              10000));
@@ -599,6 +632,9 @@ Test(console, shows_traffic_failures_and_a_verified_proof) {
                   "proof text %s", v);
         free(v);
         cr_assert_eq(0, 0);
+        v = eval(a11y_js);
+        cr_expect_str_empty(v, "accessibility: %s", v);
+        free(v);
         screenshot("console-search");
 
         /* A phone: one column, nothing wider than the screen. */
@@ -612,5 +648,15 @@ Test(console, shows_traffic_failures_and_a_verified_proof) {
                        "[...document.querySelectorAll('body *')].filter(e=>e.getBoundingClientRect().right>391)"
                        ".slice(-3).map(e=>e.tagName+'.'+e.className+':'+e.textContent.slice(0,40)).join(' | ')"));
         screenshot("console-phone");
+
+        /* Dark mode keeps the contrast too. */
+        json_decref(cdp("Emulation.setEmulatedMedia",
+                        json_pack("{s:[{s:s,s:s}]}", "features", "name",
+                                  "prefers-color-scheme", "value", "dark"),
+                        0));
+        v = eval(a11y_js);
+        cr_expect_str_empty(v, "accessibility (dark): %s", v);
+        free(v);
+        screenshot("console-phone-dark");
         stop_stats();
 }
