@@ -32,6 +32,7 @@
 #include <openssl/evp.h>
 
 #include "ab_itest.h"
+#include "ab_record.h"
 #include "ab_time.h"
 
 #define PARTITIONS 2
@@ -428,6 +429,37 @@ static void post_one(const char *id, const char *name, const char *source,
         ab_itest_http_clear(&res);
 }
 
+/* What the sink writes when it gives up on \p id (an OrderCreated of
+ * <prefix>commerce): a dead letter with the sink's reason. */
+static void produce_deadletter(const char *id, const char *occurred) {
+        ab_record_failure_t f;
+        char topic[256], src[256], errstr[256], *value;
+        size_t len;
+
+        ab_record_failure_init(&f, AB_RECORD_DEADLETTER);
+        snprintf(src, sizeof(src), "%scommerce", prefix);
+        f.reason         = "the sink answered 400";
+        f.code           = "HTTP_400";
+        f.tenant         = "acme";
+        f.received_at_ms = ab_time_now_ms();
+        f.src_topic      = src;
+        f.src_partition  = 0;
+        f.src_offset     = 0;
+        f.http_status    = 400;
+        f.failed_at_ms   = ab_time_now_ms();
+        f.original       = json_pack(
+            "{s:s,s:s,s:i,s:s,s:s,s:s,s:{s:s}}", "id", id, "name",
+            "OrderCreated", "schemaVersion", 1, "occurredAt", occurred,
+            "source", "storefront", "companyId", "acme", "payload", "n", id);
+        cr_assert(f.original);
+        value = ab_record_failure_encode(&f, &len, errstr, sizeof(errstr));
+        cr_assert(value, "%s", errstr);
+        snprintf(topic, sizeof(topic), "%sdeadletter", prefix);
+        ab_itest_produce(b, topic, "acme", value, len, NULL);
+        free(value);
+        json_decref(f.original);
+}
+
 static long status_of(const char *path, const char *const *headers) {
         char url[512];
         ab_itest_http_t res;
@@ -589,6 +621,7 @@ Test(console, shows_traffic_failures_and_a_verified_proof) {
         post_one(bad[0], "NoSuchEvent", "api", occurred, 400);
         post_one(bad[1], "NoSuchEvent", "api", occurred, 400);
         post_one(bad[2], "OrderCreated", "storefront", NULL, 400);
+        produce_deadletter("con-1", occurred);
         for (i = 0; i < 3; i++) {
                 snprintf(js, sizeof(js),
                          "(function(){var r=document.querySelector('#failure-rows tr.failure[data-id=\"%s\"]');"
@@ -598,16 +631,27 @@ Test(console, shows_traffic_failures_and_a_verified_proof) {
                 cr_assert(eval_until(js, 20000), "failure %s: %s", bad[i],
                           eval("document.getElementById('failure-rows').innerText"));
         }
-        cr_assert(eval_until("+document.getElementById('t-failures').textContent>=3",
-                             20000));
+        cr_assert(eval_until("(function(){var r=document.querySelector('#failure-rows tr.failure[data-id=\"con-1\"]');"
+                             "return r && r.dataset.status==='deadletter' && "
+                             "r.querySelector('.reason').textContent.indexOf('the sink answered 400')>=0})()",
+                             20000),
+                  "dead letter: %s",
+                  eval("document.getElementById('failure-rows').innerText"));
+        cr_assert(eval_until("+document.getElementById('t-failures').textContent>=4 && "
+                             "document.querySelector('#health-rows tr[data-what^=dead] .pill').textContent==='1'",
+                             20000),
+                  "failures %s, health: %s",
+                  eval("document.getElementById('t-failures').textContent"),
+                  eval("document.getElementById('health-rows').innerText"));
         /* The original opens from the list. */
+        screenshot("console-failures");
         /* With the keyboard: focus the row's button, press Enter. */
         free(eval("document.querySelector('#failure-rows button[data-id=\"bad-nodate-1\"]').focus();''"));
         press_enter();
         cr_assert(eval_until("document.getElementById('dlg').open && "
                              "JSON.parse(document.getElementById('dlg-body').textContent).id==='bad-nodate-1'",
                              10000));
-        screenshot("console-failures");
+        screenshot("console-original");
         free(eval("document.getElementById('dlg').close();''"));
 
         /* Find an event: #q=<id> prefills the search and runs it. */
@@ -636,6 +680,16 @@ Test(console, shows_traffic_failures_and_a_verified_proof) {
         cr_expect_str_empty(v, "accessibility: %s", v);
         free(v);
         screenshot("console-search");
+
+        /* A link to another event on the open page (hashchange): the
+         * dead-lettered one says the sink gave up. */
+        free(eval("location.hash='#q=con-1';''"));
+        cr_assert(eval_until("document.querySelector('#find-out .event[data-id=\"con-1\"] [data-k=sink]')"
+                             ".textContent.indexOf('gave up')===0 && "
+                             "document.querySelector('#find-out .event[data-id=\"con-1\"] [data-k=proof]')"
+                             ".dataset.verified==='true'",
+                             20000),
+                  "con-1: %s", eval("document.getElementById('find-out').innerText"));
 
         /* A phone: one column, nothing wider than the screen. */
         json_decref(cdp("Emulation.setDeviceMetricsOverride",
