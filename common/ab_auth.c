@@ -371,6 +371,16 @@ int ab_auth_admin_token(ab_auth_t *auth, ab_http_req_t *req) {
         return ab_auth_token_check(&auth->admin, req, "x-admin-token");
 }
 
+int ab_auth_admin_secret(ab_auth_t *auth, const char *secret) {
+        unsigned char sha[SHA256_DIGEST_LENGTH];
+
+        if (!auth->admin.set || !secret) {
+                return 0;
+        }
+        SHA256((const unsigned char *)secret, strlen(secret), sha);
+        return CRYPTO_memcmp(sha, auth->admin.sha, sizeof(sha)) == 0;
+}
+
 int ab_auth_admin(ab_auth_t *auth, ab_http_req_t *req) {
         const char *tenant = ab_http_req_header(req, "x-tenant");
 

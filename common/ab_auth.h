@@ -109,6 +109,14 @@ int ab_auth_admin(ab_auth_t *auth, ab_http_req_t *req);
  */
 int ab_auth_admin_token(ab_auth_t *auth, ab_http_req_t *req);
 
+/**
+ * @brief Whether \p secret is the configured admin token, compared in
+ *        constant time like the headers (for a credential that arrives
+ *        another way: the console's session cookie). \p secret may be
+ *        NULL. Without a configured token nothing matches.
+ */
+int ab_auth_admin_secret(ab_auth_t *auth, const char *secret);
+
 /** @returns 1 when an admin token is configured. */
 int ab_auth_has_admin_token(const ab_auth_t *auth);
 

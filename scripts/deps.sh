@@ -12,6 +12,7 @@ PKGS=(
   kcat wrk python3 python3-avro python3-cryptography
   openjdk-17-jre-headless maven
   curl procps
+  chromium fonts-dejavu-core
 )
 
 missing=()

@@ -63,12 +63,20 @@ start_service() {
   echo "$name: http://127.0.0.1:$port (log: $RUN_DIR/$name.log)"
 }
 
+AUDIT_PORT=${AUDIT_PORT:-$((PORT + 3))}
 start_service ingest "$PORT"
+# The console (http://127.0.0.1:8081/admin/console) reads audit and ingest
+# through stats, so the browser talks to one origin.
+export STATS_AUDIT_URL=${STATS_AUDIT_URL:-http://127.0.0.1:$AUDIT_PORT}
+export STATS_INGEST_URL=${STATS_INGEST_URL:-http://127.0.0.1:$PORT}
+if [ -n "${EVENT_SINK_URL:-}" ]; then
+  export STATS_SINK_URL=${STATS_SINK_URL:-http://127.0.0.1:${SINK_PORT:-$((PORT + 2))}}
+fi
 start_service stats "${STATS_PORT:-$((PORT + 1))}"
 # The EventLog: one SQLite file under .run/ (one writer: a second audit
 # on the same file refuses to start).
 export AUDIT_DB_PATH=${AUDIT_DB_PATH:-$RUN_DIR/audit.db}
-start_service audit "${AUDIT_PORT:-$((PORT + 3))}"
+start_service audit "$AUDIT_PORT"
 # Forwarding is optional (spec 002): the sink runs when there is a sink.
 if [ -n "${EVENT_SINK_URL:-}" ]; then
   start_service sink "${SINK_PORT:-$((PORT + 2))}"

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "ab_time.h"
 #include "audit.h"
 
@@ -196,9 +198,10 @@ static void proof(ab_http_req_t *req, audit_t *a, json_t *row) {
         uint8_t leaf[AUDIT_HASH_LEN], root[AUDIT_HASH_LEN];
         char hx[2 * AUDIT_HASH_LEN + 1], errstr[512];
         uint64_t index, size = 0, cur;
-        char *note = NULL, *tlog = NULL;
+        char *note = NULL, *tlog = NULL, *b64;
+        uint8_t *data;
         json_t *path, *doc;
-        size_t i, tlog_len;
+        size_t i, tlog_len, data_len;
         ab_err_t err;
 
         index = (uint64_t)json_integer_value(json_object_get(row, "leafIndex"));
@@ -235,6 +238,18 @@ static void proof(ab_http_req_t *req, audit_t *a, json_t *row) {
                         "inclusionPath", path);
         hexs(leaf, hx);
         json_object_set_new(doc, "leafHash", json_string(hx));
+        /* The leaf's own bytes (base64), so a verifier (the console, in
+         * the browser) hashes the row itself and reads what it proves. */
+        if (audit_store_leaf_at(a->store, index, &data, &data_len, errstr,
+                                sizeof(errstr)) == AB_OK) {
+                if ((b64 = malloc(4 * ((data_len + 2) / 3) + 1))) {
+                        EVP_EncodeBlock((unsigned char *)b64, data,
+                                        (int)data_len);
+                        json_object_set_new(doc, "leafData", json_string(b64));
+                        free(b64);
+                }
+                free(data);
+        }
         hexs(root, hx);
         json_object_set_new(doc, "rootHash", json_string(hx));
         json_object_set_new(doc, "checkpoint",

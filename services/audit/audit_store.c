@@ -1153,6 +1153,62 @@ static const char *col_str(sqlite3_stmt *st, int i) {
                    : (const char *)sqlite3_column_text(st, i);
 }
 
+/* The event of a COLS row, borrowing the statement's strings. */
+static void ev_from_row(sqlite3_stmt *st, audit_event_t *ev) {
+        memset(ev, 0, sizeof(*ev));
+        ev->id             = col_str(st, 1);
+        ev->name           = col_str(st, 2);
+        ev->prefix         = col_str(st, 3);
+        ev->source         = col_str(st, 4);
+        ev->company_id     = col_str(st, 5);
+        ev->subject_id     = col_str(st, 6);
+        ev->schema_version = sqlite3_column_int(st, 7);
+        ev->occurred_at    = col_str(st, 8);
+        ev->received_at_ms = sqlite3_column_int64(st, 9);
+        ev->topic          = col_str(st, 10);
+        ev->partition      = sqlite3_column_int(st, 11);
+        ev->offset         = sqlite3_column_int64(st, 12);
+        ev->payload        = col_str(st, 13);
+        ev->payload_len    = (size_t)sqlite3_column_bytes(st, 13);
+        ev->status         = col_str(st, 14);
+        ev->reason         = col_str(st, 15);
+}
+
+ab_err_t audit_store_leaf_at(audit_store_t *s, uint64_t index, uint8_t **bufp,
+                             size_t *lenp, char *errstr, size_t errstr_size) {
+        sqlite3_stmt *st = NULL;
+        audit_event_t ev;
+        ab_err_t err;
+        int rc;
+
+        pthread_mutex_lock(&s->lock);
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT " COLS " FROM events WHERE leaf_index "
+                               "= ?1",
+                               -1, &st, NULL) != SQLITE_OK) {
+                err = db_err(s, "leaf", errstr, errstr_size);
+                goto done;
+        }
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)index);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                ev_from_row(st, &ev);
+                if ((err = audit_store_leaf_data(&ev, bufp, lenp))) {
+                        ab_errstr_set(errstr, errstr_size, "leaf data: %s",
+                                      ab_err2str(err));
+                }
+        } else if (rc == SQLITE_DONE) {
+                ab_errstr_set(errstr, errstr_size, "no leaf %" PRIu64, index);
+                err = AB_ERR_NOT_FOUND;
+        } else {
+                err = db_err(s, "leaf", errstr, errstr_size);
+        }
+done:
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&s->lock);
+        return err;
+}
+
 /* The root at \p size leaves of \p m, when \p m has just reached it,
  * against \p root. */
 static ab_err_t head_check(const audit_merkle_t *m, uint64_t size,
@@ -1220,23 +1276,7 @@ ab_err_t audit_store_verify(audit_store_t *s, uint64_t anchor_size,
         }
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 idx = sqlite3_column_int64(st, 0);
-                memset(&ev, 0, sizeof(ev));
-                ev.id             = col_str(st, 1);
-                ev.name           = col_str(st, 2);
-                ev.prefix         = col_str(st, 3);
-                ev.source         = col_str(st, 4);
-                ev.company_id     = col_str(st, 5);
-                ev.subject_id     = col_str(st, 6);
-                ev.schema_version = sqlite3_column_int(st, 7);
-                ev.occurred_at    = col_str(st, 8);
-                ev.received_at_ms = sqlite3_column_int64(st, 9);
-                ev.topic          = col_str(st, 10);
-                ev.partition      = sqlite3_column_int(st, 11);
-                ev.offset         = sqlite3_column_int64(st, 12);
-                ev.payload        = col_str(st, 13);
-                ev.payload_len    = (size_t)sqlite3_column_bytes(st, 13);
-                ev.status         = col_str(st, 14);
-                ev.reason         = col_str(st, 15);
+                ev_from_row(st, &ev);
                 if ((uint64_t)idx != m.size) {
                         ab_errstr_set(errstr, errstr_size,
                                       "row leaf %" PRId64 " (id %s): expected "

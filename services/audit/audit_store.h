@@ -114,6 +114,15 @@ ab_err_t audit_store_tree(audit_store_t *s, uint64_t *sizep,
 ab_err_t audit_store_leaf_data(const audit_event_t *ev, uint8_t **bufp,
                                size_t *lenp);
 
+/**
+ * @brief audit_store_leaf_data() of the stored row at leaf \p index (what
+ *        a verifier hashes itself instead of trusting the leaf hash).
+ * @returns AB_OK with \p *bufp malloc'ed, AB_ERR_NOT_FOUND, or an error
+ *          with errstr.
+ */
+ab_err_t audit_store_leaf_at(audit_store_t *s, uint64_t index, uint8_t **bufp,
+                             size_t *lenp, char *errstr, size_t errstr_size);
+
 /** Query filters; NULL / 0 fields do not filter. */
 typedef struct audit_query_s {
         const char *company_id;

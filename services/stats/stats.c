@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "ab_emit.h"
 #include "ab_log.h"
 #include "ab_time.h"
@@ -141,6 +143,13 @@ stats_t *stats_new(const stats_conf_t *conf, char *errstr, size_t errstr_size) {
         }
         st->conf = conf;
         atomic_init(&st->lag, -1);
+        atomic_init(&st->console_inflight, 0);
+        /* Before any thread: the console's proxy uses libcurl. */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                ab_errstr_set(errstr, errstr_size, "cannot initialise libcurl");
+                free(st);
+                return NULL;
+        }
         if (!(st->catalog = ab_catalog_new(errstr, errstr_size)) ||
             !(st->codec = ab_avro_codec_new(NULL, errstr, errstr_size)) ||
             ab_catalog_topics_init(&st->topics, st->catalog,
@@ -259,6 +268,8 @@ void stats_destroy(stats_t *st) {
                 return;
         }
         ab_service_destroy(st->svc);
+        /* A proxied GET ends within its own timeout. */
+        stats_console_drain(st, 6000);
         ab_consume_destroy(st->consume);
         ab_producer_destroy(st->producer);
         ab_auth_destroy(st->auth);

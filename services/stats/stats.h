@@ -27,6 +27,9 @@ typedef struct stats_conf_s {
         int64_t future_allowance_ms;
         int dedupe_minutes;
         int clock_offset_ms;
+        char *audit_url;  /* STATS_AUDIT_URL, NULL: no audit panels */
+        char *ingest_url; /* STATS_INGEST_URL, NULL: no ingest health */
+        char *sink_url;   /* STATS_SINK_URL, NULL: no sink health */
 } stats_conf_t;
 
 extern const ab_conf_spec_t stats_conf_spec;
@@ -50,6 +53,7 @@ typedef struct stats_s {
         ab_metric_t *m_window_failures; /* {reason} */
         ab_metric_t *m_window_lag;      /* {lag,stat} */
         ab_metric_t *m_records;         /* {outcome} */
+        _Atomic int console_inflight;   /* proxied GETs under way */
 } stats_t;
 
 stats_t *stats_new(const stats_conf_t *conf, char *errstr, size_t errstr_size);
@@ -58,6 +62,23 @@ void stats_destroy(stats_t *st);
 
 /** @returns the wall clock the window uses (ms). */
 int64_t stats_now_ms(const stats_t *st);
+
+/**
+ * @brief The admin guard of every stats route: the console's session
+ *        cookie (see stats_console.c), else ab_auth_admin().
+ * @returns 1 when the request may go on, else 0 after answering.
+ */
+int stats_console_guard(stats_t *st, ab_http_req_t *req);
+
+/** The console's handlers (stats_console.c), routed by stats_http.c. */
+ab_http_handler_t stats_console_page;
+ab_http_handler_t stats_console_login;
+ab_http_handler_t stats_console_logout;
+ab_http_handler_t stats_console_proxy;
+
+/** @brief Once the server stopped: waits up to \p timeout_ms for the
+ *         console's proxied GETs to end (they hold \p st). */
+void stats_console_drain(stats_t *st, int timeout_ms);
 
 /** @returns the route table. */
 const ab_http_route_t *stats_http_routes(void);

@@ -48,6 +48,26 @@ static const ab_conf_row_t rows[] = {
      .offset = offsetof(stats_conf_t, clock_offset_ms),
      .help   = "Shifts the window's clock (tests move time forward instead "
                "of sleeping an hour); leave 0 in production."},
+    {.env    = "STATS_AUDIT_URL",
+     .flag   = "audit-url",
+     .type   = AB_CONF_URL,
+     .offset = offsetof(stats_conf_t, audit_url),
+     .help   = "Base URL of aetherbus-audit (http://audit:8083): the console "
+               "reads its query API through this service (a few read-only "
+               "GETs, same origin for the browser); unset, the console's "
+               "audit panels say so."},
+    {.env    = "STATS_INGEST_URL",
+     .flag   = "ingest-url",
+     .type   = AB_CONF_URL,
+     .offset = offsetof(stats_conf_t, ingest_url),
+     .help   = "Base URL of aetherbus-ingest: the console shows its /readyz "
+               "and its 5xx and 503 answers from /metrics; unset, not shown."},
+    {.env    = "STATS_SINK_URL",
+     .flag   = "sink-url",
+     .type   = AB_CONF_URL,
+     .offset = offsetof(stats_conf_t, sink_url),
+     .help   = "Base URL of aetherbus-sink's health port: the console shows "
+               "its /readyz; unset, not shown."},
     {.env = NULL},
 };
 

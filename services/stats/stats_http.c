@@ -1,7 +1,8 @@
 /* aetherbus - Apache-2.0
  *
- * stats_http: GET /admin/events/stats, behind the shared admin guard, and
- * its parameters. /healthz, /readyz and /metrics come from ab_http.
+ * stats_http: GET /admin/events/stats, behind the shared admin guard (or
+ * the console's session cookie), and its parameters; the console's routes
+ * (stats_console.c). /healthz, /readyz and /metrics come from ab_http.
  */
 #include <string.h>
 
@@ -18,7 +19,7 @@ static void h_stats(ab_http_req_t *req, void *opaque) {
                 ab_http_respond_not_allowed(req); /* HEAD arrives as GET */
                 return;
         }
-        if (!ab_auth_admin(st->auth, req)) {
+        if (!stats_console_guard(st, req)) {
                 return;
         }
         memset(&q, 0, sizeof(q));
@@ -85,7 +86,7 @@ static void h_admin(ab_http_req_t *req, void *opaque) {
                 ab_http_respond_not_allowed(req);
                 return;
         }
-        if (!ab_auth_admin(st->auth, req)) {
+        if (!stats_console_guard(st, req)) {
                 return;
         }
         ab_http_respond_error(req, 404, "no such admin resource",
@@ -94,6 +95,13 @@ static void h_admin(ab_http_req_t *req, void *opaque) {
 
 static const ab_http_route_t routes[] = {
     {.method = "GET", .path = "/admin/events/stats", .handler = h_stats},
+    {.method = "GET", .path = "/admin/console", .handler = stats_console_page},
+    {.method = "POST", .path = "/admin/console/login",
+     .handler = stats_console_login, .max_body = 4096},
+    {.method = "POST", .path = "/admin/console/logout",
+     .handler = stats_console_logout, .max_body = 4096},
+    {.method = "GET", .path = "/admin/console/", .handler = stats_console_proxy,
+     .flags = AB_HTTP_PREFIX},
     {.method = "GET", .path = "/admin/", .handler = h_admin,
      .flags = AB_HTTP_PREFIX},
     {.method = NULL},

@@ -345,6 +345,9 @@ static void hash_node(const uint8_t *l, const uint8_t *r, uint8_t *out) {
         SHA256(buf, sizeof(buf), out);
 }
 
+static void leaf_data_hashes_to(json_t *doc, const uint8_t *leaf,
+                                const char *id);
+
 static void unhex(const char *s, uint8_t *out) {
         unsigned v;
         int i;
@@ -628,6 +631,7 @@ Test(audit, the_query_api_filters_pages_and_proves) {
                                path, strlen(path)),
                   "%s", json_dumps(doc, JSON_COMPACT));
         unhex(json_string_value(json_object_get(doc, "leafHash")), leaf);
+        leaf_data_hashes_to(doc, leaf, "st-1");
         unhex(json_string_value(json_object_get(doc, "rootHash")), root);
         cr_assert(verify_inclusion(
                       (uint64_t)json_integer_value(
@@ -638,6 +642,38 @@ Test(audit, the_query_api_filters_pages_and_proves) {
                   "proof does not verify: %s", json_dumps(doc, JSON_COMPACT));
         json_decref(doc);
         cr_assert_geq(q_int("SELECT count(*) FROM checkpoints"), 1);
+}
+
+/* The proof's leafData is the row's leaf: SHA-256(0x00 || leafData) is
+ * its leaf hash (computed here with OpenSSL), and it starts with the
+ * version byte and the id (the first column). */
+static void leaf_data_hashes_to(json_t *doc, const uint8_t *leaf,
+                                const char *id) {
+        const char *b64 = json_string_value(json_object_get(doc, "leafData"));
+        unsigned char *raw, *msg, sha[SHA256_DIGEST_LENGTH];
+        size_t len, idlen = strlen(id);
+        int n;
+
+        cr_assert(b64, "no leafData: %s", json_dumps(doc, JSON_COMPACT));
+        len = strlen(b64);
+        cr_assert((raw = malloc(len)) && (msg = malloc(len + 1)));
+        n = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)len);
+        cr_assert_gt(n, 0);
+        while (len && b64[len - 1] == '=') {
+                len--;
+                n--;
+        }
+        msg[0] = 0x00;
+        memcpy(msg + 1, raw, (size_t)n);
+        SHA256(msg, (size_t)n + 1, sha);
+        cr_assert(!memcmp(sha, leaf, sizeof(sha)),
+                  "leafData does not hash to leafHash");
+        cr_assert(n > (int)(5 + idlen) && raw[0] == 0x01 &&
+                      raw[4] == (unsigned char)idlen &&
+                      !memcmp(raw + 5, id, idlen),
+                  "leafData does not start with id %s", id);
+        free(raw);
+        free(msg);
 }
 
 static int run_verify_args(const char *const *args, char **logp) {
