@@ -456,11 +456,22 @@ def network_policies():
         np = objs[("NetworkPolicy", f"t-aetherbus-{svc}")]["spec"]
         assert np["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == svc
         assert np["policyTypes"] == ["Ingress", "Egress"]
-        (ing,) = np["ingress"]
+        ing = np["ingress"][0]
         sel = [f["namespaceSelector"]["matchLabels"] for f in ing["from"]]
         assert sel == [{"kubernetes.io/metadata.name": "ingress-nginx"},
                        {"kubernetes.io/metadata.name": "monitoring"}]
         assert ing["ports"] == [{"port": port, "protocol": "TCP"}]
+        # the console's read-only GETs: stats may reach the others, and
+        # nothing else is let in
+        if svc == "stats":
+            assert len(np["ingress"]) == 1
+            ups = [e["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                   for e in np["egress"] if "podSelector" in e.get("to", [{}])[0]]
+            assert ups == ["ingest", "audit"], ups  # sink is off in this file
+        else:
+            (ing2,) = np["ingress"][1:]
+            assert ing2["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "stats"
+            assert ing2["ports"] == [{"port": port, "protocol": "TCP"}]
         kafka = np["egress"][0]
         assert kafka["to"] == [{"ipBlock": {"cidr": "10.20.0.0/16"}}]
         assert kafka["ports"] == [{"port": 9096, "protocol": "TCP"}]
