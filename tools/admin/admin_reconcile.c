@@ -49,6 +49,7 @@ typedef struct rc_s {
         /* records from a consumer's countsFrom to the end of its minute */
         int64_t kafka_from[ADMIN_RC_SERVICES][MAX_PREFIXES];
         FILE *notes;
+        uint64_t compared; /* (service, prefix, minute) figures compared */
 } rc_t;
 
 static ssize_t prefix_index(rc_t *rc, const char *prefix, int add) {
@@ -117,6 +118,8 @@ static json_t *fetch_stages(rc_t *rc, const char *base, size_t base_len,
                          rc->conf->admin_token);
                 hl = curl_slist_append(hl, hdr);
         }
+        /* an operator tool: the x-ops RBAC rule of the admin routes */
+        hl = curl_slist_append(hl, "x-ops: 1");
         curl_easy_setopt(curl, CURLOPT_URL, url);
         curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hl);
         curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
@@ -411,28 +414,31 @@ done:
 /* What service s should have counted for prefix p in minute j, or -1
  * when the minute is not compared (before its countsFrom; or one it
  * started in, without Kafka to say what came after). */
-static int64_t expected(rc_t *rc, admin_rc_service_t s, size_t p, int j) {
+static int64_t expected(rc_t *rc, admin_rc_service_t s, size_t p, int j,
+                        int *partialp) {
         int64_t start = (rc->base + j) * MIN_MS, cf = rc->counts_from[s];
-        const int64_t *truth;
 
+        *partialp = 0;
         if (rc->kafka_ok) {
-                truth = rc->kafka[p];
-        } else if (rc->have[ADMIN_RC_INGEST] && s != ADMIN_RC_INGEST) {
-                truth = rc->got[ADMIN_RC_INGEST][p];
-                /* ingest's own minutes before its start are unknown too */
-                if (rc->counts_from[ADMIN_RC_INGEST] > cf) {
-                        cf = rc->counts_from[ADMIN_RC_INGEST];
+                if (start + MIN_MS <= cf) {
+                        return -1;
                 }
-        } else {
+                if (start < cf) {
+                        *partialp = 1;
+                        return rc->kafka_from[s][p];
+                }
+                return rc->kafka[p][j];
+        }
+        if (!rc->have[ADMIN_RC_INGEST] || s == ADMIN_RC_INGEST) {
                 return -1;
         }
-        if (start + MIN_MS <= cf) {
+        /* Ingest's figures as the truth: a consumer that started before
+         * ingest saw everything ingest counted; one that started after
+         * is compared from its first whole minute. */
+        if (cf > rc->counts_from[ADMIN_RC_INGEST] && start < cf) {
                 return -1;
         }
-        if (start < cf) {
-                return rc->kafka_ok ? rc->kafka_from[s][p] : -1;
-        }
-        return truth[j];
+        return rc->got[ADMIN_RC_INGEST][p][j];
 }
 
 static void minute_text(int64_t minute, char *out, size_t out_size) {
@@ -459,10 +465,10 @@ static void cell(char *out, size_t size, int have, int64_t v, int compared) {
  * covers a deficit against ingest's count in this one. */
 static uint64_t compare_prefix(rc_t *rc, size_t p, FILE *out, int *header) {
         char minute[32], cells[ADMIN_RC_SERVICES + 1][32], verdict[256];
-        int64_t exp, got, prev_surplus, next_surplus, miss;
+        int64_t exp, got, prev_exp, prev_surplus, next_surplus, miss;
         uint64_t missing = 0;
         size_t vlen;
-        int j, s, differs;
+        int j, s, differs, partial, prev_partial;
 
         for (j = 1; j < rc->nmin - 1; j++) {
                 differs = 0;
@@ -494,20 +500,24 @@ static uint64_t compare_prefix(rc_t *rc, size_t p, FILE *out, int *header) {
                         if (s == ADMIN_RC_INGEST) {
                                 continue; /* compared above */
                         }
-                        if ((exp = expected(rc, s, p, j)) < 0) {
+                        if ((exp = expected(rc, s, p, j, &partial)) < 0) {
                                 continue;
                         }
+                        rc->compared++;
                         got = rc->got[s][p][j];
-                        if (got == exp || (got > exp && !rc->kafka_ok)) {
-                                /* Without Kafka's figures a surplus says
-                                 * nothing: ingest's own events (core.*)
-                                 * are in the topics but not in its count. */
+                        if (got == exp ||
+                            (got > exp && (!rc->kafka_ok || partial))) {
+                                /* A surplus says nothing without Kafka's
+                                 * figures (ingest's own core.* events are
+                                 * in the topics, not in its count), nor in
+                                 * the minute a consumer started (it read
+                                 * records from before its start too). */
                                 continue;
                         }
                         differs = 1;
-                        prev_surplus = expected(rc, s, p, j - 1) >= 0
-                                           ? rc->got[s][p][j - 1] -
-                                                 expected(rc, s, p, j - 1)
+                        prev_exp     = expected(rc, s, p, j - 1, &prev_partial);
+                        prev_surplus = prev_exp >= 0 && !prev_partial
+                                           ? rc->got[s][p][j - 1] - prev_exp
                                            : 0;
                         miss = exp - got - (prev_surplus > 0 ? prev_surplus : 0);
                         if (vlen < sizeof(verdict)) {
@@ -538,7 +548,8 @@ static uint64_t compare_prefix(rc_t *rc, size_t p, FILE *out, int *header) {
                         cell(cells[s + 1], sizeof(cells[s + 1]), rc->have[s],
                              rc->got[s][p][j],
                              s == ADMIN_RC_INGEST ||
-                                 expected(rc, (admin_rc_service_t)s, p, j) >= 0);
+                                 expected(rc, (admin_rc_service_t)s, p, j,
+                                          &partial) >= 0);
                 }
                 fprintf(out, "%-16s %-17s %8s %8s %8s %8s %8s  %s\n",
                         rc->prefixes[p], minute, cells[0], cells[1], cells[2],
@@ -568,7 +579,11 @@ ab_err_t admin_reconcile_run(const rd_kafka_conf_t *conf,
         rc->conf  = conf_rc;
         rc->notes = notes;
         first     = (conf_rc->since_ms + MIN_MS - 1) / MIN_MS;
-        end       = (now - conf_rc->grace_ms) / MIN_MS; /* first not compared */
+        /* The first minute not compared: the one still within the grace;
+         * with no grace, the current minute is compared as far as it got
+         * (a quiet system, a test). */
+        end = conf_rc->grace_ms ? (now - conf_rc->grace_ms) / MIN_MS
+                                : now / MIN_MS + 1;
         if (end - first > MAX_MINUTES - 3) {
                 first = end - (MAX_MINUTES - 3);
                 fprintf(notes, "note: services keep 180 minutes; comparing "
@@ -626,8 +641,8 @@ ab_err_t admin_reconcile_run(const rd_kafka_conf_t *conf,
         ab_time_format(first * MIN_MS, from, sizeof(from));
         ab_time_format(end * MIN_MS, to, sizeof(to));
         fprintf(notes, "reconcile: %zu prefixes, %s .. %s: %" PRIu64
-                       " missing\n",
-                rc->pcnt, from, to, *missing);
+                       " figures compared, %" PRIu64 " missing\n",
+                rc->pcnt, from, to, rc->compared, *missing);
 
 done:
         curl_global_cleanup();
