@@ -1,15 +1,16 @@
 /* aetherbus - Apache-2.0
  *
- * 0020-reconcile: the real ingest, stats and audit on the broker under
- * test, and `aetherbus-admin reconcile` over them. Events of two prefixes
+ * 0020-reconcile: the real ingest, stats, sink (to the benchmarks' sink,
+ * answering at once) and audit on the broker under test, and
+ * `aetherbus-admin reconcile` over them. Events of two prefixes
  * posted by id reach audit (each looked up by id); reconcile is then
  * silent and exits 0, having compared figures. A record on an events
  * topic that no stage can read (written straight to Kafka, not an
  * envelope) is a loss reconcile names by prefix and minute, exit 1; that
  * needs offsets by time, so it runs on the real Kafka only (the devbroker
  * cannot look offsets up by time: reconcile says so and takes ingest's
- * figures). A service given but not answering is exit 3, one not given a
- * note, a bad option exit 2.
+ * figures). A service given but not answering is exit 3, a bad option
+ * exit 2.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -31,8 +32,8 @@
 #define MAX_ARGS   32
 
 static ab_itest_broker_t *b;
-static ab_itest_proc_t *ingest, *stats, *audit;
-static int iport, sport, aport;
+static ab_itest_proc_t *ingest, *stats, *audit, *sink, *sinkd;
+static int iport, sport, aport, kport, dport;
 static char prefix[64], env_db[600];
 
 typedef struct {
@@ -44,14 +45,19 @@ typedef struct {
 static void teardown(void) {
         ab_itest_proc_destroy(stats);
         ab_itest_proc_destroy(audit);
-        stats = audit = NULL;
+        ab_itest_proc_destroy(sink);
+        ab_itest_proc_destroy(sinkd);
+        stats = audit = sink = sinkd = NULL;
         ab_itest_stack_stop(&ingest, &b);
 }
 
 TestSuite(reconcile, .fini = teardown, .timeout = 120);
 
+static char env_url[128], env_grp[128];
+
 static ab_itest_proc_t *start_service(const char *bin, int *portp) {
-        const char *env[] = {"ADMIN_TOKEN=" ADMIN, env_db, NULL};
+        const char *env[] = {"ADMIN_TOKEN=" ADMIN, env_db, env_url, env_grp,
+                             "SINK_LINGER_MS=100", NULL};
         ab_itest_proc_t *p;
 
         p = ab_itest_service_start(b, bin, prefix, env, portp);
@@ -67,13 +73,28 @@ static ab_itest_proc_t *start_service(const char *bin, int *portp) {
  * every minute is comparable. */
 static void start(void) {
         const char *env[] = {"ADMIN_TOKEN=" ADMIN, NULL};
+        char dp[16];
 
         ingest = ab_itest_stack_start("aetherbus-ingest", PARTITIONS, env,
                                       WAIT_MS, &b, prefix, sizeof(prefix),
                                       &iport);
         snprintf(env_db, sizeof(env_db), "AUDIT_DB_PATH=%s/%saudit.db",
                  ab_itest_tmpdir(), prefix);
+        /* the sink forwards to the benchmarks' sink, which answers 200 at
+         * once (bench/bench_sinkd.c) */
+        dport = ab_itest_free_port();
+        snprintf(dp, sizeof(dp), "%d", dport);
+        snprintf(env_url, sizeof(env_url),
+                 "EVENT_SINK_URL=http://127.0.0.1:%d/in", dport);
+        snprintf(env_grp, sizeof(env_grp), "SINK_GROUP_ID=%ssink", prefix);
+        sinkd = ab_itest_proc_start("aetherbus-bench-sinkd",
+                                    (const char *const[]){"-p", dp, NULL},
+                                    NULL);
+        cr_assert(sinkd, "cannot spawn aetherbus-bench-sinkd (AB_BENCH=ON)");
+        cr_assert_eq(ab_itest_wait_port("127.0.0.1", dport, WAIT_MS), 0,
+                     "the test sink does not listen");
         stats = start_service("aetherbus-stats", &sport);
+        sink  = start_service("aetherbus-sink", &kport);
         audit = start_service("aetherbus-audit", &aport);
         cr_assert_eq(ab_itest_proc_stop(ingest, WAIT_MS), 0);
         ab_itest_proc_destroy(ingest);
@@ -160,18 +181,22 @@ static int64_t stage_sum(int port, const char *stage, const char *pfx) {
 /* Waits until stats has read everything audit has (stats has no by-id
  * lookup; its stage figures are what reconcile reads). */
 static void wait_stats(int64_t want) {
-        int64_t deadline = ab_itest_deadline(WAIT_MS), n = 0;
+        int64_t deadline = ab_itest_deadline(WAIT_MS), n = 0, k = 0;
 
         do {
                 n = stage_sum(sport, "consumed", "commerce") +
                     stage_sum(sport, "consumed", "messaging");
-        } while (n < want && ab_itest_tick(deadline));
+                k = stage_sum(kport, "sunk", "commerce") +
+                    stage_sum(kport, "sunk", "messaging");
+        } while ((n < want || k < want) && ab_itest_tick(deadline));
         cr_assert_geq(n, want, "stats consumed %lld of %lld", (long long)n,
                       (long long)want);
+        cr_assert_geq(k, want, "the sink delivered %lld of %lld",
+                      (long long)k, (long long)want);
 }
 
 static void reconcile(run_t *r, const char *const *extra) {
-        char ing[64], sta[64], aud[64];
+        char ing[64], sta[64], aud[64], snk[64];
         const char *args[MAX_ARGS];
         const char *env[] = {"ADMIN_TOKEN=" ADMIN, NULL};
         ab_itest_proc_t *p;
@@ -180,6 +205,7 @@ static void reconcile(run_t *r, const char *const *extra) {
         snprintf(ing, sizeof(ing), "http://127.0.0.1:%d", iport);
         snprintf(sta, sizeof(sta), "http://127.0.0.1:%d", sport);
         snprintf(aud, sizeof(aud), "http://127.0.0.1:%d", aport);
+        snprintf(snk, sizeof(snk), "http://127.0.0.1:%d", kport);
         args[n++] = "-b";
         args[n++] = ab_itest_broker_bootstrap(b);
         args[n++] = "--topic-prefix";
@@ -195,6 +221,8 @@ static void reconcile(run_t *r, const char *const *extra) {
         args[n++] = sta;
         args[n++] = "--audit";
         args[n++] = aud;
+        args[n++] = "--sink";
+        args[n++] = snk;
         while (extra && *extra && n < MAX_ARGS - 1) {
                 args[n++] = *extra++;
         }
@@ -236,7 +264,7 @@ Test(reconcile, clean_run_is_silent_and_exits_0) {
         cr_assert(strstr(r.err, " 0 missing"), "%s", r.err);
         /* it did compare: stats and audit, for every catalog prefix */
         cr_assert(!strstr(r.err, " 0 figures compared"), "%s", r.err);
-        cr_assert(strstr(r.err, "--sink not given"), "%s", r.err);
+        cr_assert(!strstr(r.err, "not given"), "%s", r.err);
         if (ab_itest_broker_is_devbroker(b)) {
                 cr_assert(strstr(r.err, "does not look offsets up by time"),
                           "%s", r.err);
@@ -276,6 +304,7 @@ Test(reconcile, record_no_stage_read_is_reported_and_exits_1) {
         cr_assert((line = strstr(r.out, "\ncommerce ")), "%s", r.out);
         cr_assert(strstr(line, "audit missing 1"), "%s", r.out);
         cr_assert(strstr(line, "stats missing 1"), "%s", r.out);
+        cr_assert(strstr(line, "sink missing 1"), "%s", r.out);
         /* the row is the record's minute */
         cr_assert(!strncmp(line + 1 + 17, minute, strlen(minute)),
                   "not minute %s:\n%s", minute, r.out);
@@ -285,6 +314,7 @@ Test(reconcile, record_no_stage_read_is_reported_and_exits_1) {
 
 Test(reconcile, a_service_not_answering_is_exit_3_a_bad_option_exit_2) {
         const char *dead[] = {"--sink", "http://127.0.0.1:1", NULL};
+        /* a later --sink wins */
         const char *bad[]  = {"--grace", "soon", NULL};
         run_t r;
 
