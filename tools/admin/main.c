@@ -151,10 +151,9 @@ static int usage(int exitcode, const char *reason) {
 "                         of one service comma-separated (summed); one not\n"
 "                         given is skipped with a note\n"
 "\n"
-"Environment: KAFKA_BROKERS, TOPIC_PREFIX, RDKAFKA_<PROP>, LOG_LEVEL,\n"
-"ADMIN_TOKEN (reconcile: sent to the services' /admin/stages)\n"
+"Environment: KAFKA_BROKERS, TOPIC_PREFIX, RDKAFKA_<PROP>, LOG_LEVEL\n"
 "(error|warn|info|debug, default warn; librdkafka's messages are JSON lines\n"
-"on stderr).\n"
+"on stderr), ADMIN_TOKEN (reconcile: sent to the services' /admin/stages).\n"
 "\n"
 "Exit status:\n"
 "  0  topics: every catalog topic exists; topics create: each one was created\n"
@@ -366,9 +365,12 @@ static ab_err_t argparse(struct admin *ad, int argc, char **argv,
                         if (strncmp(optarg, "http://", 7) &&
                             strncmp(optarg, "https://", 8)) {
                                 ab_errstr_set(errstr, errstr_size,
-                                              "%s \"%s\": expected "
+                                              "--%s \"%s\": expected "
                                               "http://host:port",
-                                              argv[optind - 1], optarg);
+                                              (const char *[]){
+                                                  "ingest", "stats", "sink",
+                                                  "audit"}[opt - OPT_INGEST],
+                                              optarg);
                                 return AB_ERR_INVALID;
                         }
                         ad->rc.urls[opt - OPT_INGEST] = optarg;
