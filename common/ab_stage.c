@@ -114,6 +114,12 @@ ab_stage_t *ab_stage_new(ab_metrics_t *metrics, const char *service,
         return st;
 }
 
+void ab_stage_set_counts_from(ab_stage_t *st, int64_t counts_from_ms) {
+        pthread_mutex_lock(&st->lock);
+        st->counts_from_ms = counts_from_ms;
+        pthread_mutex_unlock(&st->lock);
+}
+
 void ab_stage_destroy(ab_stage_t *st) {
         if (!st) {
                 return;
@@ -223,10 +229,6 @@ json_t *ab_stage_json(ab_stage_t *st, int64_t since_ms) {
         ab_time_format(st->started_ms, ts, sizeof(ts));
         json_object_set_new(doc, "startedAt", json_string(ts));
         json_object_set_new(doc, "startedAtMs", json_integer(st->started_ms));
-        ab_time_format(st->counts_from_ms, ts, sizeof(ts));
-        json_object_set_new(doc, "countsFrom", json_string(ts));
-        json_object_set_new(doc, "countsFromMs",
-                            json_integer(st->counts_from_ms));
         json_object_set_new(doc, "minutesKept", json_integer(AB_STAGE_MINUTES));
         o = json_array();
         for (k = 0; k < st->stage_cnt; k++) {
@@ -234,6 +236,10 @@ json_t *ab_stage_json(ab_stage_t *st, int64_t since_ms) {
         }
         json_object_set_new(doc, "stages", o);
         pthread_mutex_lock(&st->lock);
+        ab_time_format(st->counts_from_ms, ts, sizeof(ts));
+        json_object_set_new(doc, "countsFrom", json_string(ts));
+        json_object_set_new(doc, "countsFromMs",
+                            json_integer(st->counts_from_ms));
         json_object_set_new(doc, "outOfWindow",
                             json_integer((json_int_t)st->out_of_window));
         for (i = 0; i < st->slot_cnt; i++) {

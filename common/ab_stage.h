@@ -62,6 +62,10 @@ ab_stage_t *ab_stage_new(ab_metrics_t *metrics, const char *service,
                          int64_t counts_from_ms, char *errstr,
                          size_t errstr_size);
 
+/** @brief Moves countsFrom once the service knows better (a consumer
+ *         whose replay start is fixed only when it starts reading). */
+void ab_stage_set_counts_from(ab_stage_t *st, int64_t counts_from_ms);
+
 /** @brief Frees; NULL is a no-op. No count may run concurrently. */
 void ab_stage_destroy(ab_stage_t *st);
 

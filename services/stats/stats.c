@@ -163,10 +163,9 @@ stats_t *stats_new(const stats_conf_t *conf, char *errstr, size_t errstr_size) {
                                    errstr_size) != AB_OK ||
             !(st->metrics = ab_metrics_new("stats", errstr, errstr_size)) ||
             metrics_init(st, errstr, errstr_size) != AB_OK ||
-            /* Every start re-reads the hour by timestamp (consume_new()),
-             * so each minute from there on is counted whole. */
+            /* Counts from now until the replay start is fixed. */
             !(st->stage = ab_stage_new(st->metrics, "stats", "consumed",
-                                       st->catalog, start_ms(st), errstr,
+                                       st->catalog, 0, errstr,
                                        errstr_size))) {
                 goto fail;
         }
@@ -225,7 +224,8 @@ static ab_consume_t *consume_new(stats_t *st, char *errstr,
         cc.topic_prefix = st->conf->common.topic_prefix;
         cc.codec        = st->codec;
         cc.metrics      = st->metrics;
-        cc.start_ms = start_ms(st);
+        cc.start_ms        = start_ms(st);
+        st->replay_from_ms = cc.start_ms;
         return ab_consume_new(&cc, errstr, errstr_size);
 }
 
@@ -260,6 +260,10 @@ ab_err_t stats_run(stats_t *st, volatile sig_atomic_t *run) {
                 if (c && ab_consume_start(c, START_TIMEOUT_MS, errstr,
                                           sizeof(errstr)) == AB_OK) {
                         st->consume = c;
+                        /* Every start re-reads the hour by timestamp, so
+                         * each minute from there on is counted whole. */
+                        ab_stage_set_counts_from(st->stage,
+                                                 st->replay_from_ms);
                         break;
                 }
                 ab_warn("kafka", "cannot read the topics yet: %s", errstr);
