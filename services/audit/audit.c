@@ -127,7 +127,9 @@ audit_t *audit_new(const audit_conf_t *conf, char *errstr,
                                    conf->common.topic_prefix, errstr,
                                    errstr_size) != AB_OK ||
             !(a->metrics = ab_metrics_new("audit", errstr, errstr_size)) ||
-            metrics_init(a, errstr, errstr_size) != AB_OK) {
+            metrics_init(a, errstr, errstr_size) != AB_OK ||
+            !(a->stage = ab_stage_new(a->metrics, "audit", "audited",
+                                      a->catalog, 0, errstr, errstr_size))) {
                 goto fail;
         }
         if (!(a->store = audit_store_open(conf->db_path, 0, NULL, errstr,
@@ -376,6 +378,18 @@ static void pos_add(audit_store_pos_t *pos, size_t *cntp,
 
 /* One poll's records in one transaction, retried while it fails: the
  * offsets are marked done only once it committed. */
+/* The stage counter, after the SQLite commit: events only (failure
+ * records are not the events topics' records). */
+static void count_audited(audit_t *a, const audit_event_t *ev) {
+        if (strcmp(ev->status, "accepted")) {
+                return;
+        }
+        ab_stage_count(a->stage, 0,
+                       ab_stage_topic_prefix(ev->topic,
+                                             a->conf->common.topic_prefix),
+                       ev->received_at_ms, 1);
+}
+
 static ab_err_t write_batch(audit_t *a, ab_consume_rec_t *recs, size_t n,
                             volatile sig_atomic_t *run) {
         static audit_event_t ev[BATCH];
@@ -442,9 +456,12 @@ static ab_err_t write_batch(audit_t *a, ab_consume_rec_t *recs, size_t n,
                 switch (out[i]) {
                 case AUDIT_STORE_WRITTEN:
                         ab_metric_inc(AB_METRIC_WITH(a->m_rows, ev[i].status));
+                        count_audited(a, &ev[i]);
                         break;
                 case AUDIT_STORE_DUPLICATE:
+                        /* the record's event is in the log: audited */
                         ab_metric_inc(a->m_dups);
+                        count_audited(a, &ev[i]);
                         break;
                 case AUDIT_STORE_CONFLICT:
                         ab_metric_inc(a->m_conflicts);
@@ -621,6 +638,7 @@ void audit_destroy(audit_t *a) {
         audit_signer_destroy(a->signer);
         audit_store_close(a->store);
         ab_catalog_topics_clear(&a->topics);
+        ab_stage_destroy(a->stage);
         ab_metrics_destroy(a->metrics);
         ab_avro_codec_destroy(a->codec);
         ab_catalog_destroy(a->catalog);

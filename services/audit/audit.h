@@ -17,6 +17,7 @@
 #include "ab_kafka.h"
 #include "ab_metrics.h"
 #include "ab_service.h"
+#include "ab_stage.h"
 #include "audit_checkpoint.h"
 #include "audit_store.h"
 
@@ -60,6 +61,7 @@ typedef struct audit_s {
         ab_metric_t *m_checkpoints;
         ab_metric_t *m_cp_published; /* {result}: on the checkpoint topic */
         ab_metric_t *m_errors;
+        ab_stage_t *stage;        /* "audited", per prefix and minute */
 } audit_t;
 
 audit_t *audit_new(const audit_conf_t *conf, char *errstr, size_t errstr_size);

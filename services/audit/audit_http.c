@@ -392,6 +392,12 @@ static void h_consistency(ab_http_req_t *req, void *opaque) {
                                        path));
 }
 
+static void h_stages(ab_http_req_t *req, void *opaque) {
+        audit_t *a = opaque;
+
+        ab_stage_respond(a->stage, a->auth, req);
+}
+
 static void h_admin(ab_http_req_t *req, void *opaque) {
         audit_t *a = opaque;
 
@@ -412,6 +418,7 @@ static const ab_http_route_t routes[] = {
      .flags = AB_HTTP_PREFIX},
     {.method = "GET", .path = "/admin/audit/consistency",
      .handler = h_consistency},
+    {.method = "GET", .path = "/admin/stages", .handler = h_stages},
     {.method = "GET", .path = "/admin/", .handler = h_admin,
      .flags = AB_HTTP_PREFIX},
     {.method = NULL},

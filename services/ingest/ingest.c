@@ -211,6 +211,9 @@ ingest_t *ingest_new(const ingest_conf_t *conf, char *errstr,
         if (!(ing->catalog = ab_catalog_new(errstr, errstr_size)) ||
             !(ing->codec = ab_avro_codec_new(NULL, errstr, errstr_size)) ||
             metrics_init(ing, errstr, errstr_size) != AB_OK ||
+            !(ing->stage = ab_stage_new(ing->metrics, "ingest", "accepted",
+                                        ing->catalog, 0, errstr,
+                                        errstr_size)) ||
             ab_catalog_topics_init(&ing->topics, ing->catalog,
                                    conf->common.topic_prefix, errstr,
                                    errstr_size) != AB_OK) {
@@ -377,6 +380,7 @@ void ingest_destroy(ingest_t *ing) {
         pthread_mutex_destroy(&ing->unknown_lock);
         ab_service_destroy(ing->svc);
         ab_producer_destroy(ing->producer);
+        ab_stage_destroy(ing->stage); /* after the last delivery report */
         ab_auth_destroy(ing->auth);
         ingest_clients_holder_destroy(ing->clients);
         ab_avro_codec_destroy(ing->codec);

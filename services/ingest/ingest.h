@@ -20,6 +20,7 @@
 #include "ab_kafka.h"
 #include "ab_metrics.h"
 #include "ab_service.h"
+#include "ab_stage.h"
 #include "ingest_clients.h"
 #include "ingest_config.h"
 
@@ -52,6 +53,7 @@ typedef struct ingest_s {
         int64_t ready_ok_ms; /**< last metadata answer (readiness thread) */
         int slow_logged;
 
+        ab_stage_t *stage;        /**< "accepted", per prefix and minute */
         ab_metric_t *m_accepted;  /**< {topic} */
         ab_metric_t *m_rejected;  /**< {reason} */
         ab_metric_t *m_failed;    /**< {reason} */

@@ -140,6 +140,12 @@ static void h_admin(ab_http_req_t *req, void *opaque) {
                               ab_http_text(ab_http_req_path(req)));
 }
 
+static void h_stages(ab_http_req_t *req, void *opaque) {
+        ingest_t *ing = opaque;
+
+        ab_stage_respond(ing->stage, ing->auth, req);
+}
+
 static void h_admin_rbac(ab_http_req_t *req, void *opaque) {
         ingest_t *ing = opaque;
 
@@ -163,6 +169,7 @@ static const ab_http_route_t routes[] = {
      .check = check_token},
     {.method = "GET", .path = "/events/schema", .handler = h_schema},
     {.method = "GET", .path = "/admin/rbac", .handler = h_admin_rbac},
+    {.method = "GET", .path = "/admin/stages", .handler = h_stages},
     {.method = "PUT", .path = "/admin/rbac", .handler = h_admin_rbac,
      .max_body = 4096},
     {.method = "GET", .path = "/admin/", .handler = h_admin,

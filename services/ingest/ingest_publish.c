@@ -314,6 +314,16 @@ static void reject_late(batch_t *b, item_t *it, const char *reason) {
         json_decref(orig);
 }
 
+/* The stage counter: the topic names the prefix, and every item of a
+ * body carries the batch's receivedAt. */
+static void count_accepted(ingest_t *ing, const ab_delivery_t *dr,
+                           const batch_t *b) {
+        ab_stage_count(ing->stage, 0,
+                       ab_stage_topic_prefix(dr->topic,
+                                             ing->conf->common.topic_prefix),
+                       b->received, 1);
+}
+
 void ingest_publish_dr(const ab_delivery_t *dr, void *opaque) {
         ingest_t *ing = opaque;
         item_t *it    = dr->msg_opaque;
@@ -342,6 +352,7 @@ void ingest_publish_dr(const ab_delivery_t *dr, void *opaque) {
                         ab_metric_inc(AB_METRIC_WITH(ing->m_failed, "async_delivery"));
                 } else if (it->state == ITEM_PENDING) {
                         ab_metric_inc(AB_METRIC_WITH(ing->m_accepted, dr->topic));
+                        count_accepted(ing, dr, it->batch);
                 }
         } else if (it->state == ITEM_PENDING) {
                 if (dr->err == AB_ERR_TOO_LARGE) {
@@ -365,6 +376,7 @@ void ingest_publish_dr(const ab_delivery_t *dr, void *opaque) {
                 } else {
                         it->state = ITEM_ACCEPTED;
                         ab_metric_inc(AB_METRIC_WITH(ing->m_accepted, dr->topic));
+                        count_accepted(ing, dr, it->batch);
                 }
         } else if (it->state == ITEM_REJECTED && dr->err) {
                 /* The item is answered as rejected either way; losing its

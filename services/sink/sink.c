@@ -81,6 +81,11 @@ struct part_s {
         int64_t next_offset; /* below it: already taken (a refetch), -1 */
 };
 
+/* Stage indexes, in the order ab_stage_new() names them. */
+#define STAGE_SUNK         0
+#define STAGE_DEADLETTERED 1
+#define STAGE_FILTERED     2
+
 struct sink_s {
         const sink_conf_t *conf;
         ab_catalog_t *catalog;
@@ -106,6 +111,8 @@ struct sink_s {
         ab_metric_t *m_retries;
         ab_metric_t *m_inflight;
         ab_metric_t *m_latency;
+        ab_stage_t *stage; /* "sunk,deadlettered", per prefix and minute */
+        ab_auth_t *auth;   /* GET /admin/stages */
 };
 
 /* The clock batches linger by and backoffs wait on. */
@@ -371,6 +378,15 @@ static void take(sink_t *sk, ab_consume_rec_t *rec, int64_t now) {
                 return;
         }
         if (!sink_name_match(sk->conf->names, rec->env.name)) {
+                /* Not forwarded by choice (SINK_EVENT_NAMES): handled,
+                 * so reconcile does not take it for a loss. */
+                ab_stage_count(sk->stage, STAGE_FILTERED,
+                               ab_stage_topic_prefix(
+                                   rec->topic, sk->conf->common.topic_prefix),
+                               rec->env.received_at_ms > 0
+                                   ? rec->env.received_at_ms
+                                   : rec->timestamp_ms,
+                               1);
                 skip(sk, p, rec->offset, "name");
                 return;
         }
@@ -485,6 +501,47 @@ static ab_err_t dlq_produce(sink_t *sk, job_t *j, size_t i, char *errstr,
         return err;
 }
 
+/* The stage counters, once a batch is durable at the sink or in the
+ * dead-letter topic: one count per event, by its receivedAt minute. */
+static void count_stage(sink_t *sk, const sink_batch_t *b, int stage) {
+        const char *prefix;
+        size_t i, n = sink_batch_count(b);
+
+        prefix = ab_stage_topic_prefix(sink_batch_topic(b),
+                                       sk->conf->common.topic_prefix);
+        for (i = 0; i < n; i++) {
+                ab_stage_count(sk->stage, stage, prefix,
+                               sink_batch_received(b, i), 1);
+        }
+}
+
+static void h_stages(ab_http_req_t *req, void *opaque) {
+        sink_t *sk = opaque;
+
+        ab_stage_respond(sk->stage, sk->auth, req);
+}
+
+static void h_admin(ab_http_req_t *req, void *opaque) {
+        sink_t *sk = opaque;
+
+        if (strcmp(ab_http_req_method(req), "GET")) {
+                ab_http_respond_not_allowed(req);
+                return;
+        }
+        if (!ab_auth_admin(sk->auth, req)) {
+                return;
+        }
+        ab_http_respond_error(req, 404, "no such admin resource",
+                              json_string(ab_http_req_path(req)));
+}
+
+static const ab_http_route_t routes[] = {
+    {.method = "GET", .path = "/admin/stages", .handler = h_stages},
+    {.method = "GET", .path = "/admin/", .handler = h_admin,
+     .flags = AB_HTTP_PREFIX},
+    {.method = NULL},
+};
+
 static void dlq_finish(sink_t *sk, part_t *p) {
         job_t *j = p->head;
 
@@ -497,6 +554,7 @@ static void dlq_finish(sink_t *sk, part_t *p) {
                 return;
         }
         ab_metric_add(sk->m_dead, sink_batch_count(j->b));
+        count_stage(sk, j->b, STAGE_DEADLETTERED);
         mark_done(sk, p, j->done_to);
         pop_head(p);
 }
@@ -601,6 +659,7 @@ static void on_result(const sink_client_result_t *res, void *opaque) {
         switch (res->cls) {
         case SINK_RETRY_OK:
                 ab_metric_add(sk->m_delivered, sink_batch_count(j->b));
+                count_stage(sk, j->b, STAGE_SUNK);
                 mark_done(sk, p, j->done_to);
                 pop_head(p);
                 break;
@@ -868,7 +927,11 @@ sink_t *sink_new(const sink_conf_t *conf, char *errstr, size_t errstr_size) {
                                    conf->common.topic_prefix, errstr,
                                    errstr_size) != AB_OK ||
             !(sk->metrics = ab_metrics_new("sink", errstr, errstr_size)) ||
-            metrics_init(sk, errstr, errstr_size) != AB_OK) {
+            metrics_init(sk, errstr, errstr_size) != AB_OK ||
+            !(sk->stage = ab_stage_new(sk->metrics, "sink", "sunk,deadlettered,filtered",
+                                       sk->catalog, 0, errstr, errstr_size)) ||
+            !(sk->auth = ab_service_auth_new(&conf->svc, sk->metrics, NULL,
+                                             NULL, errstr, errstr_size))) {
                 goto fail;
         }
         if (conf->topics && *conf->topics) {
@@ -901,6 +964,7 @@ sink_t *sink_new(const sink_conf_t *conf, char *errstr, size_t errstr_size) {
         def.common  = &conf->common;
         def.sc      = &conf->svc;
         def.metrics = sk->metrics;
+        def.routes  = routes;
         def.check   = check;
         def.check_interval_ms = 500;
         def.opaque  = sk;
@@ -1056,6 +1120,8 @@ void sink_destroy(sink_t *sk) {
         }
         free(sk->pattern);
         ab_catalog_topics_clear(&sk->topics);
+        ab_stage_destroy(sk->stage);
+        ab_auth_destroy(sk->auth);
         ab_metrics_destroy(sk->metrics);
         ab_avro_codec_destroy(sk->codec);
         ab_catalog_destroy(sk->catalog);

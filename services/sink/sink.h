@@ -17,6 +17,7 @@
 #include "ab_kafka.h"
 #include "ab_metrics.h"
 #include "ab_service.h"
+#include "ab_stage.h"
 #include "sink_batch.h"
 #include "sink_client.h"
 #include "sink_retry.h"

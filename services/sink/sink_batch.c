@@ -21,6 +21,7 @@
 /* Where one event sits in the body. */
 typedef struct {
         int64_t offset;
+        int64_t received_at_ms; /* the stage counters' minute */
         size_t start;
         size_t len;
 } ev_t;
@@ -270,6 +271,7 @@ ab_err_t sink_batch_add(sink_batch_t *b, int64_t offset,
                 b->buf[b->len] = ',';
         }
         b->evs[b->cnt].offset = offset;
+        b->evs[b->cnt].received_at_ms = env->received_at_ms;
         b->evs[b->cnt].start  = b->len + sep;
         b->evs[b->cnt].len    = n;
         if (b->cnt == 0) {
@@ -348,6 +350,10 @@ ab_err_t sink_batch_event(const sink_batch_t *b, size_t i, int64_t *offsetp,
         return AB_OK;
 }
 
+int64_t sink_batch_received(const sink_batch_t *b, size_t i) {
+        return i < b->cnt ? b->evs[i].received_at_ms : 0;
+}
+
 /* A closed batch of events [from, to) of \p b, bytes copied. */
 static sink_batch_t *sub_batch(const sink_batch_t *b, size_t from, size_t to,
                                char *errstr, size_t errstr_size) {
@@ -376,6 +382,7 @@ static sink_batch_t *sub_batch(const sink_batch_t *b, size_t from, size_t to,
                 memcpy(s->buf + s->len, b->buf + b->evs[i].start,
                        b->evs[i].len);
                 s->evs[s->cnt].offset = b->evs[i].offset;
+                s->evs[s->cnt].received_at_ms = b->evs[i].received_at_ms;
                 s->evs[s->cnt].start  = s->len;
                 s->evs[s->cnt].len    = b->evs[i].len;
                 s->len += b->evs[i].len;

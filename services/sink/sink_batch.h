@@ -117,6 +117,9 @@ ab_err_t sink_batch_key(const sink_batch_t *b, char *buf, size_t size);
 ab_err_t sink_batch_event(const sink_batch_t *b, size_t i, int64_t *offsetp,
                           const char **jsonp, size_t *lenp);
 
+/** @returns event \p i's receivedAt (ms), 0 when unknown or i >= count. */
+int64_t sink_batch_received(const sink_batch_t *b, size_t i);
+
 /**
  * @brief Splits a batch of two or more events into two new batches: the
  *        first half (count / 2 events) and the rest, each with its own

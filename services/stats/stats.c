@@ -130,6 +130,12 @@ static void metrics_export(stats_t *st, int64_t now) {
         export_count(st, "read", c.records, &st->exported.records);
 }
 
+/* Where a start re-reads Kafka from: the hour, plus room for events
+ * received late inside it. */
+static int64_t start_ms(const stats_t *st) {
+        return stats_now_ms(st) - 3600000 - st->conf->skew_allowance_ms;
+}
+
 stats_t *stats_new(const stats_conf_t *conf, char *errstr, size_t errstr_size) {
         stats_t *st;
         ab_producer_conf_t pc;
@@ -156,7 +162,11 @@ stats_t *stats_new(const stats_conf_t *conf, char *errstr, size_t errstr_size) {
                                    conf->common.topic_prefix, errstr,
                                    errstr_size) != AB_OK ||
             !(st->metrics = ab_metrics_new("stats", errstr, errstr_size)) ||
-            metrics_init(st, errstr, errstr_size) != AB_OK) {
+            metrics_init(st, errstr, errstr_size) != AB_OK ||
+            /* Counts from now until the replay start is fixed. */
+            !(st->stage = ab_stage_new(st->metrics, "stats", "consumed",
+                                       st->catalog, 0, errstr,
+                                       errstr_size))) {
                 goto fail;
         }
         stats_window_conf_init(&wc);
@@ -214,9 +224,23 @@ static ab_consume_t *consume_new(stats_t *st, char *errstr,
         cc.topic_prefix = st->conf->common.topic_prefix;
         cc.codec        = st->codec;
         cc.metrics      = st->metrics;
-        /* The hour, plus room for events received late inside it. */
-        cc.start_ms = stats_now_ms(st) - 3600000 - st->conf->skew_allowance_ms;
+        cc.start_ms        = start_ms(st);
+        st->replay_from_ms = cc.start_ms;
         return ab_consume_new(&cc, errstr, errstr_size);
+}
+
+/* The stage counter: every event read, duplicates too (the window
+ * dedupes its figures; reconcile compares records). */
+static void count_consumed(stats_t *st, const ab_consume_rec_t *rec) {
+        if (rec->kind != AB_CONSUME_ACCEPTED) {
+                return;
+        }
+        ab_stage_count(st->stage, 0,
+                       ab_stage_topic_prefix(rec->topic,
+                                             st->conf->common.topic_prefix),
+                       rec->env.received_at_ms > 0 ? rec->env.received_at_ms
+                                                   : rec->timestamp_ms,
+                       1);
 }
 
 ab_err_t stats_run(stats_t *st, volatile sig_atomic_t *run) {
@@ -236,6 +260,10 @@ ab_err_t stats_run(stats_t *st, volatile sig_atomic_t *run) {
                 if (c && ab_consume_start(c, START_TIMEOUT_MS, errstr,
                                           sizeof(errstr)) == AB_OK) {
                         st->consume = c;
+                        /* Every start re-reads the hour by timestamp, so
+                         * each minute from there on is counted whole. */
+                        ab_stage_set_counts_from(st->stage,
+                                                 st->replay_from_ms);
                         break;
                 }
                 ab_warn("kafka", "cannot read the topics yet: %s", errstr);
@@ -246,6 +274,7 @@ ab_err_t stats_run(stats_t *st, volatile sig_atomic_t *run) {
                 n   = ab_consume_poll(st->consume, recs, BATCH, 100);
                 now = stats_now_ms(st);
                 for (i = 0; i < n; i++) {
+                        count_consumed(st, &recs[i]);
                         stats_window_add(st->window, &recs[i], now);
                         ab_consume_rec_clear(&recs[i]);
                 }

@@ -18,6 +18,7 @@
 #include "ab_kafka.h"
 #include "ab_metrics.h"
 #include "ab_service.h"
+#include "ab_stage.h"
 #include "stats_window.h"
 
 typedef struct stats_conf_s {
@@ -54,6 +55,8 @@ typedef struct stats_s {
         ab_metric_t *m_window_lag;      /* {lag,stat} */
         ab_metric_t *m_records;         /* {outcome} */
         _Atomic int console_inflight;   /* proxied GETs under way */
+        ab_stage_t *stage;              /* "consumed", per prefix, minute */
+        int64_t replay_from_ms;         /* where the last start re-read from */
 } stats_t;
 
 stats_t *stats_new(const stats_conf_t *conf, char *errstr, size_t errstr_size);

@@ -79,6 +79,12 @@ static void h_stats(ab_http_req_t *req, void *opaque) {
         ab_http_respond_json(req, 200, doc);
 }
 
+static void h_stages(ab_http_req_t *req, void *opaque) {
+        stats_t *st = opaque;
+
+        ab_stage_respond(st->stage, st->auth, req);
+}
+
 static void h_admin(ab_http_req_t *req, void *opaque) {
         stats_t *st = opaque;
 
@@ -102,6 +108,7 @@ static const ab_http_route_t routes[] = {
      .handler = stats_console_logout, .max_body = 4096},
     {.method = "GET", .path = "/admin/console/", .handler = stats_console_proxy,
      .flags = AB_HTTP_PREFIX},
+    {.method = "GET", .path = "/admin/stages", .handler = h_stages},
     {.method = "GET", .path = "/admin/", .handler = h_admin,
      .flags = AB_HTTP_PREFIX},
     {.method = NULL},

@@ -228,6 +228,12 @@ Test(admin, bad_usage_exits_2_before_any_io) {
             {{"--timeout-ms", "-5", "topics"}, NULL, "--timeout-ms"},
             {{"topics"}, "RDKAFKA_NO_SUCH_PROPERTY=1", "RDKAFKA_NO_SUCH_PROPERTY"},
             {{NULL}, NULL, "no mode given"},
+            {{"reconcile", "--grace", "soon"}, NULL, "--grace"},
+            {{"reconcile", "--audit", "127.0.0.1:8080"}, NULL,
+             "expected http://host:port"},
+            {{"reconcile", "--since", "yesterday"}, NULL, "--since"},
+            {{"reconcile", "now"}, NULL, "unexpected argument"},
+            {{"topics", "--grace", "1m"}, NULL, "only apply to reconcile"},
         };
         const char *env[2];
         run_t r;

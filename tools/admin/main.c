@@ -21,9 +21,11 @@
 #include "ab_log.h"
 #include "ab_time.h"
 #include "admin_deadletter.h"
+#include "admin_reconcile.h"
 #include "admin_topics.h"
 
-#define EXIT_INCOMPLETE 1 /* topics missing, or some could not be created */
+#define EXIT_INCOMPLETE 1 /* topics missing, or some could not be created;
+                           reconcile: something accepted is missing */
 #define EXIT_USAGE      2 /* bad option, value or librdkafka property */
 #define EXIT_CLUSTER    3 /* cluster unreachable, no controller, timeout */
 
@@ -39,7 +41,17 @@ typedef enum {
         MODE_CREATE,
         MODE_DLQ_LIST,
         MODE_DLQ_REPLAY,
+        MODE_RECONCILE,
 } admin_mode_t;
+
+/* Long-only options. */
+enum {
+        OPT_INGEST = 1000,
+        OPT_STATS,
+        OPT_SINK,
+        OPT_AUDIT,
+        OPT_GRACE,
+};
 
 /* The command line after parsing; conf holds every librdkafka property. */
 struct admin {
@@ -55,6 +67,8 @@ struct admin {
         size_t pcnt;
         ab_log_level_t level;
         admin_dlq_filter_t dlq;
+        admin_rc_conf_t rc;
+        int since_given;
         int help;
         int show_usage; /* the error is about the command line's shape */
         rd_kafka_conf_t *conf;
@@ -69,6 +83,8 @@ static int usage(int exitcode, const char *reason) {
         fprintf(fp,
 "Usage: aetherbus-admin [options] topics [create]\n"
 "       aetherbus-admin [options] deadletter list|replay [--name N] [--since T]\n"
+"       aetherbus-admin [options] reconcile [--since T] [--grace D]\n"
+"                       [--ingest URL] [--stats URL] [--sink URL] [--audit URL]\n"
 "\n"
 "Provisions the Kafka topics the event catalog needs: TOPIC_PREFIX + every\n"
 "catalog prefix, plus TOPIC_PREFIX + rejected and TOPIC_PREFIX + deadletter.\n"
@@ -88,6 +104,16 @@ static int usage(int exitcode, const char *reason) {
 "                  from (acks=all), so aetherbus-sink forwards them with its\n"
 "                  usual order and retries once the sink takes them; prints\n"
 "                  \"replayed N of M\"\n"
+"  reconcile       compare, per prefix and minute of receivedAt, the records\n"
+"                  Kafka holds (offsets by time on each events topic) with\n"
+"                  what each stage counted (GET /admin/stages: accepted by\n"
+"                  ingest, consumed by stats, sunk + dead-lettered +\n"
+"                  filtered by sink, audited by audit); prints the minutes\n"
+"                  that differ once older than the grace (nothing when all\n"
+"                  agree), notes on stderr. A service restarted counts from\n"
+"                  its start (countsFrom): earlier minutes are not compared.\n"
+"                  Without offsets by time (the devbroker), ingest's\n"
+"                  accepted figures stand in for Kafka's.\n"
 "\n"
 "Options:\n"
 "  -b, --brokers LIST     bootstrap brokers (env KAFKA_BROKERS,\n"
@@ -115,19 +141,31 @@ static int usage(int exitcode, const char *reason) {
 "  -s, --since T          only dead letters from T on: RFC 3339, or an age\n"
 "                         (30m, 2h, 7d)\n"
 "\n"
+"reconcile options:\n"
+"  -s, --since T          first minute compared: RFC 3339 or an age (default\n"
+"                         1h; services keep 3h)\n"
+"      --grace D          a minute is compared once its end is older than\n"
+"                         this (default 2m): consumers' lag\n"
+"      --ingest URL, --stats URL, --sink URL, --audit URL\n"
+"                         a service's base URL (http://host:port); replicas\n"
+"                         of one service comma-separated (summed); one not\n"
+"                         given is skipped with a note\n"
+"\n"
 "Environment: KAFKA_BROKERS, TOPIC_PREFIX, RDKAFKA_<PROP>, LOG_LEVEL\n"
 "(error|warn|info|debug, default warn; librdkafka's messages are JSON lines\n"
-"on stderr).\n"
+"on stderr), ADMIN_TOKEN (reconcile: sent to the services' /admin/stages).\n"
 "\n"
 "Exit status:\n"
 "  0  topics: every catalog topic exists; topics create: each one was created\n"
 "     or already existed (mismatches are reported, not errors)\n"
 "  1  topics: some are missing; topics create: some could not be created;\n"
-"     deadletter replay: some events could not be produced again\n"
+"     deadletter replay: some events could not be produced again;\n"
+"     reconcile: events accepted are missing downstream (or acknowledged\n"
+"     by ingest and not in Kafka)\n"
 "  2  bad usage, a bad value or a rejected librdkafka property\n"
 "  3  the cluster could not be read, a request timed out, or the cluster\n"
 "     cannot create topics (no controller: librdkafka's mock cluster, e.g.\n"
-"     aetherbus-devbroker)\n",
+"     aetherbus-devbroker); reconcile: a service given did not answer\n",
                 DEF_TIMEOUT_MS, DEF_PARTITIONS);
         return exitcode;
 }
@@ -173,6 +211,11 @@ static const struct option longopts[] = {
     {"config", required_argument, NULL, 'c'},
     {"name", required_argument, NULL, 'n'},
     {"since", required_argument, NULL, 's'},
+    {"ingest", required_argument, NULL, OPT_INGEST},
+    {"stats", required_argument, NULL, OPT_STATS},
+    {"sink", required_argument, NULL, OPT_SINK},
+    {"audit", required_argument, NULL, OPT_AUDIT},
+    {"grace", required_argument, NULL, OPT_GRACE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -201,6 +244,26 @@ static ab_err_t since(const char *s, int64_t *msp, char *errstr,
         return AB_OK;
 }
 
+/* --grace: 0, or a number with s, m or h. */
+static ab_err_t duration(const char *opt, const char *s, int64_t *msp,
+                         char *errstr, size_t errstr_size) {
+        char *end;
+        long long n;
+        int64_t unit;
+
+        n    = strtoll(s, &end, 10);
+        unit = !strcmp(end, "s") ? 1000 : !strcmp(end, "m") ? 60000
+             : !strcmp(end, "h") ? 3600000 : (!*end && n == 0) ? 1 : 0;
+        if (end == s || n < 0 || n > 24 * 3600 || !unit) {
+                ab_errstr_set(errstr, errstr_size,
+                              "%s \"%s\": expected a duration like 30s, 2m, 1h",
+                              opt, s);
+                return AB_ERR_INVALID;
+        }
+        *msp = (int64_t)n * unit;
+        return AB_OK;
+}
+
 /* Parses and checks everything, env then flags, into ad (conf included).
  * Does no I/O. */
 static ab_err_t argparse(struct admin *ad, int argc, char **argv,
@@ -216,6 +279,7 @@ static ab_err_t argparse(struct admin *ad, int argc, char **argv,
         ad->topic_prefix = DEF_TOPIC_PREFIX;
         ad->timeout_ms   = DEF_TIMEOUT_MS;
         ad->level        = AB_LOG_WARN;
+        ad->rc.grace_ms  = -1; /* not given */
         if ((env = getenv("KAFKA_BROKERS")) && *env) {
                 ad->brokers = env;
         }
@@ -292,6 +356,28 @@ static ab_err_t argparse(struct admin *ad, int argc, char **argv,
                 case 's':
                         err = since(optarg, &ad->dlq.since_ms, errstr,
                                     errstr_size);
+                        ad->since_given = 1;
+                        break;
+                case OPT_INGEST:
+                case OPT_STATS:
+                case OPT_SINK:
+                case OPT_AUDIT:
+                        if (strncmp(optarg, "http://", 7) &&
+                            strncmp(optarg, "https://", 8)) {
+                                ab_errstr_set(errstr, errstr_size,
+                                              "--%s \"%s\": expected "
+                                              "http://host:port",
+                                              (const char *[]){
+                                                  "ingest", "stats", "sink",
+                                                  "audit"}[opt - OPT_INGEST],
+                                              optarg);
+                                return AB_ERR_INVALID;
+                        }
+                        ad->rc.urls[opt - OPT_INGEST] = optarg;
+                        break;
+                case OPT_GRACE:
+                        err = duration("--grace", optarg, &ad->rc.grace_ms,
+                                       errstr, errstr_size);
                         break;
                 case 'h':
                         ad->help = 1;
@@ -316,7 +402,9 @@ static ab_err_t argparse(struct admin *ad, int argc, char **argv,
                 ab_errstr_set(errstr, errstr_size, "no mode given");
                 return AB_ERR_INVALID;
         }
-        if (!strcmp(argv[optind], "deadletter")) {
+        if (!strcmp(argv[optind], "reconcile")) {
+                ad->mode = MODE_RECONCILE;
+        } else if (!strcmp(argv[optind], "deadletter")) {
                 if (optind + 1 >= argc ||
                     (strcmp(argv[optind + 1], "list") &&
                      strcmp(argv[optind + 1], "replay"))) {
@@ -347,11 +435,44 @@ static ab_err_t argparse(struct admin *ad, int argc, char **argv,
                               argv[optind + 2]);
                 return AB_ERR_INVALID;
         }
-        if ((ad->dlq.name || ad->dlq.since_ms) && ad->mode != MODE_DLQ_LIST &&
+        if (ad->mode == MODE_RECONCILE && optind + 1 < argc) {
+                ab_errstr_set(errstr, errstr_size, "unexpected argument \"%s\"",
+                              argv[optind + 1]);
+                return AB_ERR_INVALID;
+        }
+        if (ad->dlq.name && ad->mode != MODE_DLQ_LIST &&
             ad->mode != MODE_DLQ_REPLAY) {
                 ab_errstr_set(errstr, errstr_size,
-                              "--name and --since only apply to deadletter");
+                              "--name only applies to deadletter");
                 return AB_ERR_INVALID;
+        }
+        if (ad->since_given && ad->mode != MODE_DLQ_LIST &&
+            ad->mode != MODE_DLQ_REPLAY && ad->mode != MODE_RECONCILE) {
+                ab_errstr_set(errstr, errstr_size,
+                              "--since only applies to deadletter and "
+                              "reconcile");
+                return AB_ERR_INVALID;
+        }
+        if (ad->mode != MODE_RECONCILE &&
+            (ad->rc.urls[0] || ad->rc.urls[1] || ad->rc.urls[2] ||
+             ad->rc.urls[3] || ad->rc.grace_ms >= 0)) {
+                ab_errstr_set(errstr, errstr_size,
+                              "--ingest, --stats, --sink, --audit and --grace "
+                              "only apply to reconcile");
+                return AB_ERR_INVALID;
+        }
+        if (ad->mode == MODE_RECONCILE) {
+                if (!ad->since_given) {
+                        ad->dlq.since_ms = ab_time_now_ms() - 3600000;
+                }
+                if (ad->rc.grace_ms < 0) {
+                        ad->rc.grace_ms = 120000;
+                }
+                ad->rc.since_ms   = ad->dlq.since_ms;
+                ad->rc.timeout_ms = ad->timeout_ms;
+                if ((env = getenv("ADMIN_TOKEN")) && *env) {
+                        ad->rc.admin_token = env;
+                }
         }
         if (ad->mode != MODE_CREATE &&
             (ad->partitions || ad->replication_factor || ad->ccnt)) {
@@ -441,6 +562,27 @@ int main(int argc, char **argv) {
                 }
         }
 
+        if (ad.mode == MODE_RECONCILE) {
+                uint64_t missing = 0;
+
+                err = admin_reconcile_run(ad.conf, cat, ad.topic_prefix, &ad.rc,
+                                          stdout, stderr, &missing, errstr,
+                                          sizeof(errstr));
+                fflush(stdout);
+                rd_kafka_conf_destroy(ad.conf);
+                admin_topics_destroy(at);
+                ab_catalog_destroy(cat);
+                if (err == AB_ERR_INVALID) {
+                        fprintf(stderr, "aetherbus-admin: %s\n", errstr);
+                        return EXIT_USAGE;
+                }
+                if (err) {
+                        fprintf(stderr, "aetherbus-admin: %s (brokers %s)\n",
+                                errstr, ad.brokers);
+                        return EXIT_CLUSTER;
+                }
+                return missing ? EXIT_INCOMPLETE : 0;
+        }
         if (ad.mode == MODE_DLQ_LIST || ad.mode == MODE_DLQ_REPLAY) {
                 size_t matched = 0, replayed = 0, failed = 0;
 
