@@ -64,10 +64,12 @@ static int usage(const char *argv0, int exitcode, const char *reason) {
                 fprintf(out, "%s: %s\n\n", argv0, reason);
         }
         fprintf(out,
-                "Usage: %s preload|drain -b HOST:PORT -t TOPIC [options]\n"
+                "Usage: %s preload|drain|follow -b HOST:PORT -t TOPIC [options]\n"
                 "  -b, --brokers LIST   bootstrap servers (required)\n"
-                "  -t, --topic NAME     topic (required; drain: repeatable, every\n"
-                "                       partition of each is read)\n"
+                "  -t, --topic NAME     topic (required; drain, follow: repeatable,\n"
+                "                       every partition of each is read)\n"
+                "  -d, --seconds S      follow: read new records for S seconds\n"
+                "                       (default 30) and print their latency\n"
                 "  -n, --count N        preload: records (default 1000000)\n"
                 "  -k, --tenants K      preload: distinct companyIds "
                 "(default 100000)\n"
@@ -277,12 +279,92 @@ static int drain(const char *brokers, const char *const *topics,
         return got >= want ? 0 : 1;
 }
 
+static int cmp_i64(const void *a, const void *b) {
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* The baseline of bench/e2e: a bare consumer of the topics from their
+ * ends, for \p seconds, measuring each record's age on arrival against
+ * its timestamp (ingest's receivedAt, the moment before its 202). */
+static int follow(const char *brokers, const char *const *topics,
+                  int topic_cnt, double seconds) {
+        rd_kafka_topic_partition_list_t *list;
+        rd_kafka_message_t *msgs[1024];
+        rd_kafka_queue_t *q;
+        rd_kafka_t *rk;
+        char errstr[512];
+        int64_t *lat = NULL, ts, now;
+        size_t n_lat = 0, cap = 0;
+        int parts, i, t;
+        ssize_t n, j;
+        double t0;
+        struct timespec w;
+
+        if (!(rk = client(RD_KAFKA_CONSUMER, brokers, errstr, sizeof(errstr)))) {
+                fprintf(stderr, "bench-consume: %s\n", errstr);
+                return 1;
+        }
+        list = rd_kafka_topic_partition_list_new(64);
+        for (t = 0; t < topic_cnt; t++) {
+                if ((parts = partitions_of(rk, topics[t])) < 1) {
+                        fprintf(stderr, "bench-consume: no topic %s\n", topics[t]);
+                        return 1;
+                }
+                for (i = 0; i < parts; i++) {
+                        rd_kafka_topic_partition_list_add(list, topics[t], i)->offset =
+                            RD_KAFKA_OFFSET_END;
+                }
+        }
+        rd_kafka_assign(rk, list);
+        q  = rd_kafka_queue_get_consumer(rk);
+        t0 = now_s();
+        printf("following\n");
+        fflush(stdout);
+        while (now_s() - t0 < seconds) {
+                n = rd_kafka_consume_batch_queue(q, 100, msgs, 1024);
+                clock_gettime(CLOCK_REALTIME, &w);
+                now = (int64_t)w.tv_sec * 1000 + w.tv_nsec / 1000000;
+                for (j = 0; j < n; j++) {
+                        ts = rd_kafka_message_timestamp(msgs[j], NULL);
+                        if (!msgs[j]->err && ts > 0) {
+                                if (n_lat == cap) {
+                                        cap = cap ? 2 * cap : 65536;
+                                        lat = realloc(lat, cap * sizeof(*lat));
+                                        if (!lat) {
+                                                return 1;
+                                        }
+                                }
+                                lat[n_lat++] = now - ts;
+                        }
+                        rd_kafka_message_destroy(msgs[j]);
+                }
+        }
+        if (n_lat) {
+                qsort(lat, n_lat, sizeof(*lat), cmp_i64);
+                printf("records=%zu lat_p50_ms=%" PRId64 " lat_p99_ms=%" PRId64
+                       " lat_max_ms=%" PRId64 "\n",
+                       n_lat, lat[n_lat / 2], lat[(size_t)((double)n_lat * 0.99)],
+                       lat[n_lat - 1]);
+        } else {
+                printf("records=0\n");
+        }
+        free(lat);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_topic_partition_list_destroy(list);
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return n_lat ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
         static const struct option longopts[] = {
             {"brokers", required_argument, NULL, 'b'},
             {"topic", required_argument, NULL, 't'},
             {"count", required_argument, NULL, 'n'},
             {"tenants", required_argument, NULL, 'k'},
+            {"seconds", required_argument, NULL, 'd'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -290,6 +372,7 @@ int main(int argc, char **argv) {
         const char *topics[64];
         int topic_cnt = 0;
         long count = 1000000, tenants = 100000;
+        double seconds = 30;
         int c;
 
         if (argc < 2 || argv[1][0] == '-') {
@@ -298,7 +381,7 @@ int main(int argc, char **argv) {
         }
         mode = argv[1];
         optind = 2;
-        while ((c = getopt_long(argc, argv, "b:t:n:k:h", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "b:t:n:k:d:h", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'b':
                         brokers = optarg;
@@ -314,6 +397,9 @@ int main(int argc, char **argv) {
                         break;
                 case 'k':
                         tenants = atol(optarg);
+                        break;
+                case 'd':
+                        seconds = atof(optarg);
                         break;
                 case 'h':
                         return usage(argv[0], 0, NULL);
@@ -333,5 +419,8 @@ int main(int argc, char **argv) {
         if (!strcmp(mode, "drain")) {
                 return drain(brokers, topics, topic_cnt);
         }
-        return usage(argv[0], 2, "mode must be preload or drain");
+        if (!strcmp(mode, "follow")) {
+                return follow(brokers, topics, topic_cnt, seconds);
+        }
+        return usage(argv[0], 2, "mode must be preload, drain or follow");
 }

@@ -35,6 +35,24 @@
         "\"p1\",\"payload\":{\"productId\":\"p1\",\"sku\":\"SKU-001\","      \
         "\"referrer\":\"search\"}}"
 
+/* The same with the wall-clock ms the request was built at, for
+ * bench/e2e: a consumer of the event computes its latency from it. */
+#define EVENT_FMT_STAMPED                                                    \
+        "{\"id\":\"L%u-%09lu-%03d\",\"name\":\"ProductViewed\","             \
+        "\"schemaVersion\":1,\"occurredAt\":\"2026-02-11T20:10:00.000Z\","   \
+        "\"source\":\"storefront\",\"companyId\":\"c_%d\",\"subjectId\":"    \
+        "\"p1\",\"payload\":{\"productId\":\"p1\",\"sku\":\"SKU-001\","      \
+        "\"referrer\":\"search\",\"sentMs\":%lld}}"
+
+static int stamp; /* -s: EVENT_FMT_STAMPED */
+
+static long long wall_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 typedef struct conn_s {
         int fd;
         int busy;
@@ -74,6 +92,7 @@ static int usage(const char *argv0, int exitcode, const char *reason) {
                 "  -d, --duration S      seconds (default 10)\n"
                 "  -e, --events N        events per request (default 1)\n"
                 "  -p, --path PATH       default /events/ingest\n"
+                "  -s, --stamp           payload carries sentMs (wall clock)\n"
                 "  -h, --help            this text\n",
                 argv0);
         return exitcode;
@@ -107,9 +126,17 @@ static void build_request(conn_t *c, unsigned run, unsigned long seq,
                 body[blen++] = '[';
         }
         for (i = 0; i < events; i++) {
-                r = snprintf(body + blen, sizeof(body) - blen, "%s" EVENT_FMT,
-                             i ? "," : "", run, seq, i,
-                             (int)((seq * 7 + (unsigned long)i) % 16));
+                if (stamp) {
+                        r = snprintf(body + blen, sizeof(body) - blen,
+                                     "%s" EVENT_FMT_STAMPED, i ? "," : "", run,
+                                     seq, i,
+                                     (int)((seq * 7 + (unsigned long)i) % 16),
+                                     wall_ms());
+                } else {
+                        r = snprintf(body + blen, sizeof(body) - blen,
+                                     "%s" EVENT_FMT, i ? "," : "", run, seq, i,
+                                     (int)((seq * 7 + (unsigned long)i) % 16));
+                }
                 blen += (size_t)r;
         }
         if (events > 1) {
@@ -173,6 +200,7 @@ int main(int argc, char **argv) {
             {"duration", required_argument, NULL, 'd'},
             {"events", required_argument, NULL, 'e'},
             {"path", required_argument, NULL, 'p'},
+            {"stamp", no_argument, NULL, 's'},
             {"help", no_argument, NULL, 'h'},
             {NULL, 0, NULL, 0},
         };
@@ -193,7 +221,7 @@ int main(int argc, char **argv) {
         long late;
         struct epoll_event evs[256];
 
-        while ((c = getopt_long(argc, argv, "a:r:c:d:e:p:h", longopts,
+        while ((c = getopt_long(argc, argv, "a:r:c:d:e:p:sh", longopts,
                                 NULL)) != -1) {
                 switch (c) {
                 case 'a':
@@ -213,6 +241,9 @@ int main(int argc, char **argv) {
                         break;
                 case 'p':
                         path = optarg;
+                        break;
+                case 's':
+                        stamp = 1;
                         break;
                 case 'h':
                         return usage(argv[0], 0, NULL);

@@ -8,6 +8,9 @@
  *   events=N requests=R bytes=B first_ms=T0 last_ms=T1
  * (wall clock of the first and the last request), so the benchmark times
  * the flow from the first event to the last, not the group join.
+ * With -L (bench/e2e) it also keeps, for every event whose payload carries
+ * "sentMs" (aetherbus-bench-load -s), the ms from then to its arrival;
+ * GET /latency answers  lat_n=N lat_p50_ms=.. lat_p99_ms=.. lat_max_ms=..
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -37,13 +40,63 @@ static int64_t now_ms(void) {
 struct tail {
         char b[KEYLEN];
         size_t n;
+        char *body; /* -L: the whole body, scanned once complete */
+        size_t len, cap;
 };
+
+#define LAT_MAX (4 * 1024 * 1024)
+static int lat_mode;
+static int32_t *lat;
+static atomic_size_t lat_n;
+
+static int cmp_i32(const void *a, const void *b) {
+        int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* Every "sentMs":N of a complete body: one latency sample each. */
+static void lat_scan(const char *p, size_t n, int64_t now) {
+        static const char key[] = "\"sentMs\":";
+        const char *end = p + n, *q;
+        size_t i;
+
+        while (p < end && (q = memmem(p, (size_t)(end - p), key, sizeof(key) - 1))) {
+                q += sizeof(key) - 1;
+                if ((i = atomic_fetch_add(&lat_n, 1)) < LAT_MAX) {
+                        lat[i] = (int32_t)(now - strtoll(q, NULL, 10));
+                }
+                p = q;
+        }
+}
+
+static void lat_answer(char *buf, size_t size) {
+        size_t n = atomic_load(&lat_n), i;
+        int32_t *c;
+
+        n = n < LAT_MAX ? n : LAT_MAX;
+        if (!n || !(c = malloc(n * sizeof(*c)))) {
+                snprintf(buf, size, "lat_n=0\n");
+                return;
+        }
+        for (i = 0; i < n; i++) {
+                c[i] = lat[i];
+        }
+        qsort(c, n, sizeof(*c), cmp_i32);
+        snprintf(buf, size,
+                 "lat_n=%zu lat_p50_ms=%d lat_p99_ms=%d lat_max_ms=%d\n", n,
+                 c[n / 2], c[(size_t)((double)n * 0.99)], c[n - 1]);
+        free(c);
+}
 
 static void completed(void *cls, struct MHD_Connection *conn, void **state,
                       enum MHD_RequestTerminationCode code) {
         (void)cls;
         (void)conn;
         (void)code;
+        if (*state) {
+                free(((struct tail *)*state)->body);
+        }
         free(*state);
         *state = NULL;
 }
@@ -83,8 +136,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
         int64_t t, zero = 0;
 
         (void)cls;
-        (void)url;
         (void)version;
+        if (!strcmp(method, "GET") && !strcmp(url, "/latency")) {
+                lat_answer(buf, sizeof(buf));
+                return answer(conn, 200, buf);
+        }
         if (!strcmp(method, "GET")) {
                 snprintf(buf, sizeof(buf),
                          "events=%" PRIuFAST64 " requests=%" PRIuFAST64
@@ -114,11 +170,29 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                                               count_ids(data, *size));
                 t->n = *size < KEYLEN - 1 ? *size : KEYLEN - 1;
                 memcpy(t->b, data + *size - t->n, t->n);
+                if (lat_mode) {
+                        if (t->len + *size > t->cap) {
+                                size_t cap = (t->len + *size) * 2;
+                                char *nb   = realloc(t->body, cap);
+
+                                if (!nb) {
+                                        return MHD_NO;
+                                }
+                                t->body = nb;
+                                t->cap  = cap;
+                        }
+                        memcpy(t->body + t->len, data, *size);
+                        t->len += *size;
+                }
                 atomic_fetch_add(&bytes, *size);
                 *size = 0;
                 return MHD_YES;
         }
         t = now_ms();
+        if (lat_mode && ((struct tail *)*state)->body) {
+                lat_scan(((struct tail *)*state)->body, ((struct tail *)*state)->len, t);
+                ((struct tail *)*state)->len = 0;
+        }
         atomic_compare_exchange_strong(&first_ms, &zero, t);
         atomic_store(&last_ms, t);
         atomic_fetch_add(&requests, 1);
@@ -134,19 +208,26 @@ int main(int argc, char **argv) {
         struct MHD_Daemon *d;
         int port = 0, c;
 
-        while ((c = getopt(argc, argv, "p:h")) != -1) {
+        while ((c = getopt(argc, argv, "p:Lh")) != -1) {
                 switch (c) {
                 case 'p':
                         port = atoi(optarg);
                         break;
+                case 'L':
+                        lat_mode = 1;
+                        break;
                 default:
-                        fprintf(stderr, "Usage: %s -p PORT\n", argv[0]);
+                        fprintf(stderr, "Usage: %s -p PORT [-L]\n", argv[0]);
                         return c == 'h' ? 0 : 2;
                 }
         }
         if (port <= 0 || port > 65535) {
                 fprintf(stderr, "%s: -p PORT is required\n", argv[0]);
                 return 2;
+        }
+        if (lat_mode && !(lat = malloc(LAT_MAX * sizeof(*lat)))) {
+                fprintf(stderr, "%s: out of memory\n", argv[0]);
+                return 1;
         }
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
