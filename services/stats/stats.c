@@ -300,6 +300,7 @@ void stats_destroy(stats_t *st) {
         /* A proxied GET ends within its own timeout. */
         stats_console_drain(st, 6000);
         ab_consume_destroy(st->consume);
+        ab_stage_destroy(st->stage); /* after the consumer: it counts into it */
         ab_producer_destroy(st->producer);
         ab_auth_destroy(st->auth);
         stats_window_destroy(st->window);
