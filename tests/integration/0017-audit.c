@@ -28,7 +28,6 @@
 
 #include "ab_catalog.h"
 #include "ab_itest.h"
-#include "ab_record.h"
 #include "ab_time.h"
 
 #define PARTITIONS 2
@@ -386,37 +385,6 @@ static int verify_inclusion(uint64_t index, uint64_t size, const uint8_t *leaf,
         return sn == 0 && !memcmp(r, root, 32);
 }
 
-/* What the sink writes when it gives up on st-4: a fact of its own
- * next to st-4's accepted row. */
-static void produce_deadletter(void) {
-        ab_record_failure_t f;
-        char topic[256], src[256], errstr[256], *value;
-        size_t len;
-
-        ab_record_failure_init(&f, AB_RECORD_DEADLETTER);
-        snprintf(src, sizeof(src), "%scommerce", prefix);
-        f.reason         = "the sink answered 400";
-        f.code           = "HTTP_400";
-        f.tenant         = "c0";
-        f.received_at_ms = wall_ms();
-        f.src_topic      = src;
-        f.src_partition  = 0;
-        f.src_offset     = 0;
-        f.http_status    = 400;
-        f.failed_at_ms   = wall_ms();
-        f.original       = json_pack(
-            "{s:s,s:s,s:i,s:s,s:s,s:s,s:{s:s}}", "id", "st-4", "name",
-            "EmailSent", "schemaVersion", 1, "occurredAt", occurred, "source",
-            "api", "companyId", "c0", "payload", "n", "st-4");
-        cr_assert(f.original);
-        value = ab_record_failure_encode(&f, &len, errstr, sizeof(errstr));
-        cr_assert(value, "%s", errstr);
-        snprintf(topic, sizeof(topic), "%sdeadletter", prefix);
-        ab_itest_produce(b, topic, "c0", value, len, NULL);
-        free(value);
-        json_decref(f.original);
-}
-
 /* The signed note the API serves is also a record of
  * <prefix>audit-checkpoints, keyed by origin, byte for byte: the copy
  * outside the database. */
@@ -470,7 +438,9 @@ Test(audit, the_query_api_filters_pages_and_proves) {
         snprintf(path, sizeof(path), "%scommerce", prefix);
         ab_itest_produce(b, path, "k", "\xc3\x01garbage", 9, NULL);
         post_mix();
-        produce_deadletter();
+        /* what the sink writes when it gives up on st-4 */
+        ab_itest_produce_deadletter(b, prefix, "st-4", "EmailSent", "api", "c0",
+                                    occurred);
         wait_rows("id LIKE 'st-%' OR id LIKE 'bad-%'", 10);
 
         /* the guard is the shared one */

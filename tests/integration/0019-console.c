@@ -32,7 +32,6 @@
 #include <openssl/evp.h>
 
 #include "ab_itest.h"
-#include "ab_record.h"
 #include "ab_time.h"
 
 #define PARTITIONS 2
@@ -429,37 +428,6 @@ static void post_one(const char *id, const char *name, const char *source,
         ab_itest_http_clear(&res);
 }
 
-/* What the sink writes when it gives up on \p id (an OrderCreated of
- * <prefix>commerce): a dead letter with the sink's reason. */
-static void produce_deadletter(const char *id, const char *occurred) {
-        ab_record_failure_t f;
-        char topic[256], src[256], errstr[256], *value;
-        size_t len;
-
-        ab_record_failure_init(&f, AB_RECORD_DEADLETTER);
-        snprintf(src, sizeof(src), "%scommerce", prefix);
-        f.reason         = "the sink answered 400";
-        f.code           = "HTTP_400";
-        f.tenant         = "acme";
-        f.received_at_ms = ab_time_now_ms();
-        f.src_topic      = src;
-        f.src_partition  = 0;
-        f.src_offset     = 0;
-        f.http_status    = 400;
-        f.failed_at_ms   = ab_time_now_ms();
-        f.original       = json_pack(
-            "{s:s,s:s,s:i,s:s,s:s,s:s,s:{s:s}}", "id", id, "name",
-            "OrderCreated", "schemaVersion", 1, "occurredAt", occurred,
-            "source", "storefront", "companyId", "acme", "payload", "n", id);
-        cr_assert(f.original);
-        value = ab_record_failure_encode(&f, &len, errstr, sizeof(errstr));
-        cr_assert(value, "%s", errstr);
-        snprintf(topic, sizeof(topic), "%sdeadletter", prefix);
-        ab_itest_produce(b, topic, "acme", value, len, NULL);
-        free(value);
-        json_decref(f.original);
-}
-
 static long status_of(const char *path, const char *const *headers) {
         char url[512];
         ab_itest_http_t res;
@@ -621,7 +589,8 @@ Test(console, shows_traffic_failures_and_a_verified_proof) {
         post_one(bad[0], "NoSuchEvent", "api", occurred, 400);
         post_one(bad[1], "NoSuchEvent", "api", occurred, 400);
         post_one(bad[2], "OrderCreated", "storefront", NULL, 400);
-        produce_deadletter("con-1", occurred);
+        ab_itest_produce_deadletter(b, prefix, "con-1", "OrderCreated", "storefront",
+                                    "acme", occurred);
         for (i = 0; i < 3; i++) {
                 snprintf(js, sizeof(js),
                          "(function(){var r=document.querySelector('#failure-rows tr.failure[data-id=\"%s\"]');"

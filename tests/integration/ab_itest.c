@@ -34,6 +34,8 @@
 #include "ab_itest.h"
 #include "ab_kafka.h"
 #include "ab_log.h"
+#include "ab_record.h"
+#include "ab_time.h"
 
 extern char **environ;
 
@@ -1771,4 +1773,36 @@ void ab_itest_audit_keygen(const char *origin, const char *path) {
                      "aetherbus-audit keygen --name %s --out %s failed",
                      origin, path);
         ab_itest_proc_destroy(kg);
+}
+
+void ab_itest_produce_deadletter(ab_itest_broker_t *b, const char *prefix,
+                                 const char *id, const char *name,
+                                 const char *source, const char *company,
+                                 const char *occurred) {
+        ab_record_failure_t f;
+        char topic[256], src[256], errstr[256], *value;
+        size_t len;
+
+        ab_record_failure_init(&f, AB_RECORD_DEADLETTER);
+        snprintf(src, sizeof(src), "%scommerce", prefix);
+        f.reason         = "the sink answered 400";
+        f.code           = "HTTP_400";
+        f.tenant         = company;
+        f.received_at_ms = ab_time_now_ms();
+        f.src_topic      = src;
+        f.src_partition  = 0;
+        f.src_offset     = 0;
+        f.http_status    = 400;
+        f.failed_at_ms   = f.received_at_ms;
+        f.original       = json_pack(
+            "{s:s,s:s,s:i,s:s,s:s,s:s,s:{s:s}}", "id", id, "name", name,
+            "schemaVersion", 1, "occurredAt", occurred, "source", source,
+            "companyId", company, "payload", "n", id);
+        cr_assert(f.original, "dead letter of %s", id);
+        value = ab_record_failure_encode(&f, &len, errstr, sizeof(errstr));
+        cr_assert(value, "%s", errstr);
+        snprintf(topic, sizeof(topic), "%sdeadletter", prefix);
+        ab_itest_produce(b, topic, company, value, len, NULL);
+        free(value);
+        json_decref(f.original);
 }

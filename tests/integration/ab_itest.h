@@ -158,6 +158,17 @@ int ab_itest_kafka_sh(const char *state_dir, const char *mode,
                       const char *opt, char *brokers, size_t brokers_size);
 
 /**
+ * @brief Produces to <prefix>deadletter what the sink writes when it gives
+ *        up on event \p id (HTTP 400 from the sink; source topic
+ *        <prefix>commerce, partition 0, offset 0), the event's original
+ *        made of \p name, \p source, \p company and \p occurred.
+ */
+void ab_itest_produce_deadletter(ab_itest_broker_t *b, const char *prefix,
+                                 const char *id, const char *name,
+                                 const char *source, const char *company,
+                                 const char *occurred);
+
+/**
  * @brief Makes an audit signing key for \p origin at \p path with the
  *        real `aetherbus-audit keygen`. Aborts the test on failure.
  */
