@@ -282,11 +282,36 @@ list_offsets(ab_consume_t *c, const rd_kafka_topic_partition_list_t *list,
         }
         *errp = rd_kafka_offsets_for_times(c->rk, out, timeout_ms);
         for (i = 0; i < out->cnt; i++) {
-                if (*errp || out->elems[i].err) {
+                if (*errp && !out->elems[i].err) {
+                        out->elems[i].err = *errp;
+                }
+                if (out->elems[i].err) {
                         out->elems[i].offset = -1;
                 }
         }
         return out;
+}
+
+/* One partition's start from its timestamp lookup. Reading too much
+ * costs a replay the time filter drops; reading too little loses counts,
+ * so every doubt reads more. A failed lookup (a leader moving, a topic
+ * just created) starts at the beginning. No record inside the window
+ * starts at the high watermark read before the lookup, never at the
+ * logical end: that is resolved when fetching starts and skipped every
+ * record written in between (a rebuild once missed ingest's core.startup
+ * that way). */
+static int64_t at_position(const rd_kafka_topic_partition_t *at,
+                           const rd_kafka_topic_partition_t *hi) {
+        if (at->err) {
+                ab_warn(COMP, "%s [%" PRId32 "]: timestamp lookup failed "
+                              "(%s): reading it from the beginning",
+                        at->topic, at->partition, rd_kafka_err2str(at->err));
+                return RD_KAFKA_OFFSET_BEGINNING;
+        }
+        if (at->offset >= 0) {
+                return at->offset;
+        }
+        return hi->offset >= 0 ? hi->offset : RD_KAFKA_OFFSET_BEGINNING;
 }
 
 /* Where each partition starts: the first offset with a timestamp >=
@@ -325,9 +350,8 @@ static void start_positions(ab_consume_t *c,
                 }
         } else {
                 for (i = 0; i < list->cnt; i++) {
-                        list->elems[i].offset = at->elems[i].offset >= 0
-                                                    ? at->elems[i].offset
-                                                    : RD_KAFKA_OFFSET_END;
+                        list->elems[i].offset = at_position(&at->elems[i],
+                                                            &hi->elems[i]);
                 }
                 ab_info(COMP, "starting at the first records of the window "
                               "(timestamp lookup)");
