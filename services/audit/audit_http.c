@@ -12,10 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "ab_time.h"
 #include "audit.h"
+#include "audit_proof.h"
 
 #define LIMIT_DEFAULT 100
 #define LIMIT_MAX 1000
@@ -162,26 +161,6 @@ static void h_list(ab_http_req_t *req, void *opaque) {
         ab_http_respond_json(req, 200, doc);
 }
 
-/* The row of \p id answered by /admin/events/{id}: of ?status= when
- * given, else the accepted one if any, else the oldest. */
-static json_t *pick(ab_http_req_t *req, json_t *rows, const char *status) {
-        json_t *r, *first = NULL;
-        size_t i;
-
-        json_array_foreach(rows, i, r) {
-                const char *s = json_string_value(json_object_get(r, "status"));
-
-                if (status ? !strcmp(s, status) : !strcmp(s, "accepted")) {
-                        return r;
-                }
-                if (!first) {
-                        first = r;
-                }
-        }
-        (void)req;
-        return status ? NULL : first;
-}
-
 static void hexs(const uint8_t *p, char *out) {
         static const char d[] = "0123456789abcdef";
         int i;
@@ -194,76 +173,14 @@ static void hexs(const uint8_t *p, char *out) {
 }
 
 static void proof(ab_http_req_t *req, audit_t *a, json_t *row) {
-        audit_merkle_proof_t pr;
-        uint8_t leaf[AUDIT_HASH_LEN], root[AUDIT_HASH_LEN];
-        char hx[2 * AUDIT_HASH_LEN + 1], errstr[512];
-        uint64_t index, size = 0, cur;
-        char *note = NULL, *tlog = NULL, *b64;
-        uint8_t *data;
-        json_t *path, *doc;
-        size_t i, tlog_len, data_len;
-        ab_err_t err;
+        char errstr[512];
+        json_t *doc;
 
-        index = (uint64_t)json_integer_value(json_object_get(row, "leafIndex"));
-        /* Prove against the latest signed checkpoint when it covers the
-         * leaf: what a verifier can check with the log's public key. */
-        if (audit_store_checkpoint_latest(a->store, &note, &size, root, errstr,
-                                          sizeof(errstr)) != AB_OK ||
-            index >= size) {
-                free(note);
-                note = NULL;
-                if ((err = audit_store_tree(a->store, &cur, root))) {
-                        ab_http_respond_error(req, 500, "tree root",
-                                              json_string(ab_err2str(err)));
-                        return;
-                }
-                size = cur;
-        }
-        if ((err = audit_store_proof(a->store, index, size, &pr, leaf, errstr,
-                                     sizeof(errstr)))) {
-                free(note);
+        if (!(doc = audit_proof_doc(a->store, row, errstr, sizeof(errstr)))) {
                 ab_http_respond_error(req, 500, "cannot build the proof",
                                       json_string(errstr));
                 return;
         }
-        path = json_array();
-        for (i = 0; i < pr.cnt; i++) {
-                hexs(pr.hash[i], hx);
-                json_array_append_new(path, json_string(hx));
-        }
-        doc = json_pack("{s:O,s:O,s:I,s:I,s:o}", "id",
-                        json_object_get(row, "id"), "status",
-                        json_object_get(row, "status"), "leafIndex",
-                        (json_int_t)index, "treeSize", (json_int_t)size,
-                        "inclusionPath", path);
-        hexs(leaf, hx);
-        json_object_set_new(doc, "leafHash", json_string(hx));
-        /* The leaf's own bytes (base64), so a verifier (the console, in
-         * the browser) hashes the row itself and reads what it proves. */
-        if (audit_store_leaf_at(a->store, index, &data, &data_len, errstr,
-                                sizeof(errstr)) == AB_OK) {
-                if ((b64 = malloc(4 * ((data_len + 2) / 3) + 1))) {
-                        EVP_EncodeBlock((unsigned char *)b64, data,
-                                        (int)data_len);
-                        json_object_set_new(doc, "leafData", json_string(b64));
-                        free(b64);
-                }
-                free(data);
-        }
-        hexs(root, hx);
-        json_object_set_new(doc, "rootHash", json_string(hx));
-        json_object_set_new(doc, "checkpoint",
-                            note ? json_string(note) : json_null());
-        /* The same as one C2SP tlog-proof: all a third party needs, with
-         * the row's leaf bytes and the log's verifier key. */
-        if (note && audit_tlog_proof_format(index, &pr, note, strlen(note),
-                                            &tlog, &tlog_len, errstr,
-                                            sizeof(errstr)) == AB_OK) {
-                json_object_set_new(doc, "tlogProof",
-                                    json_stringn(tlog, tlog_len));
-                free(tlog);
-        }
-        free(note);
         ab_http_respond_json(req, 200, doc);
 }
 
@@ -304,7 +221,7 @@ static void h_event(ab_http_req_t *req, void *opaque) {
                                       json_string(errstr));
                 return;
         }
-        if (!(row = pick(req, rows, status))) {
+        if (!(row = audit_proof_pick(rows, status))) {
                 json_decref(rows);
                 ab_http_respond_error(req, 404, "no such event",
                                       ab_http_text(id));

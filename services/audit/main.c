@@ -3,8 +3,9 @@
  * aetherbus-audit: the service (configuration, wiring, signals, run,
  * teardown; the logic is in audit*.c), and two tools: "keygen", which
  * makes the checkpoint signing key (AUDIT_SIGNING_KEY) and prints the
- * verifier key to publish, and "verify", which recomputes the tree from
- * the database's rows.
+ * verifier key to publish, "verify", which recomputes the tree from
+ * the database's rows, and "prove", which prints an event's inclusion
+ * proof for a third party.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -15,6 +16,7 @@
 #include "ab_log.h"
 #include "audit.h"
 #include "audit_checkpoint.h"
+#include "audit_proof.h"
 
 static volatile sig_atomic_t run = 1;
 
@@ -39,7 +41,17 @@ static int usage(void) {
                 "the\n"
                 "  audit-checkpoints topic) and the log's verifier key VKEY, "
                 "the\n"
-                "  rows must also give that checkpoint's root.\n");
+                "  rows must also give that checkpoint's root.\n"
+                "       aetherbus-audit prove ID [--db PATH] [--status S]\n"
+                "  prints the inclusion proof of event ID (its accepted row,"
+                " else its\n"
+                "  oldest; --status accepted|rejected|deadletter picks one) "
+                "as JSON:\n"
+                "  leaf bytes, path, root and the latest signed checkpoint, "
+                "what a\n"
+                "  third party checks offline with the log's verifier key. "
+                "Exits 0,\n"
+                "  1 when the database has no such event.\n");
         return 2;
 }
 
@@ -156,6 +168,60 @@ static int verify(int argc, char **argv) {
         return 0;
 }
 
+static int prove(int argc, char **argv) {
+        const char *path = getenv("AUDIT_DB_PATH"), *id = NULL, *status = NULL;
+        char errstr[512];
+        audit_store_t *s;
+        json_t *rows, *row, *doc = NULL;
+        int i, rc = 1;
+
+        for (i = 0; i < argc; i++) {
+                if (!strcmp(argv[i], "--db") && i + 1 < argc) {
+                        path = argv[++i];
+                } else if (!strcmp(argv[i], "--status") && i + 1 < argc) {
+                        status = argv[++i];
+                } else if (argv[i][0] != '-' && !id) {
+                        id = argv[i];
+                } else {
+                        return usage();
+                }
+        }
+        if (!id || (status && strcmp(status, "accepted") &&
+                    strcmp(status, "rejected") && strcmp(status, "deadletter"))) {
+                return usage();
+        }
+        if (!path || !*path) {
+                path = "./aetherbus-audit.db";
+        }
+        if (!(s = audit_store_open(path, AUDIT_STORE_READONLY, NULL, errstr,
+                                   sizeof(errstr)))) {
+                fprintf(stderr, "aetherbus-audit: prove: %s\n", errstr);
+                return 2;
+        }
+        if (!(rows = audit_store_get(s, id, errstr, sizeof(errstr)))) {
+                fprintf(stderr, "aetherbus-audit: prove: %s\n", errstr);
+                rc = 2;
+        } else if (!(row = audit_proof_pick(rows, status))) {
+                fprintf(stderr, "aetherbus-audit: prove: %s: no event %s%s%s\n",
+                        path, id, status ? " with status " : "",
+                        status ? status : "");
+        } else if (!(doc = audit_proof_doc(s, row, errstr, sizeof(errstr)))) {
+                fprintf(stderr, "aetherbus-audit: prove: %s\n", errstr);
+                rc = 2;
+        } else if (json_dumpf(doc, stdout, JSON_INDENT(2)) || puts("") < 0 ||
+                   fflush(stdout)) {
+                fprintf(stderr, "aetherbus-audit: prove: cannot write the "
+                                "proof\n");
+                rc = 2;
+        } else {
+                rc = 0;
+        }
+        json_decref(doc);
+        json_decref(rows);
+        audit_store_close(s);
+        return rc;
+}
+
 int main(int argc, char **argv) {
         audit_conf_t conf;
         audit_t *a;
@@ -167,6 +233,9 @@ int main(int argc, char **argv) {
         }
         if (argc >= 2 && !strcmp(argv[1], "verify")) {
                 return verify(argc - 2, argv + 2);
+        }
+        if (argc >= 2 && !strcmp(argv[1], "prove")) {
+                return prove(argc - 2, argv + 2);
         }
         if (argc >= 2 && argv[1][0] != '-') {
                 return usage();
