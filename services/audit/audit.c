@@ -78,7 +78,16 @@ static ab_err_t metrics_init(audit_t *a, char *errstr, size_t errstr_size) {
             !(a->m_errors = ab_metrics_counter(
                   a->metrics, "transaction_errors_total",
                   "Transactions that failed and were retried", NULL, errstr,
-                  errstr_size))) {
+                  errstr_size)) ||
+            !(a->m_pruned = ab_metrics_counter(
+                  a->metrics, "rows_pruned_total",
+                  "Rows whose payload retention (AUDIT_RETENTION_DAYS) "
+                  "replaced by its SHA-256",
+                  NULL, errstr, errstr_size)) ||
+            !(a->m_prune_errors = ab_metrics_counter(
+                  a->metrics, "prune_errors_total",
+                  "Retention passes that failed (retried a minute later)",
+                  NULL, errstr, errstr_size))) {
                 return AB_ERR_INTERNAL;
         }
         return AB_OK;
@@ -134,6 +143,16 @@ audit_t *audit_new(const audit_conf_t *conf, char *errstr,
         }
         if (!(a->store = audit_store_open(conf->db_path, 0, NULL, errstr,
                                           errstr_size))) {
+                goto fail;
+        }
+        if (conf->retention_days) {
+                ab_info("audit", "retention: payloads of rows received over "
+                                 "%d day(s) ago are replaced by their "
+                                 "SHA-256 (indexing the log for it once)",
+                        conf->retention_days);
+        }
+        if (audit_store_retention(a->store, conf->retention_days > 0, errstr,
+                                  errstr_size)) {
                 goto fail;
         }
         if (conf->signing_key && *conf->signing_key) {
@@ -558,6 +577,46 @@ ab_err_t audit_checkpoint_now(audit_t *a, char *errstr, size_t errstr_size) {
         return AB_OK;
 }
 
+/* Retention, between polls: steps of PRUNE_STEP rows (one short
+ * transaction each, the writer waits at most that long) for at most
+ * PRUNE_BUDGET_MS, then back to the stream; a backlog goes on at the
+ * next tick, otherwise the next pass is AUDIT_RETENTION_INTERVAL later. */
+#define PRUNE_STEP 1000
+#define PRUNE_BUDGET_MS 100
+
+static void prune_tick(audit_t *a, int64_t now) {
+        audit_store_prune_t res;
+        char errstr[512];
+        int64_t cutoff, start = now;
+        uint64_t rows = 0;
+        int more = 0;
+
+        if (!a->conf->retention_days || now < a->next_prune_ms) {
+                return;
+        }
+        cutoff = now - (int64_t)a->conf->retention_days * 86400000;
+        do {
+                if (audit_store_prune(a->store, cutoff, PRUNE_STEP, &res,
+                                      errstr, sizeof(errstr)) != AB_OK) {
+                        ab_error("audit", "retention: %s", errstr);
+                        ab_metric_inc(a->m_prune_errors);
+                        more = 0;
+                        break;
+                }
+                rows += res.rows;
+                ab_metric_add(a->m_pruned, res.rows);
+                more = res.more;
+        } while (more && ab_time_now_ms() - start < PRUNE_BUDGET_MS);
+        a->next_prune_ms = more ? 0 : now + a->conf->retention_interval_ms;
+        if (rows) {
+                ab_info("audit", "retention: %" PRIu64 " row(s) received "
+                                 "over %d day(s) ago pruned (payload "
+                                 "replaced by its SHA-256)%s",
+                        rows, a->conf->retention_days,
+                        more ? ", more to go" : "");
+        }
+}
+
 static void checkpoint_tick(audit_t *a, int64_t now) {
         char errstr[512];
 
@@ -606,6 +665,7 @@ ab_err_t audit_run(audit_t *a, volatile sig_atomic_t *run) {
                         break;
                 }
                 checkpoint_tick(a, ab_time_now_ms());
+                prune_tick(a, ab_time_now_ms());
                 if (ab_consume_fatal(a->consume, errstr, sizeof(errstr))) {
                         ab_error("kafka", "fatal consumer error: %s", errstr);
                         ret = AB_ERR_KAFKA;

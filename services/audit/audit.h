@@ -32,6 +32,8 @@ typedef struct audit_conf_s {
         int64_t checkpoint_interval_ms;
         char *origin;
         int64_t session_timeout_ms;
+        int retention_days;         /* 0: forever */
+        int64_t retention_interval_ms;
 } audit_conf_t;
 
 extern const ab_conf_spec_t audit_conf_spec;
@@ -51,6 +53,7 @@ typedef struct audit_s {
         ab_service_t *svc;
         uint64_t checkpoint_size; /* tree size of the last checkpoint */
         int64_t last_checkpoint_ms;
+        int64_t next_prune_ms;    /* 0: at the first tick */
         int consuming;
         ab_metric_t *m_rows;      /* {status} */
         ab_metric_t *m_dups;
@@ -61,6 +64,8 @@ typedef struct audit_s {
         ab_metric_t *m_checkpoints;
         ab_metric_t *m_cp_published; /* {result}: on the checkpoint topic */
         ab_metric_t *m_errors;
+        ab_metric_t *m_pruned;    /* rows whose payload retention removed */
+        ab_metric_t *m_prune_errors;
         ab_stage_t *stage;        /* "audited", per prefix and minute */
 } audit_t;
 

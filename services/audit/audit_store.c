@@ -16,15 +16,18 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
 #include <sqlite3.h>
 
 #include "ab_time.h"
 #include "audit_store.h"
 
-#define COLS                                                                   \
+/* What a write sets; a read adds whether retention pruned the row. */
+#define COLS_WRITTEN                                                           \
         "leaf_index, id, name, prefix, source, company_id, subject_id, "       \
         "schema_version, occurred_at, received_at, kafka_topic, "              \
         "kafka_partition, kafka_offset, payload, status, reason, leaf_hash"
+#define COLS COLS_WRITTEN ", pruned_at"
 
 /* Migration N brings the schema from version N - 1 to N; never edit one
  * that shipped, add the next. */
@@ -67,6 +70,11 @@ static const char *const migrations[AUDIT_STORE_SCHEMA_VERSION + 1] = {
     "CREATE TABLE checkpoints ("
     " seq INTEGER PRIMARY KEY, tree_size INTEGER NOT NULL,"
     " root BLOB NOT NULL, note TEXT NOT NULL, created_at INTEGER NOT NULL);",
+    /* 2: retention. A pruned row keeps its leaf hash and, instead of its
+     * payload, the payload's SHA-256: enough to tell a redelivery of it
+     * (same content) from a conflict without keeping the content. */
+    "ALTER TABLE events ADD COLUMN pruned_at INTEGER;"
+    "ALTER TABLE events ADD COLUMN payload_sha256 BLOB;",
 };
 
 enum {
@@ -84,9 +92,9 @@ enum {
 
 static const char *const stmt_sql[ST__CNT] = {
     "SELECT leaf_index, name, prefix, source, company_id, subject_id,"
-    " schema_version, occurred_at, payload, reason FROM events"
-    " WHERE id = ?1 AND status = ?2",
-    "INSERT INTO events (" COLS ") VALUES"
+    " schema_version, occurred_at, payload, reason, pruned_at,"
+    " payload_sha256 FROM events WHERE id = ?1 AND status = ?2",
+    "INSERT INTO events (" COLS_WRITTEN ") VALUES"
     " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
     " ?16, ?17)",
     "INSERT OR REPLACE INTO merkle_nodes (level, idx, hash) VALUES (?1, ?2, ?3)",
@@ -113,6 +121,8 @@ struct audit_store_s {
         int readonly;
         char path[4096];
 };
+
+static void sql_sha256(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
 static ab_err_t db_err(audit_store_t *s, const char *what, char *errstr,
                        size_t errstr_size) {
@@ -323,6 +333,12 @@ audit_store_t *audit_store_open(const char *path, int flags, ab_err_t *errp,
         if ((err = migrate(s, errstr, errstr_size))) {
                 goto fail;
         }
+        if (sqlite3_create_function(s->db, "ab_sha256", 1,
+                                    SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                    sql_sha256, NULL, NULL) != SQLITE_OK) {
+                err = db_err(s, "ab_sha256", errstr, errstr_size);
+                goto fail;
+        }
         for (i = 0; i < ST__CNT; i++) {
                 if (s->readonly && i != ST_POS_GET && i != ST_LEAF_GET &&
                     i != ST_NODE_GET && i != ST_FIND) {
@@ -510,6 +526,21 @@ static int str_eq(sqlite3_stmt *st, int i, const char *s) {
         return col_eq(st, i, s, s ? strlen(s) : 0);
 }
 
+/* A pruned row's payload against its digest (NULL: it had none). */
+static int pruned_payload_eq(sqlite3_stmt *st, int i, const audit_event_t *ev) {
+        uint8_t md[SHA256_DIGEST_LENGTH];
+
+        if (sqlite3_column_type(st, i) == SQLITE_NULL) {
+                return ev->payload == NULL;
+        }
+        if (!ev->payload ||
+            sqlite3_column_bytes(st, i) != SHA256_DIGEST_LENGTH) {
+                return 0;
+        }
+        SHA256((const unsigned char *)ev->payload, ev->payload_len, md);
+        return !memcmp(sqlite3_column_blob(st, i), md, sizeof(md));
+}
+
 /* What the client said: a retry that ingest received again (another
  * receivedAt, another offset) is the same event. */
 static int same_content(sqlite3_stmt *st, const audit_event_t *ev) {
@@ -521,7 +552,9 @@ static int same_content(sqlite3_stmt *st, const audit_event_t *ev) {
                str_eq(st, 3, ev->source) && str_eq(st, 4, ev->company_id) &&
                str_eq(st, 5, ev->subject_id) && sv == ev->schema_version &&
                str_eq(st, 7, ev->occurred_at) &&
-               col_eq(st, 8, ev->payload, ev->payload_len) &&
+               (sqlite3_column_type(st, 10) == SQLITE_NULL
+                    ? col_eq(st, 8, ev->payload, ev->payload_len)
+                    : pruned_payload_eq(st, 11, ev)) &&
                str_eq(st, 9, ev->reason);
 }
 
@@ -779,6 +812,111 @@ ab_err_t audit_store_tree(audit_store_t *s, uint64_t *sizep,
 }
 
 /*
+ * Retention
+ */
+
+/* ab_sha256(x): the payload digest a pruned row keeps (NULL stays NULL). */
+static void sql_sha256(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+        uint8_t md[SHA256_DIGEST_LENGTH];
+        const void *p;
+        int n;
+
+        (void)argc;
+        if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+                sqlite3_result_null(ctx);
+                return;
+        }
+        p = sqlite3_value_blob(argv[0]);
+        n = sqlite3_value_bytes(argv[0]);
+        SHA256(p ? p : (const void *)"", (size_t)n, md);
+        sqlite3_result_blob(ctx, md, sizeof(md), SQLITE_TRANSIENT);
+}
+
+/* Only while retention is on: the rows still holding a payload, by
+ * receipt, so a pass reads just what it prunes (rows arrive across
+ * partitions, old and new interleaved: a walk in leaf order would stop
+ * at the first young row or rescan the pruned ones). Off, the index is
+ * dropped: one index less on every insert. */
+ab_err_t audit_store_retention(audit_store_t *s, int on, char *errstr,
+                               size_t errstr_size) {
+        ab_err_t err;
+
+        pthread_mutex_lock(&s->lock);
+        err = exec(s,
+                   on ? "CREATE INDEX IF NOT EXISTS events_unpruned ON events "
+                        "(received_at) WHERE pruned_at IS NULL"
+                      : "DROP INDEX IF EXISTS events_unpruned",
+                   errstr, errstr_size);
+        pthread_mutex_unlock(&s->lock);
+        return err;
+}
+
+ab_err_t audit_store_prune(audit_store_t *s, int64_t cutoff_ms,
+                           size_t max_rows, audit_store_prune_t *res,
+                           char *errstr, size_t errstr_size) {
+        static const char *const sql[] = {
+            "UPDATE events SET payload_sha256 = ab_sha256(payload),"
+            " payload = NULL, pruned_at = ?3 WHERE leaf_index IN"
+            " (SELECT leaf_index FROM events INDEXED BY events_unpruned"
+            "  WHERE pruned_at IS NULL AND received_at < ?1 LIMIT ?2)",
+            /* A conflicting copy's payload ages like the rows' (not in
+             * the tree: nothing to keep of it). Conflicts are few. */
+            "UPDATE conflicts SET payload = NULL WHERE payload IS NOT NULL"
+            " AND received_at < ?1",
+        };
+        sqlite3_stmt *st = NULL;
+        uint64_t n[2] = {0, 0};
+        ab_err_t err;
+        size_t i;
+
+        memset(res, 0, sizeof(*res));
+        if (s->readonly) {
+                ab_errstr_set(errstr, errstr_size, "%s: opened read-only",
+                              s->path);
+                return AB_ERR_INVALID;
+        }
+        if (!max_rows) {
+                max_rows = 1000;
+        }
+        pthread_mutex_lock(&s->lock);
+        if ((err = exec(s, "BEGIN IMMEDIATE", errstr, errstr_size))) {
+                goto done;
+        }
+        for (i = 0; i < 2; i++) {
+                if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) !=
+                    SQLITE_OK) {
+                        err = db_err(s, "prune", errstr, errstr_size);
+                        goto rollback;
+                }
+                sqlite3_bind_int64(st, 1, cutoff_ms);
+                if (i == 0) {
+                        sqlite3_bind_int64(st, 2, (sqlite3_int64)max_rows);
+                        sqlite3_bind_int64(st, 3, ab_time_now_ms());
+                }
+                if (sqlite3_step(st) != SQLITE_DONE) {
+                        err = db_err(s, "prune", errstr, errstr_size);
+                        goto rollback;
+                }
+                n[i] = (uint64_t)sqlite3_changes(s->db);
+                sqlite3_finalize(st);
+                st = NULL;
+        }
+        if ((err = exec(s, "COMMIT", errstr, errstr_size))) {
+                goto rollback;
+        }
+        res->rows      = n[0];
+        res->conflicts = n[1];
+        res->more      = n[0] == max_rows;
+        goto done;
+rollback:
+        sqlite3_finalize(st);
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+done:
+        pthread_mutex_unlock(&s->lock);
+        return err;
+}
+
+/*
  * Reading
  */
 
@@ -849,6 +987,11 @@ static json_t *row_json(sqlite3_stmt *st) {
         if (sqlite3_column_bytes(st, 16) == AUDIT_HASH_LEN) {
                 hex(sqlite3_column_blob(st, 16), AUDIT_HASH_LEN, hx);
                 json_object_set_new(o, "leafHash", json_string(hx));
+        }
+        if (sqlite3_column_type(st, 17) != SQLITE_NULL) {
+                ab_time_format(sqlite3_column_int64(st, 17), ts, sizeof(ts));
+                json_object_set_new(o, "pruned", json_true());
+                json_object_set_new(o, "prunedAt", json_string(ts));
         }
         return o;
 }
@@ -1191,7 +1334,13 @@ ab_err_t audit_store_leaf_at(audit_store_t *s, uint64_t index, uint8_t **bufp,
         }
         sqlite3_bind_int64(st, 1, (sqlite3_int64)index);
         rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
+        if (rc == SQLITE_ROW && sqlite3_column_type(st, 17) != SQLITE_NULL) {
+                ab_errstr_set(errstr, errstr_size,
+                              "leaf %" PRIu64 " was pruned: only its hash "
+                              "is kept",
+                              index);
+                err = AB_ERR_NOT_FOUND;
+        } else if (rc == SQLITE_ROW) {
                 ev_from_row(st, &ev);
                 if ((err = audit_store_leaf_data(&ev, bufp, lenp))) {
                         ab_errstr_set(errstr, errstr_size, "leaf data: %s",
@@ -1235,13 +1384,14 @@ static ab_err_t head_check(const audit_merkle_t *m, uint64_t size,
 
 ab_err_t audit_store_verify(audit_store_t *s, uint64_t anchor_size,
                             const uint8_t *anchor_root, uint64_t *sizep,
-                            char *errstr, size_t errstr_size) {
+                            uint64_t *prunedp, char *errstr,
+                            size_t errstr_size) {
         sqlite3_stmt *st = NULL;
         audit_merkle_t m;
         audit_event_t ev;
         uint8_t hash[AUDIT_HASH_LEN], want[AUDIT_HASH_LEN];
         uint8_t cp_root[AUDIT_HASH_LEN];
-        uint64_t cp_size = 0;
+        uint64_t cp_size = 0, pruned = 0;
         ab_err_t err = AB_OK;
         int64_t idx;
         int rc;
@@ -1285,12 +1435,35 @@ ab_err_t audit_store_verify(audit_store_t *s, uint64_t anchor_size,
                         err = AB_ERR_INVALID;
                         goto done;
                 }
-                if ((err = leaf_hash(&ev, hash))) {
+                if (sqlite3_column_type(st, 17) != SQLITE_NULL) {
+                        /* Pruned: only the hash is left to go on. The
+                         * root still catches a changed or removed leaf;
+                         * a mark no prune could have set (on a row less
+                         * than a day old then, or with a payload left)
+                         * is tampering that would hide a changed row. */
+                        if (sqlite3_column_type(st, 9) == SQLITE_NULL ||
+                            sqlite3_column_int64(st, 17) -
+                                    sqlite3_column_int64(st, 9) <
+                                AUDIT_STORE_RETENTION_MIN_MS ||
+                            sqlite3_column_type(st, 13) != SQLITE_NULL ||
+                            sqlite3_column_bytes(st, 16) != AUDIT_HASH_LEN) {
+                                ab_errstr_set(errstr, errstr_size,
+                                              "row leaf %" PRId64 " (id %s, "
+                                              "%s): marked pruned, but no "
+                                              "prune left it so",
+                                              idx, ev.id ? ev.id : "?",
+                                              ev.status ? ev.status : "?");
+                                err = AB_ERR_INVALID;
+                                goto done;
+                        }
+                        memcpy(hash, sqlite3_column_blob(st, 16),
+                               AUDIT_HASH_LEN);
+                        pruned++;
+                } else if ((err = leaf_hash(&ev, hash))) {
                         ab_errstr_set(errstr, errstr_size, "leaf hash: %s",
                                       ab_err2str(err));
                         goto done;
-                }
-                if (sqlite3_column_bytes(st, 16) != AUDIT_HASH_LEN ||
+                } else if (sqlite3_column_bytes(st, 16) != AUDIT_HASH_LEN ||
                     memcmp(sqlite3_column_blob(st, 16), hash,
                            AUDIT_HASH_LEN)) {
                         ab_errstr_set(errstr, errstr_size,
@@ -1347,6 +1520,9 @@ ab_err_t audit_store_verify(audit_store_t *s, uint64_t anchor_size,
                 goto done;
         }
         *sizep = m.size;
+        if (prunedp) {
+                *prunedp = pruned;
+        }
 done:
         sqlite3_finalize(st);
         sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);

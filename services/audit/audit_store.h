@@ -26,7 +26,7 @@
 #include "ab_err.h"
 #include "audit_merkle.h"
 
-#define AUDIT_STORE_SCHEMA_VERSION 1
+#define AUDIT_STORE_SCHEMA_VERSION 2
 
 typedef struct audit_store_s audit_store_t;
 
@@ -123,6 +123,39 @@ ab_err_t audit_store_leaf_data(const audit_event_t *ev, uint8_t **bufp,
 ab_err_t audit_store_leaf_at(audit_store_t *s, uint64_t index, uint8_t **bufp,
                              size_t *lenp, char *errstr, size_t errstr_size);
 
+/** The shortest retention: a row pruned younger than this was not
+ *  pruned by retention (verify says so). */
+#define AUDIT_STORE_RETENTION_MIN_MS 86400000
+
+/**
+ * @brief Retention on (\p on): the index of the rows still holding a
+ *        payload, by receipt, is built (once: a while on a large log) so
+ *        each audit_store_prune() reads only what it prunes; off, it is
+ *        dropped (one index less per insert).
+ */
+ab_err_t audit_store_retention(audit_store_t *s, int on, char *errstr,
+                               size_t errstr_size);
+
+/** What one audit_store_prune() did. */
+typedef struct audit_store_prune_s {
+        uint64_t rows;      /**< rows whose payload went */
+        uint64_t conflicts; /**< conflict copies whose payload went */
+        int more;           /**< stopped at max_rows: call again */
+} audit_store_prune_t;
+
+/**
+ * @brief Retention (after audit_store_retention(s, 1)): in one
+ *        transaction, replaces the payload of up to \p max_rows rows (0:
+ *        1000) received before \p cutoff_ms by its SHA-256, keeping the
+ *        row, its leaf hash and every other column, so proofs, verify and
+ *        duplicate detection still hold; conflict copies that old lose
+ *        their payload too. A row of unknown receipt is kept whole.
+ * @returns AB_OK with \p res, or an error with errstr (nothing changed).
+ */
+ab_err_t audit_store_prune(audit_store_t *s, int64_t cutoff_ms,
+                           size_t max_rows, audit_store_prune_t *res,
+                           char *errstr, size_t errstr_size);
+
 /** Query filters; NULL / 0 fields do not filter. */
 typedef struct audit_query_s {
         const char *company_id;
@@ -193,11 +226,15 @@ ab_err_t audit_store_checkpoint_latest(audit_store_t *s, char **notep,
  *        tree head from outside the database (\p anchor_size leaves, e.g.
  *        a checkpoint read back from Kafka): the one check a rewritten or
  *        rolled-back database cannot pass.
+ *        A pruned row's leaf cannot be recomputed: its stored hash is
+ *        taken (the roots still catch it changed or removed), and \p
+ *        *prunedp (may be NULL) counts them.
  * @returns AB_OK, or AB_ERR_INVALID with errstr naming the first row
  *          (leaf index and id) or the tree head that does not match.
  */
 ab_err_t audit_store_verify(audit_store_t *s, uint64_t anchor_size,
                             const uint8_t *anchor_root, uint64_t *sizep,
-                            char *errstr, size_t errstr_size);
+                            uint64_t *prunedp, char *errstr,
+                            size_t errstr_size);
 
 #endif

@@ -118,7 +118,7 @@ static int verify(int argc, char **argv) {
         char errstr[512];
         audit_checkpoint_t anchor;
         audit_store_t *s;
-        uint64_t size = 0;
+        uint64_t size = 0, pruned = 0;
         ab_err_t err;
         int i;
 
@@ -155,7 +155,7 @@ static int verify(int argc, char **argv) {
                 return 2;
         }
         err = audit_store_verify(s, anchor.size, cpfile ? anchor.root : NULL,
-                                 &size, errstr, sizeof(errstr));
+                                 &size, &pruned, errstr, sizeof(errstr));
         audit_store_close(s);
         if (err) {
                 fprintf(stderr, "aetherbus-audit: verify: %s: %s\n", path,
@@ -165,6 +165,12 @@ static int verify(int argc, char **argv) {
         printf("%s: %" PRIu64 " rows, every leaf and the root match%s\n",
                path, size,
                cpfile ? ", and the checkpoint given" : "");
+        if (pruned) {
+                /* Say what was taken on trust rather than recomputed. */
+                printf("%s: %" PRIu64 " of them pruned by retention: their "
+                       "leaf hashes are kept, their content no longer\n",
+                       path, pruned);
+        }
         return 0;
 }
 

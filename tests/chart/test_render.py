@@ -172,6 +172,9 @@ def audit_is_one_replica_with_a_claim():
         mounts = {m["name"]: m for m in container(sts)["volumeMounts"]}
         assert mounts["data"]["mountPath"] == "/var/lib/aetherbus"
         assert env_of(container(sts))["AUDIT_DB_PATH"] == "/var/lib/aetherbus/audit.db"
+        assert "AUDIT_RETENTION_DAYS" not in env_of(container(sts))
+    sts = workload(defaults("--set", "audit.retentionDays=30"), "audit")
+    assert env_of(container(sts))["AUDIT_RETENTION_DAYS"] == "30"
     claim = workload(sasl(), "audit")["spec"]["volumeClaimTemplates"][0]
     assert claim["spec"]["storageClassName"] == "gp3"
     assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"

@@ -1806,3 +1806,45 @@ void ab_itest_produce_deadletter(ab_itest_broker_t *b, const char *prefix,
         free(value);
         json_decref(f.original);
 }
+
+#include "ab_cloudevents.h"
+#include "ab_envelope.h"
+
+void ab_itest_produce_event_at(ab_itest_broker_t *b, const char *topic,
+                               const char *json, int64_t received_ms) {
+        ab_envelope_limits_t limits;
+        ab_envelope_ctx_t ctx;
+        ab_envelope_t env;
+        ab_catalog_t *cat;
+        ab_avro_codec_t *codec;
+        char errstr[512], value[8192];
+        size_t len = 0;
+        json_t *doc;
+        ab_err_t err;
+
+        cat   = ab_catalog_new(errstr, sizeof(errstr));
+        cr_assert(cat, "catalog: %s", errstr);
+        codec = ab_avro_codec_new(NULL, errstr, sizeof(errstr));
+        cr_assert(codec, "codec: %s", errstr);
+        ab_envelope_limits_default(&limits);
+        memset(&ctx, 0, sizeof(ctx));
+        ctx.catalog = cat;
+        ctx.limits  = &limits;
+        ctx.form    = AB_FORM_INGEST;
+        memset(&env, 0, sizeof(env));
+        doc = ab_envelope_json_parse(json, strlen(json), &limits, &err, errstr,
+                                     sizeof(errstr));
+        cr_assert(doc, "%s: %s", json, errstr);
+        err = ab_envelope_from_json(&env, doc, &ctx, errstr, sizeof(errstr));
+        cr_assert_eq(err, AB_OK, "%s: %s", json, errstr);
+        ab_envelope_set_received(&env, received_ms);
+        err = ab_avro_encode(codec, &env, value, sizeof(value), &len, errstr,
+                             sizeof(errstr));
+        cr_assert_eq(err, AB_OK, "%s: %s", json, errstr);
+        ab_itest_produce_at(b, topic, env.company_id, value, len, NULL,
+                            received_ms);
+        ab_envelope_clear(&env);
+        json_decref(doc);
+        ab_avro_codec_destroy(codec);
+        ab_catalog_destroy(cat);
+}

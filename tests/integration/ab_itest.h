@@ -163,6 +163,15 @@ int ab_itest_kafka_sh(const char *state_dir, const char *mode,
  *        <prefix>commerce, partition 0, offset 0), the event's original
  *        made of \p name, \p source, \p company and \p occurred.
  */
+/**
+ * @brief Produces the record ingest would write for the envelope \p json
+ *        (ingest form, a catalog name), received at \p received_ms (its
+ *        receivedAt and the record's timestamp): events "from the past"
+ *        for retention and time-window tests. Asserts on any error.
+ */
+void ab_itest_produce_event_at(ab_itest_broker_t *b, const char *topic,
+                               const char *json, int64_t received_ms);
+
 void ab_itest_produce_deadletter(ab_itest_broker_t *b, const char *prefix,
                                  const char *id, const char *name,
                                  const char *source, const char *company,

@@ -251,7 +251,7 @@ Test(audit_store, the_tree_survives_a_reopen_and_proves_every_leaf) {
                                  errstr, sizeof(errstr)),
                              AB_OK, "leaf %d: %s", (int)i, errstr);
         }
-        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, errstr, sizeof(errstr)),
+        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, NULL, errstr, sizeof(errstr)),
                      AB_OK, "%s", errstr);
         audit_store_close(s);
 }
@@ -276,17 +276,17 @@ Test(audit_store, verify_checks_a_tree_head_from_outside) {
         cr_assert_eq(audit_store_tree(s, &size, root5), AB_OK);
         cr_assert_eq(size, 5);
         write_ok(s, ev + 5, 4, NULL);
-        cr_assert_eq(audit_store_verify(s, 5, root5, &size, errstr,
+        cr_assert_eq(audit_store_verify(s, 5, root5, &size, NULL, errstr,
                                         sizeof(errstr)),
                      AB_OK, "%s", errstr);
         cr_assert_eq(size, 9);
         root5[7] ^= 0x40;
-        cr_assert_eq(audit_store_verify(s, 5, root5, &size, errstr,
+        cr_assert_eq(audit_store_verify(s, 5, root5, &size, NULL, errstr,
                                         sizeof(errstr)),
                      AB_ERR_INVALID);
         cr_assert(strstr(errstr, "the checkpoint given (5 leaves)"), "%s",
                   errstr);
-        cr_assert_eq(audit_store_verify(s, 12, root5, &size, errstr,
+        cr_assert_eq(audit_store_verify(s, 12, root5, &size, NULL, errstr,
                                         sizeof(errstr)),
                      AB_ERR_INVALID);
         cr_assert(strstr(errstr, "rolled back"), "%s", errstr);
@@ -316,7 +316,7 @@ Test(audit_store, verify_names_the_row_whose_content_changed) {
         s = audit_store_open(path, AUDIT_STORE_READONLY, NULL, errstr,
                              sizeof(errstr));
         cr_assert(s, "%s", errstr);
-        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, errstr, sizeof(errstr)),
+        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, NULL, errstr, sizeof(errstr)),
                      AB_ERR_INVALID);
         cr_assert(strstr(errstr, "leaf 1 (id e-1"), "%s", errstr);
         audit_store_close(s);
@@ -393,7 +393,7 @@ Test(audit_store, verify_checks_the_latest_checkpoint_root) {
                                                 errstr, sizeof(errstr)),
                      AB_OK, "%s", errstr);
         write_ok(s, ev + 2, 1, NULL);
-        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, errstr, sizeof(errstr)),
+        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, NULL, errstr, sizeof(errstr)),
                      AB_OK, "%s", errstr);
         cr_assert_eq(size, 3);
         cr_assert_eq(audit_store_checkpoint_latest(s, &note, &cp_size, bad,
@@ -408,8 +408,211 @@ Test(audit_store, verify_checks_the_latest_checkpoint_root) {
         cr_assert_eq(audit_store_checkpoint_add(s, 3, bad, "note\n", errstr,
                                                 sizeof(errstr)),
                      AB_OK);
-        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, errstr, sizeof(errstr)),
+        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, NULL, errstr, sizeof(errstr)),
                      AB_ERR_INVALID);
         cr_assert(strstr(errstr, "checkpoint"), "%s", errstr);
+        audit_store_close(s);
+}
+
+static void sql(const char *q) {
+        sqlite3 *db;
+
+        cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+        cr_assert_eq(sqlite3_exec(db, q, NULL, NULL, NULL), SQLITE_OK, "%s: %s",
+                     q, sqlite3_errmsg(db));
+        sqlite3_close(db);
+}
+
+static void prune_ok(audit_store_t *s, int64_t cutoff, size_t max,
+                     audit_store_prune_t *res) {
+        char errstr[512];
+
+        cr_assert_eq(audit_store_prune(s, cutoff, max, res, errstr,
+                                       sizeof(errstr)),
+                     AB_OK, "prune: %s", errstr);
+}
+
+static void verify_ok(audit_store_t *s, uint64_t rows, uint64_t pruned) {
+        char errstr[512];
+        uint64_t size = 0, n = 0;
+
+        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, &n, errstr,
+                                        sizeof(errstr)),
+                     AB_OK, "verify: %s", errstr);
+        cr_assert_eq(size, rows);
+        cr_assert_eq(n, pruned, "%llu pruned rows, want %llu",
+                     (unsigned long long)n, (unsigned long long)pruned);
+}
+
+/* Ten rows received 1 ms apart from T, row 3 of unknown receipt, with
+ * retention on: a cutoff of T + 6 prunes rows 0-2 and 4-5, keeps row 3
+ * (its age is unknown) and every younger one. */
+static audit_store_t *ten_rows(audit_event_t *ev, char pl[][16]) {
+        static char ids[10][8];
+        char errstr[512];
+        audit_store_t *s;
+        int i;
+
+        for (i = 0; i < 10; i++) {
+                snprintf(ids[i], sizeof(ids[i]), "r-%d", i);
+                snprintf(pl[i], 16, "{\"n\":%d}", i);
+                ev[i] = event(ids[i], pl[i], i);
+        }
+        ev[3].received_at_ms = 0;
+        s = open_store();
+        write_ok(s, ev, 10, NULL);
+        cr_assert_eq(audit_store_retention(s, 1, errstr, sizeof(errstr)),
+                     AB_OK, "%s", errstr);
+        return s;
+}
+
+Test(audit_store, retention_prunes_payloads_and_keeps_proofs_and_dedupe) {
+        audit_event_t ev[10], again[2];
+        audit_store_outcome_t out[2];
+        audit_store_prune_t res;
+        audit_merkle_proof_t pr;
+        uint8_t leaf[AUDIT_HASH_LEN], root[AUDIT_HASH_LEN], before[AUDIT_HASH_LEN];
+        char pl[10][16], errstr[512], other[] = "{\"n\":99}";
+        const int64_t t = 1767225600000;
+        audit_store_t *s;
+        uint64_t size;
+        uint8_t *data;
+        size_t len;
+        json_t *rows, *row;
+
+        s = ten_rows(ev, pl);
+        cr_assert_eq(audit_store_tree(s, &size, before), AB_OK);
+        prune_ok(s, t + 6, 0, &res);
+        cr_assert_eq(res.rows, 5, "pruned %llu", (unsigned long long)res.rows);
+        cr_assert_eq(res.more, 0);
+        cr_assert_eq(count("SELECT count(*) FROM events WHERE payload IS NULL "
+                           "AND pruned_at IS NOT NULL AND leaf_index < 6 AND "
+                           "leaf_index != 3 AND length(payload_sha256) = 32"),
+                     5);
+        cr_assert_eq(count("SELECT count(*) FROM events WHERE payload IS NOT "
+                           "NULL AND pruned_at IS NULL AND (leaf_index >= 6 "
+                           "OR leaf_index = 3)"),
+                     5);
+        /* the tree is what it was; verify takes the pruned hashes */
+        cr_assert_eq(audit_store_tree(s, &size, root), AB_OK);
+        cr_assert(!memcmp(root, before, sizeof(root)));
+        verify_ok(s, 10, 5);
+        /* an old proof still holds: the path from the kept leaf hash */
+        cr_assert_eq(audit_store_proof(s, 2, 10, &pr, leaf, errstr,
+                                       sizeof(errstr)),
+                     AB_OK, "%s", errstr);
+        cr_assert_eq(audit_merkle_verify_inclusion(2, 10, leaf, pr.hash[0], pr.cnt, root,
+                                                   errstr, sizeof(errstr)),
+                     AB_OK, "%s", errstr);
+        /* its bytes are gone, and said to be */
+        cr_assert_eq(audit_store_leaf_at(s, 2, &data, &len, errstr,
+                                         sizeof(errstr)),
+                     AB_ERR_NOT_FOUND);
+        cr_assert(strstr(errstr, "pruned"), "%s", errstr);
+        rows = audit_store_get(s, "r-2", errstr, sizeof(errstr));
+        cr_assert(rows && json_array_size(rows) == 1, "%s", errstr);
+        row = json_array_get(rows, 0);
+        cr_assert(json_is_true(json_object_get(row, "pruned")));
+        cr_assert(json_is_string(json_object_get(row, "prunedAt")));
+        cr_assert(json_is_null(json_object_get(row, "payload")));
+        cr_assert_str_eq(json_string_value(json_object_get(row, "name")),
+                         "OrderCreated");
+        json_decref(rows);
+        /* a redelivery of a pruned event is known by the payload's digest;
+         * other content under its id is still a conflict */
+        again[0] = ev[1];
+        again[1] = event("r-2", other, 2);
+        write_ok(s, again, 2, out);
+        cr_assert_eq(out[0], AUDIT_STORE_DUPLICATE);
+        cr_assert_eq(out[1], AUDIT_STORE_CONFLICT);
+        /* the conflict's copy ages too */
+        prune_ok(s, t + 6, 0, &res);
+        cr_assert_eq(res.rows, 0);
+        cr_assert_eq(res.conflicts, 1);
+        cr_assert_eq(count("SELECT count(*) FROM conflicts WHERE payload IS "
+                           "NULL"),
+                     1);
+        /* bounded steps: 3 rows at a time, then the last, then none */
+        prune_ok(s, t + 100, 3, &res);
+        cr_assert(res.rows == 3 && res.more == 1, "%llu rows, more %d",
+                  (unsigned long long)res.rows, res.more);
+        prune_ok(s, t + 100, 3, &res);
+        cr_assert(res.rows == 1 && res.more == 0);
+        prune_ok(s, t + 100, 3, &res);
+        cr_assert(res.rows == 0 && res.more == 0);
+        audit_store_close(s);
+        /* and across a reopen; row 3 still whole */
+        s = open_store();
+        verify_ok(s, 10, 9);
+        audit_store_close(s);
+}
+
+Test(audit_store, verify_refuses_a_pruned_mark_no_prune_set) {
+        audit_event_t ev[10];
+        audit_store_prune_t res;
+        char pl[10][16], errstr[512];
+        audit_store_t *s;
+        uint64_t size;
+
+        s = ten_rows(ev, pl);
+        prune_ok(s, 1767225600000 + 6, 0, &res);
+        audit_store_close(s);
+        /* a changed payload hidden behind a pruned mark on a row then
+         * younger than any retention */
+        sql("UPDATE events SET payload = NULL, pruned_at = received_at + 5 "
+            "WHERE leaf_index = 8");
+        s = audit_store_open(path, AUDIT_STORE_READONLY, NULL, errstr,
+                             sizeof(errstr));
+        cr_assert(s, "%s", errstr);
+        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, NULL, errstr,
+                                        sizeof(errstr)),
+                     AB_ERR_INVALID);
+        cr_assert(strstr(errstr, "leaf 8 (id r-8") &&
+                      strstr(errstr, "marked pruned"),
+                  "%s", errstr);
+        audit_store_close(s);
+        /* a pruned row that holds a payload again */
+        sql("UPDATE events SET payload = '{\"n\":8}', pruned_at = NULL "
+            "WHERE leaf_index = 8");
+        sql("UPDATE events SET payload = '{\"n\":7}' WHERE leaf_index = 1");
+        s = audit_store_open(path, AUDIT_STORE_READONLY, NULL, errstr,
+                             sizeof(errstr));
+        cr_assert(s, "%s", errstr);
+        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, NULL, errstr,
+                                        sizeof(errstr)),
+                     AB_ERR_INVALID);
+        cr_assert(strstr(errstr, "leaf 1 (id r-1"), "%s", errstr);
+        audit_store_close(s);
+}
+
+/* A database of schema 1 (before retention) is migrated on open and its
+ * rows still verify. Made by taking version 2's additions back out. */
+Test(audit_store, a_version_1_database_is_migrated_and_verifies) {
+        audit_event_t ev[10];
+        char pl[10][16], errstr[512];
+        audit_store_prune_t res;
+        audit_store_t *s;
+
+        s = ten_rows(ev, pl);
+        audit_store_close(s);
+        sql("DROP INDEX events_unpruned;"
+            "ALTER TABLE events DROP COLUMN pruned_at;"
+            "ALTER TABLE events DROP COLUMN payload_sha256;"
+            "DELETE FROM schema_version WHERE version = 2;");
+        cr_assert_eq(count("SELECT max(version) FROM schema_version"), 1);
+        s = open_store();
+        cr_assert_eq(count("SELECT max(version) FROM schema_version"), 2);
+        verify_ok(s, 10, 0);
+        cr_assert_eq(audit_store_retention(s, 1, errstr, sizeof(errstr)),
+                     AB_OK, "%s", errstr);
+        prune_ok(s, 1767225600000 + 6, 0, &res);
+        cr_assert_eq(res.rows, 5);
+        verify_ok(s, 10, 5);
+        /* retention off: the index goes */
+        cr_assert_eq(audit_store_retention(s, 0, errstr, sizeof(errstr)),
+                     AB_OK, "%s", errstr);
+        cr_assert_eq(count("SELECT count(*) FROM sqlite_master WHERE name = "
+                           "'events_unpruned'"),
+                     0);
         audit_store_close(s);
 }
