@@ -161,17 +161,6 @@ static void h_list(ab_http_req_t *req, void *opaque) {
         ab_http_respond_json(req, 200, doc);
 }
 
-static void hexs(const uint8_t *p, char *out) {
-        static const char d[] = "0123456789abcdef";
-        int i;
-
-        for (i = 0; i < AUDIT_HASH_LEN; i++) {
-                out[2 * i]     = d[p[i] >> 4];
-                out[2 * i + 1] = d[p[i] & 15];
-        }
-        out[2 * AUDIT_HASH_LEN] = '\0';
-}
-
 static void proof(ab_http_req_t *req, audit_t *a, json_t *row) {
         char errstr[512];
         json_t *doc;
@@ -300,7 +289,7 @@ static void h_consistency(ab_http_req_t *req, void *opaque) {
         }
         path = json_array();
         for (i = 0; i < pr.cnt; i++) {
-                hexs(pr.hash[i], hx);
+                audit_merkle_hex(pr.hash[i], hx);
                 json_array_append_new(path, json_string(hx));
         }
         ab_http_respond_json(req, 200,

@@ -22,6 +22,18 @@ typedef struct range_s {
         uint64_t lo, hi;
 } range_t;
 
+void audit_merkle_hex(const uint8_t hash[AUDIT_HASH_LEN],
+                      char out[AUDIT_HASH_HEX_LEN]) {
+        static const char d[] = "0123456789abcdef";
+        int i;
+
+        for (i = 0; i < AUDIT_HASH_LEN; i++) {
+                out[2 * i]     = d[hash[i] >> 4];
+                out[2 * i + 1] = d[hash[i] & 15];
+        }
+        out[2 * AUDIT_HASH_LEN] = '\0';
+}
+
 ab_err_t audit_merkle_leaf_hash(const void *data, size_t len,
                                 uint8_t out[AUDIT_HASH_LEN]) {
         static const uint8_t prefix = 0x00;

@@ -70,6 +70,14 @@ typedef int (*audit_merkle_store_cb)(void *opaque, unsigned level,
                                      uint64_t index,
                                      const uint8_t hash[AUDIT_HASH_LEN]);
 
+/** Room for audit_merkle_hex(): 64 hex digits and a NUL. */
+#define AUDIT_HASH_HEX_LEN (2 * AUDIT_HASH_LEN + 1)
+
+/** Writes \p hash as lowercase hex, NUL-terminated, into \p out: how
+ *  every API and tool of the log shows a hash. */
+void audit_merkle_hex(const uint8_t hash[AUDIT_HASH_LEN],
+                      char out[AUDIT_HASH_HEX_LEN]);
+
 /** SHA-256(0x00 || data). @returns AB_OK or AB_ERR_INTERNAL (libcrypto). */
 ab_err_t audit_merkle_leaf_hash(const void *data, size_t len,
                                 uint8_t out[AUDIT_HASH_LEN]);

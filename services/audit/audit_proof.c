@@ -13,17 +13,6 @@
 #include "audit_checkpoint.h"
 #include "audit_proof.h"
 
-static void hexs(const uint8_t *p, char *out) {
-        static const char d[] = "0123456789abcdef";
-        int i;
-
-        for (i = 0; i < AUDIT_HASH_LEN; i++) {
-                out[2 * i]     = d[p[i] >> 4];
-                out[2 * i + 1] = d[p[i] & 15];
-        }
-        out[2 * AUDIT_HASH_LEN] = '\0';
-}
-
 json_t *audit_proof_pick(json_t *rows, const char *status) {
         json_t *r, *first = NULL;
         size_t i;
@@ -101,7 +90,7 @@ json_t *audit_proof_doc(audit_store_t *store, json_t *row, char *errstr,
                 return NULL;
         }
         for (i = 0; i < pr.cnt; i++) {
-                hexs(pr.hash[i], hx);
+                audit_merkle_hex(pr.hash[i], hx);
                 json_array_append_new(path, json_string(hx));
         }
         doc = json_pack("{s:O,s:O,s:I,s:I,s:o}", "id",
@@ -114,14 +103,14 @@ json_t *audit_proof_doc(audit_store_t *store, json_t *row, char *errstr,
                 ab_errstr_set(errstr, errstr_size, "out of memory");
                 return NULL;
         }
-        hexs(leaf, hx);
+        audit_merkle_hex(leaf, hx);
         json_object_set_new(doc, "leafHash", json_string(hx));
         if (json_is_true(json_object_get(row, "pruned"))) {
                 json_object_set_new(doc, "pruned", json_true());
         } else {
                 leaf_data(store, index, doc);
         }
-        hexs(root, hx);
+        audit_merkle_hex(root, hx);
         json_object_set_new(doc, "rootHash", json_string(hx));
         json_object_set_new(doc, "checkpoint",
                             note ? json_string(note) : json_null());

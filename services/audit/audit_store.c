@@ -920,17 +920,6 @@ done:
  * Reading
  */
 
-static void hex(const uint8_t *p, size_t n, char *out) {
-        static const char d[] = "0123456789abcdef";
-        size_t i;
-
-        for (i = 0; i < n; i++) {
-                out[2 * i]     = d[p[i] >> 4];
-                out[2 * i + 1] = d[p[i] & 15];
-        }
-        out[2 * n] = '\0';
-}
-
 static json_t *col_json_str(sqlite3_stmt *st, int i) {
         if (sqlite3_column_type(st, i) == SQLITE_NULL) {
                 return json_null();
@@ -985,7 +974,7 @@ static json_t *row_json(sqlite3_stmt *st) {
         json_object_set_new(o, "status", col_json_str(st, 14));
         json_object_set_new(o, "reason", col_json_str(st, 15));
         if (sqlite3_column_bytes(st, 16) == AUDIT_HASH_LEN) {
-                hex(sqlite3_column_blob(st, 16), AUDIT_HASH_LEN, hx);
+                audit_merkle_hex(sqlite3_column_blob(st, 16), hx);
                 json_object_set_new(o, "leafHash", json_string(hx));
         }
         if (sqlite3_column_type(st, 17) != SQLITE_NULL) {

@@ -39,6 +39,7 @@ static ab_itest_broker_t *b;
 static ab_itest_proc_t *ingest, *audit;
 static int iport, aport;
 static void prove_matches(json_t *api, const char *id);
+static void proof_verifies(json_t *doc, const char *id);
 static char prefix[64], db[512], key[512], env_db[600], env_key[600];
 static char occurred[40]; /* one per test: a retry is the same event */
 static char vkey[256];     /* the log's verifier key, from keygen */
@@ -431,7 +432,6 @@ Test(audit, the_query_api_filters_pages_and_proves) {
             "?since=yesterday", "since", "?companyId=", "companyId",
             NULL};
         char path[256], cursor[32] = "";
-        uint8_t leaf[32], root[32];
         json_t *doc, *items, *it;
         int64_t deadline;
         long status;
@@ -605,16 +605,7 @@ Test(audit, the_query_api_filters_pages_and_proves) {
                                    json_object_get(doc, "tlogProof")),
                                path, strlen(path)),
                   "%s", json_dumps(doc, JSON_COMPACT));
-        unhex(json_string_value(json_object_get(doc, "leafHash")), leaf);
-        leaf_data_hashes_to(doc, leaf, "st-1");
-        unhex(json_string_value(json_object_get(doc, "rootHash")), root);
-        cr_assert(verify_inclusion(
-                      (uint64_t)json_integer_value(
-                          json_object_get(doc, "leafIndex")),
-                      (uint64_t)json_integer_value(
-                          json_object_get(doc, "treeSize")),
-                      leaf, json_object_get(doc, "inclusionPath"), root),
-                  "proof does not verify: %s", json_dumps(doc, JSON_COMPACT));
+        proof_verifies(doc, "st-1");
         prove_matches(doc, "st-1");
         json_decref(doc);
         cr_assert_geq(q_int("SELECT count(*) FROM checkpoints"), 1);
@@ -624,7 +615,6 @@ Test(audit, the_query_api_filters_pages_and_proves) {
  * prints the API's proof: the same leaf, and a path that verifies on its
  * own (it may be against a newer checkpoint than the API's was). */
 static void prove_matches(json_t *api, const char *id) {
-        uint8_t leaf[SHA256_DIGEST_LENGTH], root[SHA256_DIGEST_LENGTH];
         ab_itest_proc_t *p;
         json_error_t jerr;
         json_t *doc;
@@ -648,17 +638,7 @@ static void prove_matches(json_t *api, const char *id) {
                          json_string_value(json_object_get(api, "leafData")));
         cr_assert(json_is_string(json_object_get(doc, "tlogProof")),
                   "prove: no tlog-proof: %s", json_dumps(doc, JSON_COMPACT));
-        unhex(json_string_value(json_object_get(doc, "leafHash")), leaf);
-        leaf_data_hashes_to(doc, leaf, id);
-        unhex(json_string_value(json_object_get(doc, "rootHash")), root);
-        cr_assert(verify_inclusion(
-                      (uint64_t)json_integer_value(
-                          json_object_get(doc, "leafIndex")),
-                      (uint64_t)json_integer_value(
-                          json_object_get(doc, "treeSize")),
-                      leaf, json_object_get(doc, "inclusionPath"), root),
-                  "prove's proof does not verify: %s",
-                  json_dumps(doc, JSON_COMPACT));
+        proof_verifies(doc, id);
         json_decref(doc);
         ab_itest_proc_destroy(p);
 
@@ -705,6 +685,27 @@ static void leaf_data_hashes_to(json_t *doc, const uint8_t *leaf,
                   "leafData does not start with id %s", id);
         free(raw);
         free(msg);
+}
+
+/* \p doc, a proof from the API or prove, verifies: its leaf hash is the
+ * hash of its leafData (holding \p id; NULL: a pruned row, no leafData)
+ * and the path leads from it to its root. */
+static void proof_verifies(json_t *doc, const char *id) {
+        uint8_t leaf[SHA256_DIGEST_LENGTH], root[SHA256_DIGEST_LENGTH];
+
+        unhex(json_string_value(json_object_get(doc, "leafHash")), leaf);
+        if (id) {
+                leaf_data_hashes_to(doc, leaf, id);
+        }
+        unhex(json_string_value(json_object_get(doc, "rootHash")), root);
+        cr_assert(verify_inclusion(
+                      (uint64_t)json_integer_value(
+                          json_object_get(doc, "leafIndex")),
+                      (uint64_t)json_integer_value(
+                          json_object_get(doc, "treeSize")),
+                      leaf, json_object_get(doc, "inclusionPath"), root),
+                  "the proof does not verify: %s",
+                  json_dumps(doc, JSON_COMPACT));
 }
 
 static int run_verify_args(const char *const *args, char **logp) {
@@ -1146,7 +1147,6 @@ static void metric_is(const char *line) {
  * how many it took on trust, and a redelivery of a pruned event is still
  * a duplicate (its payload's digest), by id. Younger rows keep theirs. */
 Test(audit, retention_prunes_old_payloads_and_keeps_their_proofs) {
-        uint8_t leaf[SHA256_DIGEST_LENGTH], root[SHA256_DIGEST_LENGTH];
         int64_t old = wall_ms() - 3 * 86400000LL;
         ab_itest_proc_t *vp;
         char id[16], *log;
@@ -1188,16 +1188,7 @@ Test(audit, retention_prunes_old_payloads_and_keeps_their_proofs) {
         cr_assert(json_is_true(json_object_get(doc, "pruned")) &&
                       !json_object_get(doc, "leafData"),
                   "%s", json_dumps(doc, JSON_COMPACT));
-        unhex(json_string_value(json_object_get(doc, "leafHash")), leaf);
-        unhex(json_string_value(json_object_get(doc, "rootHash")), root);
-        cr_assert(verify_inclusion(
-                      (uint64_t)json_integer_value(
-                          json_object_get(doc, "leafIndex")),
-                      (uint64_t)json_integer_value(
-                          json_object_get(doc, "treeSize")),
-                      leaf, json_object_get(doc, "inclusionPath"), root),
-                  "a pruned row's proof does not verify: %s",
-                  json_dumps(doc, JSON_COMPACT));
+        proof_verifies(doc, NULL);
         json_decref(doc);
 
         vp = ab_itest_proc_start(
