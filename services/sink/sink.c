@@ -40,6 +40,7 @@
 #define DLQ_CODE_MAX 32
 #define PLAN_FETCH_TIMEOUT_MS 10000
 #define PLAN_RETRY_MS 1000
+#define PLAN_BATCH 64
 
 typedef struct part_s part_t;
 
@@ -870,20 +871,7 @@ static int submit(sink_t *sk, part_t *p) {
                 return 0;
         }
         if (j->plan == JOB_PLAN_NEEDED) {
-                /* Everything before the batch is done (it is the head),
-                 * so its first offset may be committed; blocking, so
-                 * that no commit of stored offsets (empty metadata) can
-                 * pass it. */
-                if (sink_plan_commit(group_rk(sk), p->topic, p->partition,
-                                     sink_batch_first(j->b),
-                                     sink_batch_last(j->b), errstr,
-                                     sizeof(errstr)) != AB_OK) {
-                        ab_warn(COMP, "%s; sent once it is committed", errstr);
-                        p->next_ms = mono_ms() + PLAN_RETRY_MS;
-                        p->state   = P_BACKOFF;
-                        return 0;
-                }
-                j->plan = JOB_PLAN_COMMITTED;
+                return 0; /* plan_heads() first */
         }
         err = sink_client_submit(sk->client, body, len, key, j, errstr,
                                  sizeof(errstr));
@@ -900,6 +888,53 @@ static int submit(sink_t *sk, part_t *p) {
         ab_metric_gauge_add(sk->m_inflight, 1);
         p->state = P_SENDING;
         return 0;
+}
+
+/* Commits the plans of the head batches about to be sent that need one,
+ * PLAN_BATCH partitions an OffsetCommit (batches whose linger ran out
+ * together cost one round trip). A head is done with everything before
+ * it, so its first offset may be committed. Blocking, so that no commit
+ * of stored offsets (empty metadata) is sent between a plan and its
+ * reply, to land after it and wipe it. A plan that fails is tried again
+ * after PLAN_RETRY_MS; its batch waits (sent without it, it could come
+ * back with another key). */
+static void plan_heads(sink_t *sk) {
+        sink_plan_t plans[PLAN_BATCH];
+        part_t *pp[PLAN_BATCH];
+        char errstr[256];
+        size_t i = 0, n, k;
+        part_t *p;
+
+        while (i < sk->part_cnt) {
+                for (n = 0; i < sk->part_cnt && n < PLAN_BATCH; i++) {
+                        p = sk->parts[i];
+                        if (!p->assigned || p->state != P_IDLE || !p->head ||
+                            p->head->plan != JOB_PLAN_NEEDED) {
+                                continue;
+                        }
+                        plans[n].topic     = p->topic;
+                        plans[n].partition = p->partition;
+                        plans[n].first     = sink_batch_first(p->head->b);
+                        plans[n].last      = sink_batch_last(p->head->b);
+                        pp[n++]            = p;
+                }
+                if (!n) {
+                        continue;
+                }
+                if (sink_plan_commit(group_rk(sk), plans, n, errstr,
+                                     sizeof(errstr)) != AB_OK) {
+                        ab_warn(COMP, "%s; the batch is sent once it is",
+                                errstr);
+                }
+                for (k = 0; k < n; k++) {
+                        if (plans[k].err == AB_OK) {
+                                pp[k]->head->plan = JOB_PLAN_COMMITTED;
+                        } else {
+                                pp[k]->next_ms = mono_ms() + PLAN_RETRY_MS;
+                                pp[k]->state   = P_BACKOFF;
+                        }
+                }
+        }
 }
 
 /* Closes due batches, ends backoffs, moves dead letters on and hands
@@ -929,6 +964,7 @@ static void tick(sink_t *sk, int64_t now, int draining) {
                 }
                 update_pause(sk, p);
         }
+        plan_heads(sk);
         for (i = 0; i < n && sink_client_free_slots(sk->client) > 0; i++) {
                 p = sk->parts[(sk->rr + i) % n];
                 if (p->assigned && p->state == P_IDLE && p->head &&

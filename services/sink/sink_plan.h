@@ -47,17 +47,27 @@ ab_err_t sink_plan_format(int64_t last, char *buf, size_t size);
 ab_err_t sink_plan_parse(const char *md, size_t len, int64_t start,
                          int64_t *lastp);
 
+/** One partition's plan: its batch is \p first..\p last. */
+typedef struct sink_plan_s {
+        const char *topic;
+        int32_t partition;
+        int64_t first, last;
+        ab_err_t err; /**< out: AB_OK once committed, else AB_ERR_KAFKA */
+} sink_plan_t;
+
 /**
- * @brief Commits, synchronously, \p first as the group's offset of
- *        \p topic / \p partition with the plan "ends at \p last" as
- *        metadata. Everything before \p first must be done: this is an
- *        ordinary commit of the next offset to read, that also says where
- *        the batch starting there ends. \p rk is the group's consumer.
- * @returns AB_OK, or AB_ERR_KAFKA (e.g. the partition went to another
- *          member) / AB_ERR_INVALID with errstr.
+ * @brief Commits, synchronously and in one OffsetCommit, each plan's
+ *        \p first as the group's offset of its partition with "ends at
+ *        \p last" as metadata. Everything before each \p first must be
+ *        done: this is an ordinary commit of the next offset to read that
+ *        also says where the batch starting there ends. \p rk is the
+ *        group's consumer. Each plan's err says how it went.
+ * @returns AB_OK when every plan was committed; else AB_ERR_KAFKA (e.g. a
+ *          partition went to another member) or AB_ERR_INVALID (a plan
+ *          that is not a range, none committed), errstr naming the first
+ *          failure.
  */
-ab_err_t sink_plan_commit(rd_kafka_t *rk, const char *topic,
-                          int32_t partition, int64_t first, int64_t last,
+ab_err_t sink_plan_commit(rd_kafka_t *rk, sink_plan_t *plans, size_t cnt,
                           char *errstr, size_t errstr_size);
 
 /**
