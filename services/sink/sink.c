@@ -890,6 +890,23 @@ static int submit(sink_t *sk, part_t *p) {
         return 0;
 }
 
+/* Whether the partition is read up to the high watermark of its last
+ * fetch. Linger closes a batch only then: a batch closed by count or
+ * bytes the first time is, when re-read after a crash (all of it in
+ * Kafka already, but perhaps fetched in pieces), cut the same way rather
+ * than by linger between two fetches. Unknown (no fetch yet) counts as
+ * read up. */
+static int caught_up(sink_t *sk, part_t *p) {
+        int64_t lo, hi;
+
+        if (rd_kafka_get_watermark_offsets(group_rk(sk), p->topic,
+                                           p->partition, &lo, &hi) ||
+            hi < 0) {
+                return 1;
+        }
+        return p->next_offset >= hi;
+}
+
 /* Commits the plans of the head batches about to be sent that need one,
  * PLAN_BATCH partitions an OffsetCommit (batches whose linger ran out
  * together cost one round trip). A head is done with everything before
@@ -952,7 +969,8 @@ static void tick(sink_t *sk, int64_t now, int draining) {
                  * even when draining: sent shorter it would carry a key
                  * of its own; left unsent, the next owner cuts it. */
                 if (p->open && p->open_end < 0 &&
-                    (draining || sink_batch_due(p->open, now)) &&
+                    (draining ||
+                     (sink_batch_due(p->open, now) && caught_up(sk, p))) &&
                     close_open(sk, p, 0) != AB_OK) {
                         ab_error(COMP, "out of memory closing a batch");
                 }
@@ -986,8 +1004,10 @@ static int next_wait(sink_t *sk, int64_t now) {
                 if (!p->assigned) {
                         continue;
                 }
+                /* due but not read up: the records coming end the wait */
                 if (p->open && p->open_end < 0 &&
-                    (d = sink_batch_due_in(p->open, now)) >= 0 && d < w) {
+                    (d = sink_batch_due_in(p->open, now)) >= 0 && d < w &&
+                    (d > 0 || caught_up(sk, p))) {
                         w = d;
                 }
                 if (p->state == P_BACKOFF && p->next_ms - now < w) {

@@ -8,8 +8,8 @@
  * a sink answering 503 for a while loses nothing; events it refuses with
  * 400 land on <prefix>deadletter with Kafka Connect's headers, exactly
  * those; a SIGKILLed sink restarted loses nothing; a batch closed by
- * linger whose answer never came is sent again after a SIGKILL with the
- * same Idempotency-Key and events; SIGTERM exits 0.
+ * linger, or one full, whose answer never came is sent again after a
+ * SIGKILL with the same Idempotency-Key and events; SIGTERM exits 0.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -70,6 +70,7 @@ static struct {
         /* hold: the next request with our events gets no answer (until
          * released): it is what the sink had in flight when it died */
         int hold, held, released;
+        int hold_min;            /* events the held request has at least */
         char held_key[128];
         int held_ev[MAX_EVENTS], held_n;
         int held_again, held_again_same; /* later requests with its key */
@@ -173,7 +174,8 @@ static int hold_this(const char *key, json_t *arr) {
         if (!rec.hold || rec.held || !key ||
             ev_number(json_string_value(json_object_get(
                 json_array_get(arr, 0), "id"))) < 0 ||
-            json_array_size(arr) > MAX_EVENTS) {
+            json_array_size(arr) > MAX_EVENTS ||
+            json_array_size(arr) < (size_t)rec.hold_min) {
                 return 0;
         }
         rec.held = 1;
@@ -413,12 +415,20 @@ static void start_sink(void) {
         start_sink_env(NULL);
 }
 
-static void start_env(const char *const *extra) {
-        ingest = ab_itest_stack_start("aetherbus-ingest", PARTITIONS, NULL,
-                                      WAIT_MS, &b, prefix, sizeof(prefix),
-                                      &iport);
+/* More settings of the ingest start() starts, or NULL. */
+static const char *const *ingest_env;
+
+/* Ingest and the recording sink, no aetherbus-sink yet. */
+static void start_ingest(void) {
+        ingest = ab_itest_stack_start("aetherbus-ingest", PARTITIONS,
+                                      ingest_env, WAIT_MS, &b, prefix,
+                                      sizeof(prefix), &iport);
         snprintf(group, sizeof(group), "%ssink", prefix);
         recorder_start();
+}
+
+static void start_env(const char *const *extra) {
+        start_ingest();
         start_sink_env(extra);
 }
 
@@ -741,19 +751,23 @@ Test(sink, a_sigkilled_sink_restarted_loses_nothing) {
         stop_sink_cleanly();
 }
 
-/* The batch in flight when the sink died had closed by linger (3 or so
- * events a partition, far from 100). Re-read after the restart, more
- * events stand behind it, so a cut by linger again would take them in
- * and give it another key; its plan cuts it where it was. */
-Test(sink, a_linger_batch_in_flight_at_a_sigkill_is_sent_again_the_same) {
+/* Posts events 0..to-1 (then starts the sink when none runs yet: it
+ * reads them as a backlog), holds the first request of our events with
+ * at least \p min_events, SIGKILLs the sink, posts to..to+more, restarts
+ * the sink with \p env and checks the held batch came again as it was. */
+static void kill_while_held(int min_events, int to, int more,
+                            const char *const *env) {
         int64_t dl;
         int held;
 
-        start();
         pthread_mutex_lock(&rec.lock);
-        rec.hold = 1;
+        rec.hold     = 1;
+        rec.hold_min = min_events;
         pthread_mutex_unlock(&rec.lock);
-        post_events(0, 10, 0);
+        post_events(0, to, 0);
+        if (!sink) {
+                start_sink();
+        }
         dl = ab_itest_deadline(ab_itest_timeout(WAIT_MS));
         for (;;) {
                 pthread_mutex_lock(&rec.lock);
@@ -771,12 +785,12 @@ Test(sink, a_linger_batch_in_flight_at_a_sigkill_is_sent_again_the_same) {
         ab_itest_proc_destroy(sink);
         sink = NULL;
         cr_log_info("held %s (%d events)", rec.held_key, rec.held_n);
-        post_events(10, 40, 0);
+        post_events(to, to + more, 0);
         pthread_mutex_lock(&rec.lock);
         rec.released = 1;
         pthread_mutex_unlock(&rec.lock);
-        start_sink();
-        wait_delivered(0, 40, 0, 45000);
+        start_sink_env(env);
+        wait_delivered(0, to + more, 0, 45000);
         pthread_mutex_lock(&rec.lock);
         cr_expect_geq(rec.held_again, 1, "%s was not sent again",
                       rec.held_key);
@@ -786,6 +800,32 @@ Test(sink, a_linger_batch_in_flight_at_a_sigkill_is_sent_again_the_same) {
         check_batches();
         check_keys_stable();
         stop_sink_cleanly();
+}
+
+/* The batch in flight when the sink died had closed by linger (3 or so
+ * events a partition, far from 100). Re-read after the restart, more
+ * events stand behind it, so a cut by linger again would take them in
+ * and give it another key; its plan cuts it where it was. */
+Test(sink, a_linger_batch_in_flight_at_a_sigkill_is_sent_again_the_same) {
+        start();
+        kill_while_held(1, 10, 30, NULL);
+}
+
+/* The batch in flight had closed full (100 events: read as a backlog).
+ * The restarted sink reads it back in pieces (ingest wrote a record batch
+ * per event, and max.partition.fetch.bytes=1 makes a fetch return one)
+ * and lingers 1 ms: linger must not cut it between two fetches (it did:
+ * 100-199 came again as 100-102). */
+Test(sink, a_full_batch_in_flight_at_a_sigkill_is_sent_again_the_same) {
+        static const char *const one[] = {"RDKAFKA_BATCH_NUM_MESSAGES=1",
+                                          NULL};
+        const char *const slow[] = {"SINK_LINGER_MS=1",
+                                    "RDKAFKA_MAX_PARTITION_FETCH_BYTES=1",
+                                    NULL};
+
+        ingest_env = one;
+        start_ingest();
+        kill_while_held(MAX_EVENTS, 900, 100, slow);
 }
 
 Test(sink, retries_give_up_into_dead_letters_and_names_filter) {
