@@ -5,8 +5,9 @@
  * one of them in flight so a key's events arrive in order), what an
  * answer does to a batch (done, retried after a backoff with the
  * partition paused, bisected, dead-lettered), the offsets marked done
- * (only once delivered or dead-lettered: at-least-once), readiness, the
- * metrics and the drain on SIGTERM.
+ * (only once delivered or dead-lettered: at-least-once), the plans that
+ * make a batch closed by linger replay with the same range after a crash
+ * (sink_plan), readiness, the metrics and the drain on SIGTERM.
  *
  * Everything runs on the thread of sink_run(): the consumer, the HTTP
  * client's callbacks and the dead-letter producer's delivery reports
@@ -26,6 +27,7 @@
 #include "ab_record.h"
 #include "ab_time.h"
 #include "sink.h"
+#include "sink_plan.h"
 
 #define COMP "sink"
 #define POLL_MAX 256
@@ -36,8 +38,21 @@
 #define START_TIMEOUT_MS 10000
 #define DLQ_RETRY_MS 1000
 #define DLQ_CODE_MAX 32
+#define PLAN_FETCH_TIMEOUT_MS 10000
+#define PLAN_RETRY_MS 1000
+#define PLAN_BATCH 64
 
 typedef struct part_s part_t;
+
+/* Whether a batch's range must be written down (sink_plan) before it is
+ * sent, so that after a crash it is re-read as the same batch. */
+typedef enum {
+        JOB_PLAN_NONE = 0, /* closed by count or bytes: a fresh cut from
+                              its first offset ends where it does */
+        JOB_PLAN_NEEDED,   /* closed by time (linger, drain) or a half of
+                              a split: commit its plan first */
+        JOB_PLAN_COMMITTED,
+} job_plan_t;
 
 /* One closed batch and what is left to do for it. */
 typedef struct job_s {
@@ -48,6 +63,7 @@ typedef struct job_s {
                              event, or a skipped record after it */
         int orphan;       /* its partition was revoked meanwhile: the
                              answer is dropped, the new owner redoes it */
+        job_plan_t plan;
         /* dead-lettering */
         size_t dlq_next;  /* next event to produce */
         int dlq_pending;  /* delivery reports awaited */
@@ -79,6 +95,12 @@ struct part_s {
         int64_t next_ms;
         int paused;
         int64_t next_offset; /* below it: already taken (a refetch), -1 */
+        /* The committed plan of the first batch after an assignment,
+         * looked up when the partition's first record is taken. */
+        int plan_known;
+        int64_t plan_start, plan_end; /* -1: none (or used) */
+        int64_t open_end; /* open follows the plan: it closes at this
+                             offset and not by linger; -1 */
 };
 
 /* Stage indexes, in the order ab_stage_new() names them. */
@@ -194,6 +216,9 @@ static part_t *part_get(sink_t *sk, const char *topic, int32_t partition,
         p->partition   = partition;
         p->open_skip   = -1;
         p->next_offset = -1;
+        p->plan_start  = -1;
+        p->plan_end    = -1;
+        p->open_end    = -1;
         sk->parts[sk->part_cnt++] = p;
         return p;
 }
@@ -251,6 +276,10 @@ static void part_reset(sink_t *sk, part_t *p) {
         p->attempt     = 0;
         p->open_skip   = -1;
         p->next_offset = -1;
+        p->plan_known  = 0;
+        p->plan_start  = -1;
+        p->plan_end    = -1;
+        p->open_end    = -1;
 }
 
 static void orphan_free(sink_t *sk, job_t *j) {
@@ -318,8 +347,10 @@ static void on_revoke(void *opaque,
         }
 }
 
-/* The open batch becomes the tail job. */
-static ab_err_t close_open(sink_t *sk, part_t *p) {
+/* The open batch becomes the tail job. \p by_limit: it closed at
+ * SINK_BATCH_MAX_EVENTS or _BYTES, which a re-read cuts the same way;
+ * anything else (linger, drain) depends on timing. */
+static ab_err_t close_open(sink_t *sk, part_t *p, int by_limit) {
         job_t *j;
 
         (void)sk;
@@ -332,6 +363,15 @@ static ab_err_t close_open(sink_t *sk, part_t *p) {
         j->b       = p->open;
         j->part    = p;
         j->done_to = sink_batch_last(p->open);
+        if (p->open_end >= 0) {
+                /* Re-read by its plan: what is committed names it. */
+                j->plan = sink_batch_last(p->open) == p->open_end
+                              ? JOB_PLAN_COMMITTED
+                              : JOB_PLAN_NEEDED;
+        } else {
+                j->plan = by_limit ? JOB_PLAN_NONE : JOB_PLAN_NEEDED;
+        }
+        p->open_end = -1;
         if (p->open_skip > j->done_to) {
                 j->done_to = p->open_skip;
         }
@@ -360,6 +400,68 @@ static void skip(sink_t *sk, part_t *p, int64_t offset, const char *reason) {
         }
 }
 
+/* The consumer of the group, whose commits carry the plans. */
+static rd_kafka_t *group_rk(sink_t *sk) {
+        return ab_consumer_handle(ab_consume_consumer(sk->consume));
+}
+
+/* Once per assignment: whether the partition's first batch was sent
+ * before (by a crashed or revoked owner) and where it ended. */
+static void plan_lookup(sink_t *sk, part_t *p) {
+        char errstr[256];
+        int64_t start, end;
+
+        p->plan_known = 1;
+        if (sink_plan_fetch(group_rk(sk), p->topic, p->partition,
+                            PLAN_FETCH_TIMEOUT_MS, &start, &end, errstr,
+                            sizeof(errstr)) != AB_OK) {
+                ab_warn(COMP, "%s; its first batch is cut as usual (after a "
+                              "crash it may carry another key)",
+                        errstr);
+                return;
+        }
+        if (end >= 0) {
+                p->plan_start = start;
+                p->plan_end   = end;
+        }
+}
+
+/* A new batch at \p offset: the first after the assignment follows the
+ * plan when it starts where the plan does. */
+static void plan_open(part_t *p, int64_t offset) {
+        if (p->plan_end < 0) {
+                return;
+        }
+        if (offset == p->plan_start) {
+                p->open_end = p->plan_end;
+                ab_info(COMP, "%s [%" PRId32 "] @%" PRId64 "-%" PRId64
+                              ": sent before, cut at the same offsets",
+                        p->topic, p->partition, p->plan_start, p->plan_end);
+        } else {
+                ab_info(COMP, "%s [%" PRId32 "]: plan @%" PRId64 "-%" PRId64
+                              " not followed, the first event is @%" PRId64,
+                        p->topic, p->partition, p->plan_start, p->plan_end,
+                        offset);
+        }
+        p->plan_start = p->plan_end = -1;
+}
+
+/* Closes a batch cut by its plan once \p offset reaches its end (or,
+ * \p past, goes beyond it: that offset was not read, a gap). */
+static void plan_close(sink_t *sk, part_t *p, int64_t offset, int past) {
+        if (!p->open) {
+                p->open_end = -1;
+                return;
+        }
+        if (p->open_end >= 0 &&
+            (past ? offset > p->open_end : offset >= p->open_end) &&
+            close_open(sk, p, 0) != AB_OK) {
+                ab_error(COMP, "out of memory closing a batch of %s [%" PRId32
+                               "]",
+                         p->topic, p->partition);
+        }
+}
+
 static void take(sink_t *sk, ab_consume_rec_t *rec, int64_t now) {
         char errstr[256] = "";
         part_t *p;
@@ -373,9 +475,13 @@ static void take(sink_t *sk, ab_consume_rec_t *rec, int64_t now) {
                 return; /* fetched again after a resume: already taken */
         }
         p->next_offset = rec->offset + 1;
+        if (!p->plan_known) {
+                plan_lookup(sk, p);
+        }
+        plan_close(sk, p, rec->offset, 1);
         if (rec->kind != AB_CONSUME_ACCEPTED) {
                 skip(sk, p, rec->offset, ab_consume_kind_name(rec->kind));
-                return;
+                goto out;
         }
         if (!sink_name_match(sk->conf->names, rec->env.name)) {
                 /* Not forwarded by choice (SINK_EVENT_NAMES): handled,
@@ -388,7 +494,10 @@ static void take(sink_t *sk, ab_consume_rec_t *rec, int64_t now) {
                                    : rec->timestamp_ms,
                                1);
                 skip(sk, p, rec->offset, "name");
-                return;
+                goto out;
+        }
+        if (!p->open) {
+                plan_open(p, rec->offset);
         }
         if (!p->open && !(p->open = sink_batch_new(p->topic, p->partition,
                                                    &sk->limits, errstr,
@@ -398,7 +507,7 @@ static void take(sink_t *sk, ab_consume_rec_t *rec, int64_t now) {
         err = sink_batch_add(p->open, rec->offset, &rec->env, now, errstr,
                              sizeof(errstr));
         if (err == AB_ERR_TOO_LARGE) {
-                if (close_open(sk, p) != AB_OK ||
+                if (close_open(sk, p, 1) != AB_OK ||
                     !(p->open = sink_batch_new(p->topic, p->partition,
                                                &sk->limits, errstr,
                                                sizeof(errstr)))) {
@@ -410,12 +519,12 @@ static void take(sink_t *sk, ab_consume_rec_t *rec, int64_t now) {
         if (err != AB_OK) {
                 goto fail;
         }
-        if (sink_batch_full(p->open) && close_open(sk, p) != AB_OK) {
+        if (sink_batch_full(p->open) && close_open(sk, p, 1) != AB_OK) {
                 ab_error(COMP, "out of memory closing a batch of %s [%" PRId32
                                "]",
                          p->topic, p->partition);
         }
-        return;
+        goto out;
 
 fail:
         /* Only an envelope the batch cannot write (or no memory) gets
@@ -430,6 +539,8 @@ fail:
                  p->topic, p->partition, rec->offset,
                  errstr[0] ? errstr : "out of memory");
         skip(sk, p, rec->offset, "unwritable");
+out:
+        plan_close(sk, p, rec->offset, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -725,9 +836,11 @@ static void on_result(const sink_client_result_t *res, void *opaque) {
                 l->b       = lb;
                 l->part    = p;
                 l->done_to = sink_batch_last(lb);
+                l->plan    = JOB_PLAN_NEEDED; /* ranges no cut makes */
                 r->b       = rb;
                 r->part    = p;
                 r->done_to = j->done_to;
+                r->plan    = JOB_PLAN_NEEDED;
                 l->next    = r;
                 r->next    = j->next;
                 p->head    = l;
@@ -757,6 +870,9 @@ static int submit(sink_t *sk, part_t *p) {
                 pop_head(p);
                 return 0;
         }
+        if (j->plan == JOB_PLAN_NEEDED) {
+                return 0; /* plan_heads() first */
+        }
         err = sink_client_submit(sk->client, body, len, key, j, errstr,
                                  sizeof(errstr));
         if (err == AB_ERR_UNAVAILABLE) {
@@ -774,6 +890,70 @@ static int submit(sink_t *sk, part_t *p) {
         return 0;
 }
 
+/* Whether the partition is read up to the high watermark of its last
+ * fetch. Linger closes a batch only then: a batch closed by count or
+ * bytes the first time is, when re-read after a crash (all of it in
+ * Kafka already, but perhaps fetched in pieces), cut the same way rather
+ * than by linger between two fetches. Unknown (no fetch yet) counts as
+ * read up. */
+static int caught_up(sink_t *sk, part_t *p) {
+        int64_t lo, hi;
+
+        if (rd_kafka_get_watermark_offsets(group_rk(sk), p->topic,
+                                           p->partition, &lo, &hi) ||
+            hi < 0) {
+                return 1;
+        }
+        return p->next_offset >= hi;
+}
+
+/* Commits the plans of the head batches about to be sent that need one,
+ * PLAN_BATCH partitions an OffsetCommit (batches whose linger ran out
+ * together cost one round trip). A head is done with everything before
+ * it, so its first offset may be committed. Blocking, so that no commit
+ * of stored offsets (empty metadata) is sent between a plan and its
+ * reply, to land after it and wipe it. A plan that fails is tried again
+ * after PLAN_RETRY_MS; its batch waits (sent without it, it could come
+ * back with another key). */
+static void plan_heads(sink_t *sk) {
+        sink_plan_t plans[PLAN_BATCH];
+        part_t *pp[PLAN_BATCH];
+        char errstr[256];
+        size_t i = 0, n, k;
+        part_t *p;
+
+        while (i < sk->part_cnt) {
+                for (n = 0; i < sk->part_cnt && n < PLAN_BATCH; i++) {
+                        p = sk->parts[i];
+                        if (!p->assigned || p->state != P_IDLE || !p->head ||
+                            p->head->plan != JOB_PLAN_NEEDED) {
+                                continue;
+                        }
+                        plans[n].topic     = p->topic;
+                        plans[n].partition = p->partition;
+                        plans[n].first     = sink_batch_first(p->head->b);
+                        plans[n].last      = sink_batch_last(p->head->b);
+                        pp[n++]            = p;
+                }
+                if (!n) {
+                        continue;
+                }
+                if (sink_plan_commit(group_rk(sk), plans, n, errstr,
+                                     sizeof(errstr)) != AB_OK) {
+                        ab_warn(COMP, "%s; the batch is sent once it is",
+                                errstr);
+                }
+                for (k = 0; k < n; k++) {
+                        if (plans[k].err == AB_OK) {
+                                pp[k]->head->plan = JOB_PLAN_COMMITTED;
+                        } else {
+                                pp[k]->next_ms = mono_ms() + PLAN_RETRY_MS;
+                                pp[k]->state   = P_BACKOFF;
+                        }
+                }
+        }
+}
+
 /* Closes due batches, ends backoffs, moves dead letters on and hands
  * the partitions' head batches to free slots, round-robin. */
 static void tick(sink_t *sk, int64_t now, int draining) {
@@ -785,8 +965,13 @@ static void tick(sink_t *sk, int64_t now, int draining) {
                 if (!p->assigned) {
                         continue;
                 }
-                if (p->open && (draining || sink_batch_due(p->open, now)) &&
-                    close_open(sk, p) != AB_OK) {
+                /* A batch cut by its plan waits for its last offset,
+                 * even when draining: sent shorter it would carry a key
+                 * of its own; left unsent, the next owner cuts it. */
+                if (p->open && p->open_end < 0 &&
+                    (draining ||
+                     (sink_batch_due(p->open, now) && caught_up(sk, p))) &&
+                    close_open(sk, p, 0) != AB_OK) {
                         ab_error(COMP, "out of memory closing a batch");
                 }
                 if (p->state == P_BACKOFF && now >= p->next_ms) {
@@ -797,6 +982,7 @@ static void tick(sink_t *sk, int64_t now, int draining) {
                 }
                 update_pause(sk, p);
         }
+        plan_heads(sk);
         for (i = 0; i < n && sink_client_free_slots(sk->client) > 0; i++) {
                 p = sk->parts[(sk->rr + i) % n];
                 if (p->assigned && p->state == P_IDLE && p->head &&
@@ -818,8 +1004,10 @@ static int next_wait(sink_t *sk, int64_t now) {
                 if (!p->assigned) {
                         continue;
                 }
-                if (p->open && (d = sink_batch_due_in(p->open, now)) >= 0 &&
-                    d < w) {
+                /* due but not read up: the records coming end the wait */
+                if (p->open && p->open_end < 0 &&
+                    (d = sink_batch_due_in(p->open, now)) >= 0 && d < w &&
+                    (d > 0 || caught_up(sk, p))) {
                         w = d;
                 }
                 if (p->state == P_BACKOFF && p->next_ms - now < w) {
@@ -840,7 +1028,8 @@ static int work_left(sink_t *sk) {
         }
         for (i = 0; i < sk->part_cnt; i++) {
                 if (sk->parts[i]->assigned &&
-                    (sk->parts[i]->head || sk->parts[i]->open)) {
+                    (sk->parts[i]->head ||
+                     (sk->parts[i]->open && sk->parts[i]->open_end < 0))) {
                         return 1;
                 }
         }

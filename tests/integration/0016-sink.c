@@ -7,7 +7,9 @@
  * it, at least once, in per-key order and in batches within the limits;
  * a sink answering 503 for a while loses nothing; events it refuses with
  * 400 land on <prefix>deadletter with Kafka Connect's headers, exactly
- * those; a SIGKILLed sink restarted loses nothing; SIGTERM exits 0.
+ * those; a SIGKILLed sink restarted loses nothing; a batch closed by
+ * linger, or one full, whose answer never came is sent again after a
+ * SIGKILL with the same Idempotency-Key and events; SIGTERM exits 0.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -60,6 +62,18 @@ static struct {
         int key_cnt, key_mismatch;
         char first_mismatch[256];
         int deliveries;          /* our events in 2xx answers, dups too */
+        /* by event number, the key it was first sent under: a sink that
+         * dedupes by key takes an event sent again under another twice */
+        char ev_key[NEV_MAX][96];
+        int key_changes;
+        char first_key_change[256];
+        /* hold: the next request with our events gets no answer (until
+         * released): it is what the sink had in flight when it died */
+        int hold, held, released;
+        int hold_min;            /* events the held request has at least */
+        char held_key[128];
+        int held_ev[MAX_EVENTS], held_n;
+        int held_again, held_again_same; /* later requests with its key */
 } rec = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 typedef struct {
@@ -114,7 +128,68 @@ static void note_key(const char *key, json_t *arr) {
         }
 }
 
-/* The answer to one request; the caller holds the lock. */
+/* Per event: the key it was first sent under, and whether a request
+ * named by the held batch's key holds exactly its events. */
+static void note_events(const char *key, json_t *arr) {
+        json_t *item;
+        size_t i;
+        int n, same;
+
+        if (!key) {
+                return;
+        }
+        json_array_foreach(arr, i, item) {
+                n = ev_number(json_string_value(json_object_get(item, "id")));
+                if (n < 0) {
+                        continue;
+                }
+                if (!rec.ev_key[n][0]) {
+                        snprintf(rec.ev_key[n], sizeof(rec.ev_key[n]), "%s",
+                                 key);
+                } else if (strcmp(rec.ev_key[n], key) &&
+                           !rec.key_changes++) {
+                        snprintf(rec.first_key_change,
+                                 sizeof(rec.first_key_change),
+                                 "ev-%d under %s, then %s", n, rec.ev_key[n],
+                                 key);
+                }
+        }
+        if (rec.held && !strcmp(key, rec.held_key)) {
+                rec.held_again++;
+                same = json_array_size(arr) == (size_t)rec.held_n;
+                for (i = 0; same && i < json_array_size(arr); i++) {
+                        same = ev_number(json_string_value(json_object_get(
+                                   json_array_get(arr, i), "id"))) ==
+                               rec.held_ev[i];
+                }
+                rec.held_again_same += same;
+        }
+}
+
+/* Holds this request when told to and it carries our events.
+ * @returns 1 when held. */
+static int hold_this(const char *key, json_t *arr) {
+        size_t i;
+
+        if (!rec.hold || rec.held || !key ||
+            ev_number(json_string_value(json_object_get(
+                json_array_get(arr, 0), "id"))) < 0 ||
+            json_array_size(arr) > MAX_EVENTS ||
+            json_array_size(arr) < (size_t)rec.hold_min) {
+                return 0;
+        }
+        rec.held = 1;
+        snprintf(rec.held_key, sizeof(rec.held_key), "%s", key);
+        for (i = 0; i < json_array_size(arr); i++) {
+                rec.held_ev[i] = ev_number(json_string_value(
+                    json_object_get(json_array_get(arr, i), "id")));
+        }
+        rec.held_n = (int)json_array_size(arr);
+        return 1;
+}
+
+/* The answer to one request, 0 for none (held); the caller holds the
+ * lock. */
 static unsigned judge(const char *body, size_t len, const char *key) {
         json_t *arr, *item, *payload;
         size_t i;
@@ -131,6 +206,11 @@ static unsigned judge(const char *body, size_t len, const char *key) {
                 return 400;
         }
         note_key(key, arr);
+        note_events(key, arr);
+        if (hold_this(key, arr)) {
+                json_decref(arr);
+                return 0;
+        }
         if (ab_itest_now_ms() < rec.fail_until_ms) {
                 rec.n503++;
                 json_decref(arr);
@@ -189,7 +269,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
         const char *key;
         enum MHD_Result ret;
         unsigned status;
-        int delay;
+        int delay, released;
+        int64_t dl;
         char *nb;
 
         (void)cls;
@@ -222,6 +303,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
         delay  = rec.delay_ms;
         status = judge(u->buf ? u->buf : "", u->len, key);
         pthread_mutex_unlock(&rec.lock);
+        if (status == 0) {
+                /* bounded: teardown releases it before stopping */
+                dl = ab_itest_now_ms() + 60000;
+                do {
+                        usleep(10000);
+                        pthread_mutex_lock(&rec.lock);
+                        released = rec.released;
+                        pthread_mutex_unlock(&rec.lock);
+                } while (!released && ab_itest_now_ms() < dl);
+                status = 503;
+        }
         if (delay) {
                 usleep((useconds_t)delay * 1000);
         }
@@ -271,6 +363,9 @@ static void teardown(void) {
         ab_itest_proc_destroy(ingest2);
         ingest2 = NULL;
         ab_itest_stack_stop(&ingest, &b);
+        pthread_mutex_lock(&rec.lock);
+        rec.released = 1; /* a held request's thread ends */
+        pthread_mutex_unlock(&rec.lock);
         if (rec.d) {
                 MHD_stop_daemon(rec.d);
                 rec.d = NULL;
@@ -320,12 +415,20 @@ static void start_sink(void) {
         start_sink_env(NULL);
 }
 
-static void start_env(const char *const *extra) {
-        ingest = ab_itest_stack_start("aetherbus-ingest", PARTITIONS, NULL,
-                                      WAIT_MS, &b, prefix, sizeof(prefix),
-                                      &iport);
+/* More settings of the ingest start() starts, or NULL. */
+static const char *const *ingest_env;
+
+/* Ingest and the recording sink, no aetherbus-sink yet. */
+static void start_ingest(void) {
+        ingest = ab_itest_stack_start("aetherbus-ingest", PARTITIONS,
+                                      ingest_env, WAIT_MS, &b, prefix,
+                                      sizeof(prefix), &iport);
         snprintf(group, sizeof(group), "%ssink", prefix);
         recorder_start();
+}
+
+static void start_env(const char *const *extra) {
+        start_ingest();
         start_sink_env(extra);
 }
 
@@ -420,6 +523,16 @@ static void check_batches(void) {
         cr_expect_eq(rec.key_mismatch, 0,
                      "%d Idempotency-Keys named other events, first: %s",
                      rec.key_mismatch, rec.first_mismatch);
+        pthread_mutex_unlock(&rec.lock);
+}
+
+/* No event was sent under two keys: every batch sent again (after a
+ * crash or a takeover) was cut as before. Not for tests that bisect. */
+static void check_keys_stable(void) {
+        pthread_mutex_lock(&rec.lock);
+        cr_expect_eq(rec.key_changes, 0,
+                     "%d events sent again under another key, first: %s",
+                     rec.key_changes, rec.first_key_change);
         pthread_mutex_unlock(&rec.lock);
 }
 
@@ -634,7 +747,85 @@ Test(sink, a_sigkilled_sink_restarted_loses_nothing) {
         start_sink();
         wait_delivered(0, 2000, 0, 45000);
         check_batches();
+        check_keys_stable();
         stop_sink_cleanly();
+}
+
+/* Posts events 0..to-1 (then starts the sink when none runs yet: it
+ * reads them as a backlog), holds the first request of our events with
+ * at least \p min_events, SIGKILLs the sink, posts to..to+more, restarts
+ * the sink with \p env and checks the held batch came again as it was. */
+static void kill_while_held(int min_events, int to, int more,
+                            const char *const *env) {
+        int64_t dl;
+        int held;
+
+        pthread_mutex_lock(&rec.lock);
+        rec.hold     = 1;
+        rec.hold_min = min_events;
+        pthread_mutex_unlock(&rec.lock);
+        post_events(0, to, 0);
+        if (!sink) {
+                start_sink();
+        }
+        dl = ab_itest_deadline(ab_itest_timeout(WAIT_MS));
+        for (;;) {
+                pthread_mutex_lock(&rec.lock);
+                held = rec.held;
+                pthread_mutex_unlock(&rec.lock);
+                if (held) {
+                        break;
+                }
+                if (!ab_itest_tick(dl)) {
+                        ab_itest_proc_dump_log(sink);
+                        cr_assert_fail("no batch of our events came");
+                }
+        }
+        ab_itest_proc_kill(sink);
+        ab_itest_proc_destroy(sink);
+        sink = NULL;
+        cr_log_info("held %s (%d events)", rec.held_key, rec.held_n);
+        post_events(to, to + more, 0);
+        pthread_mutex_lock(&rec.lock);
+        rec.released = 1;
+        pthread_mutex_unlock(&rec.lock);
+        start_sink_env(env);
+        wait_delivered(0, to + more, 0, 45000);
+        pthread_mutex_lock(&rec.lock);
+        cr_expect_geq(rec.held_again, 1, "%s was not sent again",
+                      rec.held_key);
+        cr_expect_eq(rec.held_again_same, rec.held_again,
+                     "%s came again with other events", rec.held_key);
+        pthread_mutex_unlock(&rec.lock);
+        check_batches();
+        check_keys_stable();
+        stop_sink_cleanly();
+}
+
+/* The batch in flight when the sink died had closed by linger (3 or so
+ * events a partition, far from 100). Re-read after the restart, more
+ * events stand behind it, so a cut by linger again would take them in
+ * and give it another key; its plan cuts it where it was. */
+Test(sink, a_linger_batch_in_flight_at_a_sigkill_is_sent_again_the_same) {
+        start();
+        kill_while_held(1, 10, 30, NULL);
+}
+
+/* The batch in flight had closed full (100 events: read as a backlog).
+ * The restarted sink reads it back in pieces (ingest wrote a record batch
+ * per event, and max.partition.fetch.bytes=1 makes a fetch return one)
+ * and lingers 1 ms: linger must not cut it between two fetches (it did:
+ * 100-199 came again as 100-102). */
+Test(sink, a_full_batch_in_flight_at_a_sigkill_is_sent_again_the_same) {
+        static const char *const one[] = {"RDKAFKA_BATCH_NUM_MESSAGES=1",
+                                          NULL};
+        const char *const slow[] = {"SINK_LINGER_MS=1",
+                                    "RDKAFKA_MAX_PARTITION_FETCH_BYTES=1",
+                                    NULL};
+
+        ingest_env = one;
+        start_ingest();
+        kill_while_held(MAX_EVENTS, 900, 100, slow);
 }
 
 Test(sink, retries_give_up_into_dead_letters_and_names_filter) {
@@ -803,6 +994,7 @@ Test(sink, two_replicas_share_the_partitions_and_one_takes_over) {
         post_events(1500, 2000, 0);
         wait_delivered(0, 2000, 0, 60000);
         check_batches();
+        check_keys_stable();
         stop_sink_cleanly();
 }
 
