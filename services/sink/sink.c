@@ -30,9 +30,16 @@
 #define COMP "sink"
 #define POLL_MAX 256
 #define WAIT_MAX_MS 100
-/* Closed batches a partition holds before it is paused: the one in
- * flight and the next, so a slow sink costs two batches per partition. */
-#define PENDING_MAX 2
+/* Closed batches a partition holds before it is paused (the one in
+ * flight and three behind it), and the backlog it is resumed at. A pause
+ * drops what librdkafka prefetched for the partition and a resume fetches
+ * it again, so pausing at two and resuming at one did that once per batch
+ * whenever the consumer ran ahead of the sink: 37 pause/resume cycles for
+ * 81 batches, and 2.1 s instead of 1.1 s for 40k events on the devbroker.
+ * Between the two marks the partition stays as it is; a slow sink costs
+ * at most four closed batches (and the open one) per partition. */
+#define PENDING_MAX 4
+#define PENDING_RESUME 2
 #define START_TIMEOUT_MS 10000
 #define DLQ_RETRY_MS 1000
 #define DLQ_CODE_MAX 32
@@ -221,9 +228,14 @@ static void set_paused(sink_t *sk, part_t *p, int pause) {
 }
 
 /* Fetching waits while the head batch is being retried (nothing new
- * piles up behind a sink that is down) or the backlog is full. */
+ * piles up behind a sink that is down) or the backlog is full, and starts
+ * again once the backlog is down to PENDING_RESUME. */
 static void update_pause(sink_t *sk, part_t *p) {
-        set_paused(sk, p, p->attempt > 0 || p->njobs >= PENDING_MAX);
+        if (p->attempt > 0 || p->njobs >= PENDING_MAX) {
+                set_paused(sk, p, 1);
+        } else if (p->njobs <= PENDING_RESUME) {
+                set_paused(sk, p, 0);
+        }
 }
 
 /* Drops a partition's state; what is in flight finishes as an orphan. */
@@ -501,17 +513,37 @@ static ab_err_t dlq_produce(sink_t *sk, job_t *j, size_t i, char *errstr,
         return err;
 }
 
+/* The minute an event counts in; every receivedAt <= 0 (unknown) is one
+ * bucket of its own, as ab_stage_count() treats them alike. */
+static int64_t stage_minute(int64_t received_at_ms) {
+        return received_at_ms > 0 ? received_at_ms / AB_STAGE_MINUTE_MS
+                                  : INT64_MIN;
+}
+
 /* The stage counters, once a batch is durable at the sink or in the
- * dead-letter topic: one count per event, by its receivedAt minute. */
+ * dead-letter topic: each event by its receivedAt minute, one call per
+ * run of events in the same minute (a call per event, each taking the
+ * stage lock, cost ~230 instructions an event). */
 static void count_stage(sink_t *sk, const sink_batch_t *b, int stage) {
         const char *prefix;
-        size_t i, n = sink_batch_count(b);
+        size_t i, run = 0, n = sink_batch_count(b);
+        int64_t first = 0;
 
         prefix = ab_stage_topic_prefix(sink_batch_topic(b),
                                        sk->conf->common.topic_prefix);
         for (i = 0; i < n; i++) {
-                ab_stage_count(sk->stage, stage, prefix,
-                               sink_batch_received(b, i), 1);
+                if (run && stage_minute(sink_batch_received(b, i)) !=
+                               stage_minute(first)) {
+                        ab_stage_count(sk->stage, stage, prefix, first, run);
+                        run = 0;
+                }
+                if (!run) {
+                        first = sink_batch_received(b, i);
+                }
+                run++;
+        }
+        if (run) {
+                ab_stage_count(sk->stage, stage, prefix, first, run);
         }
 }
 

@@ -151,10 +151,13 @@ static void vw_raw(vw_t *w, const char *s, size_t n) {
         w->len += n;
 }
 
-static void vw_str(vw_t *w, const char *key, const char *s) {
+/* A key and its string value; the key is a literal (its length known). */
+#define VW_STR(w, key, s) vw_str((w), (key), sizeof(key) - 1, (s))
+
+static void vw_str(vw_t *w, const char *key, size_t klen, const char *s) {
         size_t n;
 
-        vw_raw(w, key, strlen(key));
+        vw_raw(w, key, klen);
         n = ab_json_dump_string(s, s ? strlen(s) : 0,
                                 w->len < w->size ? w->p + w->len : NULL,
                                 w->len < w->size ? w->size - w->len : 0);
@@ -164,32 +167,43 @@ static void vw_str(vw_t *w, const char *key, const char *s) {
         w->len += n;
 }
 
+/* ",\"schemaVersion\":" and the number in decimal, as "%d" writes it
+ * (snprintf was a fifth of the cost of writing an event). */
+static void vw_schema_version(vw_t *w, int v) {
+        static const char key[] = ",\"schemaVersion\":";
+        char num[16], *p = num + sizeof(num);
+        unsigned int u = v < 0 ? 0u - (unsigned int)v : (unsigned int)v;
+
+        vw_raw(w, key, sizeof(key) - 1);
+        do {
+                *--p = (char)('0' + u % 10);
+                u /= 10;
+        } while (u);
+        if (v < 0) {
+                *--p = '-';
+        }
+        vw_raw(w, p, (size_t)(num + sizeof(num) - p));
+}
+
 /* The envelope in the ingest form, the fields in POST /events/ingest's
  * order; the payload is the record's own JSON text. */
 static size_t view_write(const ab_envelope_t *env, char *buf, size_t size) {
         vw_t w = {buf, buf ? size : 0, 0, 0};
-        char num[24];
-        int n;
 
         if (!env->id || !env->name || !env->occurred_at || !env->source ||
             !env->payload_json || !env->payload_json_len) {
                 return 0;
         }
-        vw_str(&w, "{\"id\":", env->id);
-        vw_str(&w, ",\"name\":", env->name);
-        n = snprintf(num, sizeof(num), ",\"schemaVersion\":%d",
-                     env->schema_version);
-        if (n < 0 || (size_t)n >= sizeof(num)) {
-                return 0;
-        }
-        vw_raw(&w, num, (size_t)n);
-        vw_str(&w, ",\"occurredAt\":", env->occurred_at);
-        vw_str(&w, ",\"source\":", env->source);
+        VW_STR(&w, "{\"id\":", env->id);
+        VW_STR(&w, ",\"name\":", env->name);
+        vw_schema_version(&w, env->schema_version);
+        VW_STR(&w, ",\"occurredAt\":", env->occurred_at);
+        VW_STR(&w, ",\"source\":", env->source);
         if (env->company_id) {
-                vw_str(&w, ",\"companyId\":", env->company_id);
+                VW_STR(&w, ",\"companyId\":", env->company_id);
         }
         if (env->subject_id) {
-                vw_str(&w, ",\"subjectId\":", env->subject_id);
+                VW_STR(&w, ",\"subjectId\":", env->subject_id);
         }
         vw_raw(&w, ",\"payload\":", 11);
         vw_raw(&w, env->payload_json, env->payload_json_len);
