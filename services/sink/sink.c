@@ -30,16 +30,26 @@
 #define COMP "sink"
 #define POLL_MAX 256
 #define WAIT_MAX_MS 100
-/* Closed batches a partition holds before it is paused (the one in
- * flight and three behind it), and the backlog it is resumed at. A pause
- * drops what librdkafka prefetched for the partition and a resume fetches
- * it again, so pausing at two and resuming at one did that once per batch
- * whenever the consumer ran ahead of the sink: 37 pause/resume cycles for
- * 81 batches, and 2.1 s instead of 1.1 s for 40k events on the devbroker.
- * Between the two marks the partition stays as it is; a slow sink costs
- * at most four closed batches (and the open one) per partition. */
-#define PENDING_MAX 4
-#define PENDING_RESUME 2
+/* Records taken between two turns of curl while a poll is worked through:
+ * a body larger than the socket buffer (16 KiB to start with on Linux)
+ * leaves over several turns and an answer is read in one, so serving curl
+ * once per poll of 256 records held every request a poll's decoding and
+ * rendering per turn (with the backlog marks below, 4.2 ms a request on
+ * average on Kafka; 1.1-1.5 ms with this). */
+#define PERFORM_EVERY 32
+/* The backlog of closed batches a partition is paused at (count or
+ * bytes, the one in flight included) and resumed below (both). A pause
+ * drops what librdkafka prefetched for the partition; after the resume it
+ * is fetched again, and the partition's batches run dry meanwhile. Pausing at two batches and resuming at one did that once per
+ * batch while the consumer ran ahead (37 cycles for 81 batches on the
+ * devbroker); at four and two, 92-188 cycles for 1M events on Kafka
+ * (219-239k events/s); at these marks 0-1 (284-290k). Batches of the
+ * defaults (500 events) are ~115 KB: the count binds; 1 MiB ones stop at
+ * the bytes. */
+#define PENDING_MAX 16
+#define PENDING_RESUME 8
+#define PENDING_BYTES_MAX (4 * 1024 * 1024)
+#define PENDING_BYTES_RESUME (2 * 1024 * 1024)
 #define START_TIMEOUT_MS 10000
 #define DLQ_RETRY_MS 1000
 #define DLQ_CODE_MAX 32
@@ -107,6 +117,7 @@ struct sink_s {
         sink_batch_limits_t limits;
         part_t **parts;
         size_t part_cnt;
+        size_t part_last;    /* part_get()'s last hit */
         size_t rr;
         job_t *orphans;      /* revoked while in flight, until answered */
         uint64_t rng;
@@ -180,9 +191,17 @@ static part_t *part_get(sink_t *sk, const char *topic, int32_t partition,
         part_t **np, *p;
         size_t i;
 
+        /* Records come in runs per partition: the last one found first. */
+        if (sk->part_last < sk->part_cnt) {
+                p = sk->parts[sk->part_last];
+                if (p->partition == partition && !strcmp(p->topic, topic)) {
+                        return p;
+                }
+        }
         for (i = 0; i < sk->part_cnt; i++) {
                 p = sk->parts[i];
                 if (p->partition == partition && !strcmp(p->topic, topic)) {
+                        sk->part_last = i;
                         return p;
                 }
         }
@@ -229,11 +248,19 @@ static void set_paused(sink_t *sk, part_t *p, int pause) {
 
 /* Fetching waits while the head batch is being retried (nothing new
  * piles up behind a sink that is down) or the backlog is full, and starts
- * again once the backlog is down to PENDING_RESUME. */
+ * again once the backlog is down to the resume marks. */
 static void update_pause(sink_t *sk, part_t *p) {
-        if (p->attempt > 0 || p->njobs >= PENDING_MAX) {
+        size_t bytes = 0;
+        job_t *j;
+
+        for (j = p->head; j; j = j->next) {
+                bytes += sink_batch_size(j->b);
+        }
+        if (p->attempt > 0 || p->njobs >= PENDING_MAX ||
+            bytes >= PENDING_BYTES_MAX) {
                 set_paused(sk, p, 1);
-        } else if (p->njobs <= PENDING_RESUME) {
+        } else if (p->njobs <= PENDING_RESUME &&
+                   bytes <= PENDING_BYTES_RESUME) {
                 set_paused(sk, p, 0);
         }
 }
@@ -1106,9 +1133,19 @@ ab_err_t sink_run(sink_t *sk, volatile sig_atomic_t *run) {
                 for (i = 0; i < n; i++) {
                         take(sk, &recs[i], now);
                         ab_consume_rec_clear(&recs[i]);
+                        if ((i + 1) % PERFORM_EVERY == 0 &&
+                            sink_client_in_flight(sk->client) > 0) {
+                                sink_client_perform(sk->client, 0, on_result,
+                                                    sk);
+                        }
                 }
                 ab_producer_poll(sk->producer, 0);
                 tick(sk, now, 0);
+                if (sink_client_in_flight(sk->client) > 0) {
+                        /* what tick() submitted leaves now, not after the
+                         * next poll's records */
+                        sink_client_perform(sk->client, 0, on_result, sk);
+                }
                 if (ab_consume_fatal(sk->consume, errstr, sizeof(errstr))) {
                         ab_error("kafka", "fatal consumer error: %s", errstr);
                         break;

@@ -7,8 +7,9 @@
  * as stored, straight into the free room of the buffer, with no JSON tree
  * built. The exact length comes back either way, so the byte limit is
  * checked before the event counts and nothing is written twice unless
- * the buffer has to grow. The buffer grows by
- * doubling up to the byte limit, so an idle partition's batch stays small.
+ * the buffer has to grow. The buffer starts at 4 KiB, so an idle
+ * partition's batch stays small, and then grows to the size the batch is
+ * expected to reach, up to the byte limit.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -99,10 +100,20 @@ void sink_batch_destroy(sink_batch_t *b) {
         free(b);
 }
 
+/* Past the first room, the buffer grows to what the batch is expected to
+ * reach at max_events events of the average size so far (doubling from 4
+ * KiB to a 115 KiB body copied each byte once more on the way: a few
+ * percent of the loop). */
 static int grow_buf(sink_batch_t *b, size_t need) {
-        size_t ncap = b->cap * 2;
+        size_t ncap = b->cap * 2, est;
         char *nbuf;
 
+        if (b->cnt) {
+                est = (b->len / b->cnt + 1) * b->limits.max_events + 2;
+                if (est > ncap) {
+                        ncap = est;
+                }
+        }
         if (ncap > b->limits.max_bytes) {
                 ncap = b->limits.max_bytes;
         }
@@ -323,6 +334,10 @@ const char *sink_batch_body(sink_batch_t *b, size_t *lenp) {
 
 size_t sink_batch_count(const sink_batch_t *b) {
         return b->cnt;
+}
+
+size_t sink_batch_size(const sink_batch_t *b) {
+        return b->len + 1;
 }
 
 int64_t sink_batch_first(const sink_batch_t *b) {

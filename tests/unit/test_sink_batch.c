@@ -589,3 +589,32 @@ Test(sink_batch, schema_version_is_written_as_printf_does) {
                 tev_clear(&t);
         }
 }
+
+/* The size a backlog is measured by is the body's, before and after it
+ * is closed. */
+Test(sink_batch, size_is_the_length_of_the_body) {
+        char errstr[256] = "";
+        const char *body;
+        sink_batch_t *b;
+        size_t len, before;
+        tev_t t[2];
+        int i;
+
+        b = sink_batch_new(TOPIC, 0, NULL, errstr, sizeof(errstr));
+        cr_assert_not_null(b);
+        cr_expect_eq(sink_batch_size(b), 2, "empty: []");
+        for (i = 0; i < 2; i++) {
+                t[i] = mkenv(i, 0);
+                cr_assert_eq(sink_batch_add(b, i, &t[i].v, 0, errstr,
+                                            sizeof(errstr)),
+                             AB_OK, "%s", errstr);
+        }
+        before = sink_batch_size(b);
+        body   = sink_batch_body(b, &len);
+        cr_assert_not_null(body);
+        cr_expect_eq(before, len, "open: the body it will be");
+        cr_expect_eq(sink_batch_size(b), len, "closed");
+        sink_batch_destroy(b);
+        tev_clear(&t[0]);
+        tev_clear(&t[1]);
+}
