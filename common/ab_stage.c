@@ -14,7 +14,7 @@
 #include "ab_stage.h"
 #include "ab_time.h"
 
-#define MIN_MS      60000LL
+#define MIN_MS      AB_STAGE_MINUTE_MS
 #define AHEAD_MIN   5 /* minutes a receivedAt may be ahead of our clock */
 #define OTHER_SLOT  "_other"
 

@@ -41,6 +41,10 @@
 /** Most stages one service counts ("sunk,deadlettered"). */
 #define AB_STAGE_MAX_STAGES 4
 
+/** The width of a bucket: events whose receivedAt (> 0) falls in the same
+ *  AB_STAGE_MINUTE_MS count the same as one ab_stage_count() of them all. */
+#define AB_STAGE_MINUTE_MS 60000LL
+
 typedef struct ab_stage_s ab_stage_t;
 
 /**

@@ -7,8 +7,9 @@
  * as stored, straight into the free room of the buffer, with no JSON tree
  * built. The exact length comes back either way, so the byte limit is
  * checked before the event counts and nothing is written twice unless
- * the buffer has to grow. The buffer grows by
- * doubling up to the byte limit, so an idle partition's batch stays small.
+ * the buffer has to grow. The buffer starts at 4 KiB, so an idle
+ * partition's batch stays small, and then grows to the size the batch is
+ * expected to reach, up to the byte limit.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -99,10 +100,20 @@ void sink_batch_destroy(sink_batch_t *b) {
         free(b);
 }
 
+/* Past the first room, the buffer grows to what the batch is expected to
+ * reach at max_events events of the average size so far (doubling from 4
+ * KiB to a 115 KiB body copied each byte once more on the way: a few
+ * percent of the loop). */
 static int grow_buf(sink_batch_t *b, size_t need) {
-        size_t ncap = b->cap * 2;
+        size_t ncap = b->cap * 2, est;
         char *nbuf;
 
+        if (b->cnt) {
+                est = (b->len / b->cnt + 1) * b->limits.max_events + 2;
+                if (est > ncap) {
+                        ncap = est;
+                }
+        }
         if (ncap > b->limits.max_bytes) {
                 ncap = b->limits.max_bytes;
         }
@@ -151,10 +162,13 @@ static void vw_raw(vw_t *w, const char *s, size_t n) {
         w->len += n;
 }
 
-static void vw_str(vw_t *w, const char *key, const char *s) {
+/* A key and its string value; the key is a literal (its length known). */
+#define VW_STR(w, key, s) vw_str((w), (key), sizeof(key) - 1, (s))
+
+static void vw_str(vw_t *w, const char *key, size_t klen, const char *s) {
         size_t n;
 
-        vw_raw(w, key, strlen(key));
+        vw_raw(w, key, klen);
         n = ab_json_dump_string(s, s ? strlen(s) : 0,
                                 w->len < w->size ? w->p + w->len : NULL,
                                 w->len < w->size ? w->size - w->len : 0);
@@ -164,32 +178,43 @@ static void vw_str(vw_t *w, const char *key, const char *s) {
         w->len += n;
 }
 
+/* ",\"schemaVersion\":" and the number in decimal, as "%d" writes it
+ * (snprintf was a fifth of the cost of writing an event). */
+static void vw_schema_version(vw_t *w, int v) {
+        static const char key[] = ",\"schemaVersion\":";
+        char num[16], *p = num + sizeof(num);
+        unsigned int u = v < 0 ? 0u - (unsigned int)v : (unsigned int)v;
+
+        vw_raw(w, key, sizeof(key) - 1);
+        do {
+                *--p = (char)('0' + u % 10);
+                u /= 10;
+        } while (u);
+        if (v < 0) {
+                *--p = '-';
+        }
+        vw_raw(w, p, (size_t)(num + sizeof(num) - p));
+}
+
 /* The envelope in the ingest form, the fields in POST /events/ingest's
  * order; the payload is the record's own JSON text. */
 static size_t view_write(const ab_envelope_t *env, char *buf, size_t size) {
         vw_t w = {buf, buf ? size : 0, 0, 0};
-        char num[24];
-        int n;
 
         if (!env->id || !env->name || !env->occurred_at || !env->source ||
             !env->payload_json || !env->payload_json_len) {
                 return 0;
         }
-        vw_str(&w, "{\"id\":", env->id);
-        vw_str(&w, ",\"name\":", env->name);
-        n = snprintf(num, sizeof(num), ",\"schemaVersion\":%d",
-                     env->schema_version);
-        if (n < 0 || (size_t)n >= sizeof(num)) {
-                return 0;
-        }
-        vw_raw(&w, num, (size_t)n);
-        vw_str(&w, ",\"occurredAt\":", env->occurred_at);
-        vw_str(&w, ",\"source\":", env->source);
+        VW_STR(&w, "{\"id\":", env->id);
+        VW_STR(&w, ",\"name\":", env->name);
+        vw_schema_version(&w, env->schema_version);
+        VW_STR(&w, ",\"occurredAt\":", env->occurred_at);
+        VW_STR(&w, ",\"source\":", env->source);
         if (env->company_id) {
-                vw_str(&w, ",\"companyId\":", env->company_id);
+                VW_STR(&w, ",\"companyId\":", env->company_id);
         }
         if (env->subject_id) {
-                vw_str(&w, ",\"subjectId\":", env->subject_id);
+                VW_STR(&w, ",\"subjectId\":", env->subject_id);
         }
         vw_raw(&w, ",\"payload\":", 11);
         vw_raw(&w, env->payload_json, env->payload_json_len);
@@ -309,6 +334,10 @@ const char *sink_batch_body(sink_batch_t *b, size_t *lenp) {
 
 size_t sink_batch_count(const sink_batch_t *b) {
         return b->cnt;
+}
+
+size_t sink_batch_size(const sink_batch_t *b) {
+        return b->len + 1;
 }
 
 int64_t sink_batch_first(const sink_batch_t *b) {

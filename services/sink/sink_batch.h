@@ -94,6 +94,10 @@ const char *sink_batch_body(sink_batch_t *b, size_t *lenp);
 /** @returns the number of events. */
 size_t sink_batch_count(const sink_batch_t *b);
 
+/** @returns the bytes of the body so far, the closing ']' included (what
+ *           sink_batch_body() gives once closed); 2 when empty. */
+size_t sink_batch_size(const sink_batch_t *b);
+
 /** @returns the offset of the first / last event, -1 when empty. */
 int64_t sink_batch_first(const sink_batch_t *b);
 int64_t sink_batch_last(const sink_batch_t *b);

@@ -939,11 +939,14 @@ static void b_str(bytes_t *b, const char *s) {
         b_raw(b, s, strlen(s));
 }
 
-/* A v1 body by hand: \p id raw (may be invalid UTF-8), \p payload text. */
-static void b_record(bytes_t *b, const char *id, const char *payload) {
+/* A v1 body by hand: \p id raw, \p id_len bytes (may be invalid UTF-8
+ * or hold a NUL), \p payload text. */
+static void b_record_n(bytes_t *b, const char *id, size_t id_len,
+                       const char *payload) {
         ab_avro_header_write(ENVELOPE_FP, b->p);
         b->len = AB_AVRO_HEADER_SIZE;
-        b_str(b, id);
+        b_long(b, (int64_t)id_len);
+        b_raw(b, id, id_len);
         b_str(b, "OrderCreated");
         b_long(b, 1);
         b_str(b, "2026-02-11T20:10:00Z");
@@ -953,6 +956,10 @@ static void b_record(bytes_t *b, const char *id, const char *payload) {
         b_str(b, "s1");
         b_str(b, payload);
         b_long(b, RECEIVED_AT);
+}
+
+static void b_record(bytes_t *b, const char *id, const char *payload) {
+        b_record_n(b, id, strlen(id), payload);
 }
 
 Test(avro, decode_refuses_broken_records_cleanly) {
@@ -1052,6 +1059,53 @@ Test(avro, decode_refuses_broken_records_cleanly) {
         b_record(&rows[0].b, "evt", "{}");
         doc = decode_ok(codec, rows[0].b.p, rows[0].b.len);
         json_decref(doc);
+        ab_avro_codec_destroy(codec);
+}
+
+/* The view checks strings eight bytes at a time: a bad byte, a NUL or a
+ * multi-byte character is found wherever it sits in the word or after. */
+Test(avro, view_checks_every_byte_of_a_string) {
+        static const struct {
+                const char *what;
+                const char *bytes;
+                size_t n;
+                ab_err_t err;
+        } rows[] = {
+            {"0xff", "\xff", 1, AB_ERR_MALFORMED},
+            {"NUL", "\0", 1, AB_ERR_MALFORMED},
+            {"0x80", "\x80", 1, AB_ERR_MALFORMED},
+            {"truncated e-acute", "\xc3", 1, AB_ERR_MALFORMED},
+            {"e-acute", "\xc3\xa9", 2, AB_OK},
+            {"euro", "\xe2\x82\xac", 3, AB_OK},
+            {"DEL", "\x7f", 1, AB_OK},
+            {"control", "\x01", 1, AB_OK},
+        };
+        ab_avro_codec_t *codec = codec_file(NULL);
+        char id[25], errstr[256];
+        ab_envelope_t env;
+        bytes_t b;
+        size_t r, pos;
+        ab_err_t err;
+
+        for (r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+                for (pos = 0; pos + rows[r].n <= 24; pos++) {
+                        memset(id, 'a', 24);
+                        memcpy(id + pos, rows[r].bytes, rows[r].n);
+                        id[24] = '\0';
+                        b_record_n(&b, id, 24, "{}");
+                        errstr[0] = '\0';
+                        err = ab_avro_decode_view(codec, b.p, b.len, &env,
+                                                  errstr, sizeof(errstr));
+                        cr_expect_eq(err, rows[r].err, "row %zu (%s) at %zu: %s",
+                                     r, rows[r].what, pos, errstr);
+                        if (err == AB_OK) {
+                                cr_expect_eq(memcmp(env.id, id, 25), 0,
+                                             "row %zu (%s) at %zu", r,
+                                             rows[r].what, pos);
+                        }
+                        ab_envelope_clear(&env);
+                }
+        }
         ab_avro_codec_destroy(codec);
 }
 

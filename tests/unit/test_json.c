@@ -261,6 +261,41 @@ Test(json, dump_string_writes_what_jansson_writes_for_a_string) {
         cr_expect_eq(ab_json_dump_string(NULL, 0, buf, sizeof(buf)), 0);
 }
 
+/* Plain bytes are skipped eight at a time: an escape or a multi-byte
+ * character is written as jansson writes it wherever it sits. */
+Test(json, dump_string_escapes_at_every_position) {
+        static const char *const ins[] = {"\"", "\\", "\x01", "\x1f", "\n",
+                                          "\x7f", " ", "~", "\xc3\xa9",
+                                          "\xf0\x9f\x98\x80"};
+        char str[32], buf[256], *want;
+        size_t r, pos, n, len;
+        json_t *s;
+
+        for (r = 0; r < sizeof(ins) / sizeof(ins[0]); r++) {
+                for (pos = 0; pos + strlen(ins[r]) <= 24; pos++) {
+                        memset(str, 'a', 24);
+                        memcpy(str + pos, ins[r], strlen(ins[r]));
+                        str[24] = '\0';
+                        len     = 24;
+                        s       = json_string(str);
+                        cr_assert_not_null(s, "row %zu at %zu", r, pos);
+                        want = json_dumps(s, JSON_ENCODE_ANY | JSON_COMPACT);
+                        cr_assert_not_null(want);
+                        n = ab_json_dump_string(str, len, buf, sizeof(buf));
+                        cr_expect_eq(n, strlen(want), "row %zu at %zu", r, pos);
+                        cr_expect_eq(memcmp(buf, want, n), 0,
+                                     "row %zu at %zu: %.*s", r, pos, (int)n,
+                                     buf);
+                        free(want);
+                        json_decref(s);
+                }
+        }
+        memset(str, 'a', 24);
+        str[13] = '\xff';
+        cr_expect_eq(ab_json_dump_string(str, 24, buf, sizeof(buf)), 0,
+                     "invalid UTF-8 past the first word");
+}
+
 /* The member text is the client's bytes, compacted: numbers and escapes
  * as sent; the tree of the same text, re-parsed, is the parsed member. */
 static void member_case(const char *body, size_t cnt, const char *const *want) {

@@ -560,3 +560,61 @@ Test(sink_batch, strings_are_escaped_and_the_payload_spliced_as_stored) {
         sink_batch_destroy(b);
         tev_clear(&t);
 }
+
+/* schemaVersion is written by hand, not by snprintf: the digits "%d"
+ * gives, the sign and the extremes included. */
+Test(sink_batch, schema_version_is_written_as_printf_does) {
+        static const int versions[] = {0, 1, 9, 10, 99, 1000000, -1,
+                                       2147483647, -2147483647 - 1};
+        char errstr[256] = "", want[40];
+        const char *body;
+        sink_batch_t *b;
+        size_t i, len;
+        tev_t t;
+
+        for (i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+                t = mkenv((int)i, 0);
+                t.v.schema_version = versions[i];
+                b = sink_batch_new(TOPIC, 0, NULL, errstr, sizeof(errstr));
+                cr_assert_not_null(b);
+                cr_assert_eq(sink_batch_add(b, 1, &t.v, 0, errstr,
+                                            sizeof(errstr)),
+                             AB_OK, "row %zu: %s", i, errstr);
+                body = sink_batch_body(b, &len);
+                snprintf(want, sizeof(want), ",\"schemaVersion\":%d,",
+                         versions[i]);
+                cr_expect_not_null(memmem(body, len, want, strlen(want)),
+                                   "row %zu: %.*s", i, (int)len, body);
+                sink_batch_destroy(b);
+                tev_clear(&t);
+        }
+}
+
+/* The size a backlog is measured by is the body's, before and after it
+ * is closed. */
+Test(sink_batch, size_is_the_length_of_the_body) {
+        char errstr[256] = "";
+        const char *body;
+        sink_batch_t *b;
+        size_t len, before;
+        tev_t t[2];
+        int i;
+
+        b = sink_batch_new(TOPIC, 0, NULL, errstr, sizeof(errstr));
+        cr_assert_not_null(b);
+        cr_expect_eq(sink_batch_size(b), 2, "empty: []");
+        for (i = 0; i < 2; i++) {
+                t[i] = mkenv(i, 0);
+                cr_assert_eq(sink_batch_add(b, i, &t[i].v, 0, errstr,
+                                            sizeof(errstr)),
+                             AB_OK, "%s", errstr);
+        }
+        before = sink_batch_size(b);
+        body   = sink_batch_body(b, &len);
+        cr_assert_not_null(body);
+        cr_expect_eq(before, len, "open: the body it will be");
+        cr_expect_eq(sink_batch_size(b), len, "closed");
+        sink_batch_destroy(b);
+        tev_clear(&t[0]);
+        tev_clear(&t[1]);
+}
