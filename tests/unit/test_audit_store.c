@@ -489,3 +489,48 @@ Test(audit_store, a_status_outside_the_three_is_refused) {
         audit_store_close(s);
         cr_assert_eq(count("SELECT count(*) FROM events"), 0);
 }
+
+/* Rows go in by multi-row INSERTs of up to 64: a batch over several of
+ * them, with events seen twice while their first row still waits. */
+Test(audit_store, a_large_batch_keeps_each_event_once_in_order) {
+        static audit_event_t ev[150];
+        static audit_store_outcome_t out[150];
+        static char ids[150][16];
+        audit_store_stats_t st;
+        char errstr[512];
+        audit_store_t *s;
+        uint64_t size;
+        int i;
+
+        for (i = 0; i < 140; i++) {
+                snprintf(ids[i], sizeof(ids[i]), "e-%d", i);
+                ev[i] = event(ids[i], "{\"v\":1}", i);
+        }
+        for (i = 140; i < 150; i++) {
+                /* e-130..e-139 wait in the last INSERT, e-5.. are in */
+                ev[i] = event(ids[i % 2 ? 130 + i - 140 : i - 135],
+                              i % 4 == 1 ? "{\"v\":2}" : "{\"v\":1}", i);
+        }
+        s = open_store();
+        write_ok(s, ev, 150, out);
+        for (i = 0; i < 150; i++) {
+                cr_assert_eq(out[i],
+                             i < 140        ? AUDIT_STORE_WRITTEN
+                             : i % 4 == 1 ? AUDIT_STORE_CONFLICT
+                                          : AUDIT_STORE_DUPLICATE,
+                             "event %d: outcome %d", i, (int)out[i]);
+        }
+        audit_store_stats(s, &st);
+        cr_assert_eq(st.tree_size, 140);
+        cr_assert_eq(st.conflicts, 3);
+        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, errstr,
+                                        sizeof(errstr)),
+                     AB_OK, "%s", errstr);
+        audit_store_close(s);
+        cr_assert_eq(count("SELECT count(*) FROM events WHERE leaf_index = "
+                           "kafka_offset"),
+                     140, "leaf order is batch order");
+        cr_assert_eq(count("SELECT count(*) FROM conflicts c JOIN events e "
+                           "ON e.leaf_index = c.leaf_index AND e.id = c.id"),
+                     3, "each conflict names its row");
+}
