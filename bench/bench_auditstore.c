@@ -12,7 +12,8 @@
  * count per event without the start-up. -r P makes P % of the batches a
  * redelivery of the batch before (duplicates: the dedupe path); -c makes
  * every redelivered event differ in its payload (conflicts); -V verifies
- * the file afterwards (every leaf and the tree recomputed). Prints:
+ * the file afterwards (every leaf and the tree recomputed); -k appends to
+ * an existing file (one an older release wrote). Prints:
  *   rows=N seconds=S rows_per_s=R written=W duplicates=D conflicts=C
  */
 #include <getopt.h>
@@ -78,9 +79,10 @@ static int usage(const char *argv0, int exitcode, const char *reason) {
         }
         fprintf(f,
                 "Usage: %s -d DB [-n EVENTS] [-b BATCH] [-r PERCENT] [-c] "
-                "[-V]\n"
+                "[-V] [-k]\n"
                 "  -d DB       a fresh EventLog (the file and its -wal/-shm "
                 "are removed first)\n"
+                "  -k          keep DB: append to the EventLog it holds\n"
                 "  -n EVENTS   distinct events (default 100000)\n"
                 "  -b BATCH    events per transaction (default 256, at most "
                 "%d)\n"
@@ -100,12 +102,12 @@ int main(int argc, char **argv) {
         char errstr[512], path[4200];
         long n = 100000, batch = 256, redeliver = 0, i, j, k, cnt;
         long written = 0, dups = 0, conflicts = 0, batches = 0;
-        int opt, conflict = 0, verify = 0, again;
+        int opt, conflict = 0, verify = 0, keep = 0, again;
         uint64_t size;
         double t0, t1;
         ab_err_t err;
 
-        while ((opt = getopt(argc, argv, "d:n:b:r:cVh")) != -1) {
+        while ((opt = getopt(argc, argv, "d:n:b:r:cVkh")) != -1) {
                 switch (opt) {
                 case 'd':
                         db = optarg;
@@ -125,6 +127,9 @@ int main(int argc, char **argv) {
                 case 'V':
                         verify = 1;
                         break;
+                case 'k':
+                        keep = 1;
+                        break;
                 case 'h':
                         return usage(argv[0], 0, NULL);
                 default:
@@ -138,11 +143,13 @@ int main(int argc, char **argv) {
             redeliver > 100) {
                 return usage(argv[0], 2, "bad -n, -b or -r");
         }
-        unlink(db);
-        snprintf(path, sizeof(path), "%s-wal", db);
-        unlink(path);
-        snprintf(path, sizeof(path), "%s-shm", db);
-        unlink(path);
+        if (!keep) {
+                unlink(db);
+                snprintf(path, sizeof(path), "%s-wal", db);
+                unlink(path);
+                snprintf(path, sizeof(path), "%s-shm", db);
+                unlink(path);
+        }
         if (!(s = audit_store_open(db, 0, NULL, errstr, sizeof(errstr)))) {
                 fprintf(stderr, "bench-auditstore: %s\n", errstr);
                 return 1;
@@ -197,5 +204,5 @@ int main(int argc, char **argv) {
                 printf("verified=%" PRIu64 "\n", size);
         }
         audit_store_close(s);
-        return written == n ? 0 : 1;
+        return keep || written == n ? 0 : 1;
 }
