@@ -5,9 +5,10 @@
  * deadletter included); the database, not the group, says where each
  * partition resumes (on_assign sets the start from its positions
  * table), so what was committed to SQLite is never read twice as new
- * and what was not is read again. Each poll is one SQLite transaction
- * (rows, positions, tree); only after its commit are the offsets marked
- * done for Kafka.
+ * and what was not is read again. Each batch (a poll, and the polls
+ * after it that find records waiting, up to BATCH) is one SQLite
+ * transaction (rows, positions, tree); only after its commit are the
+ * offsets marked done for Kafka.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,7 +20,12 @@
 #include "ab_time.h"
 #include "audit.h"
 
-#define BATCH 256
+/* Records per SQLite transaction: several polls (ab_consume_poll() hands
+ * out at most POLL at a time) while more are waiting. Each commit
+ * rewrites the tail pages of the table and of every index, so 4x fewer
+ * commits wrote 40 % fewer WAL frames (bench-auditstore -b). */
+#define POLL 256
+#define BATCH 1024
 #define START_TIMEOUT_MS 5000
 #define RETRY_MS 1000
 
@@ -395,8 +401,6 @@ static void pos_add(audit_store_pos_t *pos, size_t *cntp,
         (*cntp)++;
 }
 
-/* One poll's records in one transaction, retried while it fails: the
- * offsets are marked done only once it committed. */
 /* The stage counter, after the SQLite commit: events only (failure
  * records are not the events topics' records). */
 static void count_audited(audit_t *a, const audit_event_t *ev) {
@@ -409,6 +413,8 @@ static void count_audited(audit_t *a, const audit_event_t *ev) {
                        ev->received_at_ms, 1);
 }
 
+/* One batch's records in one transaction, retried while it fails: the
+ * offsets are marked done only once it committed. */
 static ab_err_t write_batch(audit_t *a, ab_consume_rec_t *recs, size_t n,
                             volatile sig_atomic_t *run) {
         static audit_event_t ev[BATCH];
@@ -634,7 +640,7 @@ ab_err_t audit_run(audit_t *a, volatile sig_atomic_t *run) {
         ab_consume_t *c;
         char errstr[512];
         ab_err_t ret = AB_OK;
-        size_t n, i;
+        size_t n, m, i;
 
         if (ab_service_start(a->svc, errstr, sizeof(errstr)) != AB_OK) {
                 ab_error("http", "cannot listen: %s", errstr);
@@ -654,7 +660,11 @@ ab_err_t audit_run(audit_t *a, volatile sig_atomic_t *run) {
         }
         a->consuming = a->consume != NULL;
         while (*run) {
-                n = ab_consume_poll(a->consume, recs, BATCH, 100);
+                n = ab_consume_poll(a->consume, recs, POLL, 100);
+                while (n && n + POLL <= BATCH &&
+                       (m = ab_consume_poll(a->consume, recs + n, POLL, 0))) {
+                        n += m;
+                }
                 if (n && write_batch(a, recs, n, run) != AB_OK) {
                         ret = AB_ERR_IO;
                 }

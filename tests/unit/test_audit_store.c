@@ -616,3 +616,127 @@ Test(audit_store, a_version_1_database_is_migrated_and_verifies) {
                      0);
         audit_store_close(s);
 }
+
+static void hex32(const uint8_t *h, char out[65]) {
+        int i;
+
+        for (i = 0; i < 32; i++) {
+                snprintf(out + 2 * i, 3, "%02x", h[i]);
+        }
+}
+
+/* The canonical row and its hash are what existing files were signed
+ * with: a table of rows (numbers at their edges, NULLs) and the leaf
+ * hashes the first release stored for them, computed outside the code
+ * from the documented layout (audit_store_leaf_data()). */
+Test(audit_store, leaf_hashes_are_the_ones_existing_files_hold) {
+        static const struct {
+                audit_event_t ev;
+                const char *leaf;
+        } rows[] = {
+            {{"e-1", "OrderCreated", "commerce", "api", "c1", NULL, 1,
+              "2026-01-01T00:00:00.000Z", 1767225600000, "events.commerce", 0,
+              0, "{\"a\":1}", 7, "accepted", NULL},
+             "efbbb0bd069d205ba90118b4efbaf87d8695d0ef80c7bbdd792ec8e9565a87a6"},
+            {{"kafka:t:2:-1", NULL, NULL, NULL, NULL, NULL, 0, NULL, INT64_MIN,
+              "events.rejected", INT32_MAX, INT64_MAX, NULL, 0, "rejected",
+              "E: bad"},
+             "74f1fb944ec381e0f936c6e343f6a57b14db3339f9304e8a1374c8e7f0a5e941"},
+        };
+        audit_merkle_proof_t proof;
+        audit_store_outcome_t out[2];
+        audit_event_t ev[2];
+        uint8_t leaf[AUDIT_HASH_LEN];
+        char errstr[512], hx[65];
+        audit_store_t *s;
+        size_t i;
+
+        for (i = 0; i < 2; i++) {
+                ev[i] = rows[i].ev;
+        }
+        s = open_store();
+        /* no positions: write_ok() would take offset + 1 of INT64_MAX */
+        cr_assert_eq(audit_store_write(s, ev, 2, out, NULL, 0, errstr,
+                                       sizeof(errstr)),
+                     AB_OK, "write: %s", errstr);
+        for (i = 0; i < 2; i++) {
+                cr_assert_eq(out[i], AUDIT_STORE_WRITTEN, "row %zu", i);
+                cr_assert_eq(audit_store_proof(s, i, 0, &proof, leaf, errstr,
+                                               sizeof(errstr)),
+                             AB_OK, "row %zu: %s", i, errstr);
+                hex32(leaf, hx);
+                cr_assert_str_eq(hx, rows[i].leaf, "row %zu", i);
+        }
+        audit_store_close(s);
+}
+
+/* The writer's connection skips SQLite's CHECK on status (a temporary
+ * b-tree per row): the store refuses the same values itself. */
+Test(audit_store, a_status_outside_the_three_is_refused) {
+        audit_store_pos_t p = {"events.commerce", 0, 9};
+        audit_event_t ev[2];
+        audit_store_stats_t st;
+        char errstr[512] = "";
+        audit_store_t *s;
+        int64_t next = -1;
+
+        ev[0]        = event("e-1", "{}", 0);
+        ev[1]        = event("e-2", "{}", 1);
+        ev[1].status = "undecodable";
+        s            = open_store();
+        cr_assert_eq(audit_store_write(s, ev, 2, NULL, &p, 1, errstr,
+                                       sizeof(errstr)),
+                     AB_ERR_INVALID);
+        cr_assert(strstr(errstr, "e-2: status \"undecodable\""), "%s", errstr);
+        audit_store_stats(s, &st);
+        cr_assert_eq(st.tree_size, 0, "nothing of the batch is kept");
+        cr_assert_eq(audit_store_position(s, "events.commerce", 0, &next),
+                     AB_ERR_NOT_FOUND);
+        audit_store_close(s);
+        cr_assert_eq(count("SELECT count(*) FROM events"), 0);
+}
+
+/* Rows go in by multi-row INSERTs of up to 64: a batch over several of
+ * them, with events seen twice while their first row still waits. */
+Test(audit_store, a_large_batch_keeps_each_event_once_in_order) {
+        static audit_event_t ev[150];
+        static audit_store_outcome_t out[150];
+        static char ids[150][16];
+        audit_store_stats_t st;
+        char errstr[512];
+        audit_store_t *s;
+        uint64_t size;
+        int i;
+
+        for (i = 0; i < 140; i++) {
+                snprintf(ids[i], sizeof(ids[i]), "e-%d", i);
+                ev[i] = event(ids[i], "{\"v\":1}", i);
+        }
+        for (i = 140; i < 150; i++) {
+                /* e-130..e-139 wait in the last INSERT, e-5.. are in */
+                ev[i] = event(ids[i % 2 ? 130 + i - 140 : i - 135],
+                              i % 4 == 1 ? "{\"v\":2}" : "{\"v\":1}", i);
+        }
+        s = open_store();
+        write_ok(s, ev, 150, out);
+        for (i = 0; i < 150; i++) {
+                cr_assert_eq(out[i],
+                             i < 140        ? AUDIT_STORE_WRITTEN
+                             : i % 4 == 1 ? AUDIT_STORE_CONFLICT
+                                          : AUDIT_STORE_DUPLICATE,
+                             "event %d: outcome %d", i, (int)out[i]);
+        }
+        audit_store_stats(s, &st);
+        cr_assert_eq(st.tree_size, 140);
+        cr_assert_eq(st.conflicts, 3);
+        cr_assert_eq(audit_store_verify(s, 0, NULL, &size, NULL, errstr,
+                                        sizeof(errstr)),
+                     AB_OK, "%s", errstr);
+        audit_store_close(s);
+        cr_assert_eq(count("SELECT count(*) FROM events WHERE leaf_index = "
+                           "kafka_offset"),
+                     140, "leaf order is batch order");
+        cr_assert_eq(count("SELECT count(*) FROM conflicts c JOIN events e "
+                           "ON e.leaf_index = c.leaf_index AND e.id = c.id"),
+                     3, "each conflict names its row");
+}
