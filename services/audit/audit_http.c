@@ -20,9 +20,6 @@
 #define LIMIT_MAX 1000
 #define FIELD_MAX 256
 
-static const char *const statuses[] = {"accepted", "rejected", "deadletter",
-                                       NULL};
-
 static int bad(ab_http_req_t *req, const char *msg, const char *value) {
         ab_http_respond_error(req, 400, msg, value ? ab_http_text(value)
                                                    : NULL);
@@ -48,16 +45,12 @@ static int text_param(ab_http_req_t *req, const char *name, const char **out) {
 
 static int status_param(ab_http_req_t *req, const char **out) {
         const char *v = ab_http_req_query(req, "status");
-        int i;
 
         if (!v) {
                 return 0;
         }
-        for (i = 0; statuses[i]; i++) {
-                if (!strcmp(v, statuses[i])) {
-                        *out = statuses[i];
-                        return 0;
-                }
+        if ((*out = audit_store_status(v))) {
+                return 0;
         }
         return bad(req, "status: must be one of accepted, rejected, deadletter",
                    v);

@@ -50,6 +50,13 @@ typedef struct audit_event_s {
         const char *reason;
 } audit_event_t;
 
+/**
+ * @returns the row status \p status names ("accepted", "rejected",
+ *          "deadletter"; a static string), or NULL for anything else (also
+ *          NULL): the one list the store, the API and the tools check.
+ */
+const char *audit_store_status(const char *status);
+
 /** What audit_store_write() did with one event. */
 typedef enum {
         AUDIT_STORE_WRITTEN = 0, /**< a new row and leaf */

@@ -81,6 +81,11 @@ static int keygen(int argc, char **argv) {
         return 0;
 }
 
+/* The tools' database: --db, else AUDIT_DB_PATH, else the default. */
+static const char *db_path(const char *given) {
+        return given && *given ? given : "./aetherbus-audit.db";
+}
+
 /* The signed checkpoint in \p path, opened with \p vkey. */
 static int anchor_load(const char *path, const char *vkey,
                        audit_checkpoint_t *cp, char *errstr,
@@ -144,9 +149,7 @@ static int verify(int argc, char **argv) {
                         errstr);
                 return 1;
         }
-        if (!path || !*path) {
-                path = "./aetherbus-audit.db";
-        }
+        path = db_path(path);
         /* Read-only and without the lock: verify runs next to the
          * service. */
         if (!(s = audit_store_open(path, AUDIT_STORE_READONLY, NULL, errstr,
@@ -192,13 +195,10 @@ static int prove(int argc, char **argv) {
                         return usage();
                 }
         }
-        if (!id || (status && strcmp(status, "accepted") &&
-                    strcmp(status, "rejected") && strcmp(status, "deadletter"))) {
+        if (!id || (status && !audit_store_status(status))) {
                 return usage();
         }
-        if (!path || !*path) {
-                path = "./aetherbus-audit.db";
-        }
+        path = db_path(path);
         if (!(s = audit_store_open(path, AUDIT_STORE_READONLY, NULL, errstr,
                                    sizeof(errstr)))) {
                 fprintf(stderr, "aetherbus-audit: prove: %s\n", errstr);
