@@ -97,6 +97,17 @@ static int64_t count(const char *sql) {
         return n;
 }
 
+/* Runs \p q on the file from outside the store (a tamperer, an old
+ * release). */
+static void sql(const char *q) {
+        sqlite3 *db;
+
+        cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+        cr_assert_eq(sqlite3_exec(db, q, NULL, NULL, NULL), SQLITE_OK, "%s: %s",
+                     q, sqlite3_errmsg(db));
+        sqlite3_close(db);
+}
+
 Test(audit_store, a_replayed_batch_adds_nothing) {
         audit_event_t ev[3];
         audit_store_outcome_t out[3];
@@ -297,7 +308,6 @@ Test(audit_store, verify_names_the_row_whose_content_changed) {
         audit_event_t ev[3];
         char errstr[512];
         audit_store_t *s;
-        sqlite3 *db;
         uint64_t size;
 
         ev[0] = event("e-0", "{\"a\":0}", 0);
@@ -306,13 +316,7 @@ Test(audit_store, verify_names_the_row_whose_content_changed) {
         s     = open_store();
         write_ok(s, ev, 3, NULL);
         audit_store_close(s);
-        cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-        cr_assert_eq(sqlite3_exec(db,
-                                  "UPDATE events SET payload = '{\"a\":7}' "
-                                  "WHERE id = 'e-1'",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-        sqlite3_close(db);
+        sql("UPDATE events SET payload = '{\"a\":7}' WHERE id = 'e-1'");
         s = audit_store_open(path, AUDIT_STORE_READONLY, NULL, errstr,
                              sizeof(errstr));
         cr_assert(s, "%s", errstr);
@@ -412,15 +416,6 @@ Test(audit_store, verify_checks_the_latest_checkpoint_root) {
                      AB_ERR_INVALID);
         cr_assert(strstr(errstr, "checkpoint"), "%s", errstr);
         audit_store_close(s);
-}
-
-static void sql(const char *q) {
-        sqlite3 *db;
-
-        cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-        cr_assert_eq(sqlite3_exec(db, q, NULL, NULL, NULL), SQLITE_OK, "%s: %s",
-                     q, sqlite3_errmsg(db));
-        sqlite3_close(db);
 }
 
 static void prune_ok(audit_store_t *s, int64_t cutoff, size_t max,
