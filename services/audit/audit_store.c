@@ -37,6 +37,19 @@
 #define ROWS_LOG 7
 #define ROWS_MAX (1 << (ROWS_LOG - 1))
 #define NODES_MAX (2 * ROWS_MAX)
+/* merkle_nodes holds the subtrees of 16 leaves and up: one row for 8
+ * leaves where every level was one per leaf, the writer's costliest
+ * insert after the events' (18 % of bench-auditstore's time). What
+ * proofs need below is rebuilt from leaf hashes. Files written before
+ * keep their lower levels, unread. */
+#define NODE_LEVEL_MIN 4
+/* A checkpoint every 10,000 WAL pages (80 MiB at 8 KiB), not SQLite's
+ * 1,000: the companyId index takes each row on another page, so a batch
+ * of 1,024 rows dirtied ~1,000 pages and every commit ran a checkpoint;
+ * ten commits' pages now go back once, the pages they share once (41k
+ * -> 72k rows/s on the service, 12 partitions, at 4 KiB pages). On the
+ * audit_wal thread, not in the commit. */
+#define WAL_PAGES 10000
 
 /* Migration N brings the schema from version N - 1 to N; never edit one
  * that shipped, add the next. */
@@ -141,6 +154,7 @@ struct audit_store_s {
         pend_node_t nodes[NODES_MAX];
         size_t node_cnt;
         pthread_mutex_t lock;
+        audit_wal_t *wal;  /* the writer's checkpoints */
         audit_merkle_t m;  /* as committed, outside audit_store_write() */
         uint64_t conflicts;
         int lock_fd;
@@ -369,19 +383,15 @@ audit_store_t *audit_store_open(const char *path, int flags, ab_err_t *errp,
             (err = exec(s, "PRAGMA page_size = 8192", errstr, errstr_size))) {
                 goto fail;
         }
-        /* Checkpoints every 10,000 WAL pages (80 MiB at 8 KiB), not
-         * SQLite's 1,000: the companyId index takes each row on another
-         * page, so a batch of 1,024 rows dirtied ~1,000 pages and every
-         * commit ran a checkpoint (write and fsync of the database) in
-         * the writer; ten commits' pages now go back once, the pages
-         * they share once (41k -> 72k rows/s on the service, 12
-         * partitions, at 4 KiB pages). */
         if (!s->readonly &&
             ((err = exec(s, "PRAGMA journal_mode = WAL", errstr,
                          errstr_size)) ||
              (err = exec(s, "PRAGMA synchronous = FULL", errstr,
                          errstr_size)) ||
-             (err = exec(s, "PRAGMA wal_autocheckpoint = 10000", errstr,
+             /* The statement journal of the tree nodes' multi-row
+              * INSERT OR REPLACE (a few pages) in memory, not a file
+              * created and unlinked in /var/tmp every transaction. */
+             (err = exec(s, "PRAGMA temp_store = MEMORY", errstr,
                          errstr_size)))) {
                 goto fail;
         }
@@ -417,6 +427,12 @@ audit_store_t *audit_store_open(const char *path, int flags, ab_err_t *errp,
                         goto fail;
                 }
         }
+        if (!s->readonly &&
+            !(s->wal = audit_wal_start(s->db, path, WAL_PAGES, errstr,
+                                       errstr_size))) {
+                err = AB_ERR_INTERNAL;
+                goto fail;
+        }
         /* state and row count of one commit (a service may be writing) */
         if ((err = exec(s, "BEGIN", errstr, errstr_size))) {
                 goto fail;
@@ -443,6 +459,7 @@ void audit_store_close(audit_store_t *s) {
         if (!s) {
                 return;
         }
+        audit_wal_stop(s->wal); /* first: the writer's close is the last */
         for (i = 0; i < ST__CNT; i++) {
                 sqlite3_finalize(s->st[i]);
         }
@@ -571,7 +588,8 @@ ab_err_t audit_store_leaf_data(const audit_event_t *ev, uint8_t **bufp,
         return AB_OK;
 }
 
-static ab_err_t leaf_hash(const audit_event_t *ev, uint8_t out[AUDIT_HASH_LEN]) {
+ab_err_t audit_store_leaf_hash(const audit_event_t *ev,
+                               uint8_t out[AUDIT_HASH_LEN]) {
         uint8_t stack[1024];
         wbuf_t w;
         ab_err_t err;
@@ -732,8 +750,8 @@ static int node_put(void *opaque, unsigned level, uint64_t index,
         audit_store_t *s = opaque;
         pend_node_t *n;
 
-        if (level == 0) {
-                return 0; /* the row's leaf_hash */
+        if (level < NODE_LEVEL_MIN) {
+                return 0; /* the row's leaf_hash, or rebuilt from those */
         }
         if (s->node_cnt == NODES_MAX && nodes_flush(s)) {
                 return -1;
@@ -947,7 +965,9 @@ static ab_err_t write_event(audit_store_t *s, const audit_event_t *ev,
                 return db_err(s, "find", errstr, errstr_size);
         }
         r = &s->rows[s->row_cnt];
-        if ((err = leaf_hash(ev, r->hash))) {
+        if (ev->leaf_hash) {
+                memcpy(r->hash, ev->leaf_hash, AUDIT_HASH_LEN);
+        } else if ((err = audit_store_leaf_hash(ev, r->hash))) {
                 ab_errstr_set(errstr, errstr_size, "leaf hash: %s",
                               ab_err2str(err));
                 return err;
@@ -1091,6 +1111,10 @@ void audit_store_stats(audit_store_t *s, audit_store_stats_t *st) {
         st->tree_size = s->m.size;
         st->conflicts = s->conflicts;
         pthread_mutex_unlock(&s->lock);
+        memset(&st->wal, 0, sizeof(st->wal));
+        if (s->wal) {
+                audit_wal_stats(s->wal, &st->wal);
+        }
 }
 
 ab_err_t audit_store_tree(audit_store_t *s, uint64_t *sizep,
@@ -1413,6 +1437,33 @@ fail:
         return NULL;
 }
 
+static int node_get(void *opaque, unsigned level, uint64_t index,
+                    uint8_t out[AUDIT_HASH_LEN]);
+
+/* A node below NODE_LEVEL_MIN: the hash of its 2^level leaves, read
+ * again (at most 8: a proof reads at most 15 leaves more). Locked. */
+static int node_rebuild(audit_store_t *s, unsigned level, uint64_t index,
+                        uint8_t out[AUDIT_HASH_LEN]) {
+        uint8_t h[1 << (NODE_LEVEL_MIN - 1)][AUDIT_HASH_LEN];
+        size_t n = (size_t)1 << level, i;
+
+        for (i = 0; i < n; i++) {
+                if (node_get(s, 0, (index << level) + i, h[i])) {
+                        return -1;
+                }
+        }
+        for (; n > 1; n /= 2) {
+                for (i = 0; i < n / 2; i++) {
+                        if (audit_merkle_node_hash(h[2 * i], h[2 * i + 1],
+                                                   h[i])) {
+                                return -1;
+                        }
+                }
+        }
+        memcpy(out, h[0], AUDIT_HASH_LEN);
+        return 0;
+}
+
 /* Called with the lock held. */
 static int node_get(void *opaque, unsigned level, uint64_t index,
                     uint8_t out[AUDIT_HASH_LEN]) {
@@ -1420,6 +1471,9 @@ static int node_get(void *opaque, unsigned level, uint64_t index,
         sqlite3_stmt *st;
         int rc, ret = -1;
 
+        if (level > 0 && level < NODE_LEVEL_MIN) {
+                return node_rebuild(s, level, index, out);
+        }
         if (level == 0) {
                 st = s->st[ST_LEAF_GET];
                 sqlite3_reset(st);
@@ -1741,7 +1795,7 @@ ab_err_t audit_store_verify(audit_store_t *s, uint64_t anchor_size,
                         memcpy(hash, sqlite3_column_blob(st, 16),
                                AUDIT_HASH_LEN);
                         pruned++;
-                } else if ((err = leaf_hash(&ev, hash))) {
+                } else if ((err = audit_store_leaf_hash(&ev, hash))) {
                         ab_errstr_set(errstr, errstr_size, "leaf hash: %s",
                                       ab_err2str(err));
                         goto done;

@@ -25,6 +25,7 @@
 
 #include "ab_err.h"
 #include "audit_merkle.h"
+#include "audit_wal.h"
 
 #define AUDIT_STORE_SCHEMA_VERSION 2
 
@@ -48,6 +49,9 @@ typedef struct audit_event_s {
         size_t payload_len;
         const char *status;      /**< accepted|rejected|deadletter */
         const char *reason;
+        /** audit_store_leaf_hash() of this event, computed by the caller
+         *  off the writer's thread; NULL: the write computes it. */
+        const uint8_t *leaf_hash;
 } audit_event_t;
 
 /**
@@ -105,6 +109,7 @@ ab_err_t audit_store_position(audit_store_t *s, const char *topic,
 typedef struct audit_store_stats_s {
         uint64_t tree_size;
         uint64_t conflicts;
+        audit_wal_stats_t wal;  /**< since the open; zero: read-only */
 } audit_store_stats_t;
 
 void audit_store_stats(audit_store_t *s, audit_store_stats_t *st);
@@ -120,6 +125,10 @@ ab_err_t audit_store_tree(audit_store_t *s, uint64_t *sizep,
  */
 ab_err_t audit_store_leaf_data(const audit_event_t *ev, uint8_t **bufp,
                                size_t *lenp);
+
+/** @brief SHA-256(0x00 || audit_store_leaf_data()): the row's leaf. */
+ab_err_t audit_store_leaf_hash(const audit_event_t *ev,
+                               uint8_t out[AUDIT_HASH_LEN]);
 
 /**
  * @brief audit_store_leaf_data() of the stored row at leaf \p index (what

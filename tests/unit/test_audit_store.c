@@ -232,16 +232,23 @@ Test(audit_store, a_second_opener_is_refused_while_the_first_holds_it) {
         audit_store_close(s);
 }
 
+/* Every inclusion proof at every size, and every consistency proof to
+ * the last: the store keeps only subtrees of 16 leaves and up, and
+ * rebuilds the levels below from leaf hashes (N spans three levels of
+ * kept nodes and ragged edges). */
+#define N 70
 Test(audit_store, the_tree_survives_a_reopen_and_proves_every_leaf) {
-        static audit_event_t ev[37];
-        static char ids[37][16], pl[37][32];
+        static audit_event_t ev[N];
+        static char ids[N][16], pl[N][32];
+        static uint8_t roots[N + 1][AUDIT_HASH_LEN];
         audit_merkle_proof_t proof;
+        audit_merkle_t m;
         uint8_t root[AUDIT_HASH_LEN], leaf[AUDIT_HASH_LEN];
-        uint64_t size, i;
+        uint64_t size, i, k;
         char errstr[512];
         audit_store_t *s;
 
-        for (i = 0; i < 37; i++) {
+        for (i = 0; i < N; i++) {
                 snprintf(ids[i], sizeof(ids[i]), "e-%d", (int)i);
                 snprintf(pl[i], sizeof(pl[i]), "{\"i\":%d}", (int)i);
                 ev[i] = event(ids[i], pl[i], (int64_t)i);
@@ -251,21 +258,47 @@ Test(audit_store, the_tree_survives_a_reopen_and_proves_every_leaf) {
         write_ok(s, ev + 20, 17, NULL);
         audit_store_close(s);
         s = open_store();
+        write_ok(s, ev + 37, N - 37, NULL);
         cr_assert_eq(audit_store_tree(s, &size, root), AB_OK);
-        cr_assert_eq(size, 37);
-        for (i = 0; i < 37; i++) {
+        cr_assert_eq(size, N);
+        /* the roots of every prefix, from the leaves alone */
+        audit_merkle_init(&m);
+        audit_merkle_root(&m, roots[0]);
+        for (i = 0; i < N; i++) {
                 cr_assert_eq(audit_store_proof(s, i, 0, &proof, leaf, errstr,
                                                sizeof(errstr)),
                              AB_OK, "proof %d: %s", (int)i, errstr);
-                cr_assert_eq(audit_merkle_verify_inclusion(
-                                 i, 37, leaf, proof.hash[0], proof.cnt, root,
-                                 errstr, sizeof(errstr)),
-                             AB_OK, "leaf %d: %s", (int)i, errstr);
+                cr_assert_eq(audit_merkle_append(&m, leaf, errstr,
+                                                 sizeof(errstr)),
+                             AB_OK);
+                audit_merkle_root(&m, roots[i + 1]);
+        }
+        cr_assert_eq(memcmp(roots[N], root, AUDIT_HASH_LEN), 0);
+        for (k = 1; k <= N; k++) {
+                for (i = 0; i < k; i++) {
+                        cr_assert_eq(audit_store_proof(s, i, k, &proof, leaf,
+                                                       errstr, sizeof(errstr)),
+                                     AB_OK, "proof %d@%d: %s", (int)i, (int)k,
+                                     errstr);
+                        cr_assert_eq(audit_merkle_verify_inclusion(
+                                         i, k, leaf, proof.hash[0], proof.cnt,
+                                         roots[k], errstr, sizeof(errstr)),
+                                     AB_OK, "leaf %d@%d: %s", (int)i, (int)k,
+                                     errstr);
+                }
+                cr_assert_eq(audit_store_consistency(s, k, N, &proof, errstr,
+                                                     sizeof(errstr)),
+                             AB_OK, "%d..%d: %s", (int)k, N, errstr);
+                cr_assert_eq(audit_merkle_verify_consistency(
+                                 k, N, roots[k], root, proof.hash[0],
+                                 proof.cnt, errstr, sizeof(errstr)),
+                             AB_OK, "%d..%d: %s", (int)k, N, errstr);
         }
         cr_assert_eq(audit_store_verify(s, 0, NULL, &size, NULL, errstr, sizeof(errstr)),
                      AB_OK, "%s", errstr);
         audit_store_close(s);
 }
+#undef N
 
 /* A tree head from outside: its root at its size must be the rows'; one
  * larger than the rows means rows are gone. */
@@ -631,11 +664,11 @@ Test(audit_store, leaf_hashes_are_the_ones_existing_files_hold) {
         } rows[] = {
             {{"e-1", "OrderCreated", "commerce", "api", "c1", NULL, 1,
               "2026-01-01T00:00:00.000Z", 1767225600000, "events.commerce", 0,
-              0, "{\"a\":1}", 7, "accepted", NULL},
+              0, "{\"a\":1}", 7, "accepted", NULL, NULL},
              "efbbb0bd069d205ba90118b4efbaf87d8695d0ef80c7bbdd792ec8e9565a87a6"},
             {{"kafka:t:2:-1", NULL, NULL, NULL, NULL, NULL, 0, NULL, INT64_MIN,
               "events.rejected", INT32_MAX, INT64_MAX, NULL, 0, "rejected",
-              "E: bad"},
+              "E: bad", NULL},
              "74f1fb944ec381e0f936c6e343f6a57b14db3339f9304e8a1374c8e7f0a5e941"},
         };
         audit_merkle_proof_t proof;
@@ -649,6 +682,11 @@ Test(audit_store, leaf_hashes_are_the_ones_existing_files_hold) {
         for (i = 0; i < 2; i++) {
                 ev[i] = rows[i].ev;
         }
+        /* the service hashes on its consume thread: the same leaf */
+        cr_assert_eq(audit_store_leaf_hash(&ev[0], leaf), AB_OK);
+        hex32(leaf, hx);
+        cr_assert_str_eq(hx, rows[0].leaf);
+        ev[0].leaf_hash = leaf;
         s = open_store();
         /* no positions: write_ok() would take offset + 1 of INT64_MAX */
         cr_assert_eq(audit_store_write(s, ev, 2, out, NULL, 0, errstr,
