@@ -20,6 +20,7 @@
 #include "ab_stage.h"
 #include "audit_checkpoint.h"
 #include "audit_store.h"
+#include "audit_writer.h"
 
 /** The consumer group of every replica: one writer per partition. */
 #define AUDIT_GROUP_ID "aetherbus-audit"
@@ -38,6 +39,8 @@ typedef struct audit_conf_s {
 
 extern const ab_conf_spec_t audit_conf_spec;
 
+typedef struct audit_slot_s audit_slot_t; /* a batch, in audit.c */
+
 typedef struct audit_s {
         const audit_conf_t *conf;
         ab_catalog_t *catalog;
@@ -50,6 +53,11 @@ typedef struct audit_s {
         audit_store_t *store;
         audit_signer_t *signer;  /* NULL: no checkpoints */
         ab_consume_t *consume;
+        audit_writer_t *writer;
+        audit_slot_t *slot[2];    /* batches: one filled, one written */
+        audit_slot_t *inflight;   /* the writer's, or NULL */
+        int cur;                  /* the slot being filled */
+        ab_err_t write_err;       /* a batch given up: stop */
         ab_service_t *svc;
         uint64_t checkpoint_size; /* tree size of the last checkpoint */
         int64_t last_checkpoint_ms;
@@ -66,6 +74,9 @@ typedef struct audit_s {
         ab_metric_t *m_errors;
         ab_metric_t *m_pruned;    /* rows whose payload retention removed */
         ab_metric_t *m_prune_errors;
+        ab_metric_t *m_wal;       /* pages in the WAL */
+        ab_metric_t *m_wal_ckpt;  /* {by} */
+        audit_wal_stats_t wal_seen; /* what m_wal_ckpt counted */
         ab_stage_t *stage;        /* "audited", per prefix and minute */
 } audit_t;
 
