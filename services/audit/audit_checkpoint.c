@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "ab_file.h"
 #include "ab_json.h"
 #include "ab_log.h"
 #include "audit_checkpoint.h"
@@ -513,56 +514,26 @@ audit_signer_t *audit_signer_load(const char *path, char *errstr,
                                   size_t errstr_size) {
         char buf[KEYFILE_MAX + 1];
         audit_signer_t *s;
-        struct stat st;
         size_t len = 0;
-        ssize_t n = 0;
-        int fd, rerrno;
+        mode_t mode = 0;
+        ab_err_t err;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-                ab_errstr_set(errstr, errstr_size, "%s: %s", path,
-                              strerror(errno));
-                return NULL;
-        }
-        if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-                ab_errstr_set(errstr, errstr_size, "%s: not a regular file",
-                              path);
-                close(fd);
-                return NULL;
-        }
-        if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-                ab_warn("audit",
-                        "signing key %s is open to group or others "
-                        "(mode %03o): chmod 600 it",
-                        path, (unsigned)(st.st_mode & 0777));
-        }
-        for (;;) {
-                n = read(fd, buf + len, sizeof(buf) - len);
-                if (n < 0 && errno == EINTR) {
-                        continue;
-                }
-                if (n <= 0) {
-                        break;
-                }
-                len += (size_t)n;
-                if (len == sizeof(buf)) {
-                        break;
-                }
-        }
-        rerrno = errno;
-        close(fd);
-        if (n < 0) {
-                ab_errstr_set(errstr, errstr_size, "%s: %s", path,
-                              strerror(rerrno));
-                OPENSSL_cleanse(buf, sizeof(buf));
-                return NULL;
-        }
-        if (len > KEYFILE_MAX) {
+        err = ab_file_read(path, buf, sizeof(buf), &len, &mode, errstr,
+                           errstr_size);
+        if (err == AB_ERR_TOO_LARGE) {
                 ab_errstr_set(errstr, errstr_size,
                               "%s: over %d bytes, not a signer key", path,
                               KEYFILE_MAX);
+        }
+        if (err) {
                 OPENSSL_cleanse(buf, sizeof(buf));
                 return NULL;
+        }
+        if (mode & (S_IRWXG | S_IRWXO)) {
+                ab_warn("audit",
+                        "signing key %s is open to group or others "
+                        "(mode %03o): chmod 600 it",
+                        path, (unsigned)(mode & 0777));
         }
         if (len > 0 && buf[len - 1] == '\n') {
                 len--;

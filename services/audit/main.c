@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ab_file.h"
 #include "ab_log.h"
 #include "audit.h"
 #include "audit_checkpoint.h"
@@ -93,21 +94,12 @@ static int anchor_load(const char *path, const char *vkey,
         char buf[8192];
         audit_verifier_t *v;
         size_t len;
-        FILE *fp;
         ab_err_t err;
 
-        if (!(fp = fopen(path, "rb"))) {
-                snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+        if (ab_file_read(path, buf, sizeof(buf), &len, NULL, errstr,
+                         errstr_size) != AB_OK) {
                 return -1;
         }
-        len = fread(buf, 1, sizeof(buf), fp);
-        if (ferror(fp) || !feof(fp)) {
-                snprintf(errstr, errstr_size, "%s: %s", path,
-                         ferror(fp) ? "read error" : "larger than 8 KiB");
-                fclose(fp);
-                return -1;
-        }
-        fclose(fp);
         if (!(v = audit_verifier_new(vkey, errstr, errstr_size))) {
                 return -1;
         }

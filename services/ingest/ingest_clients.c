@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "ab_file.h"
 #include "ingest_clients.h"
 
 #define NAME_MAX_LEN  64
@@ -253,32 +254,20 @@ fail:
 
 ingest_clients_t *ingest_clients_load(const char *path, char *errstr,
                                       size_t errstr_size) {
-        FILE *fp;
         char *buf;
         size_t len;
         ingest_clients_t *tbl;
         char sub[400];
 
-        if (!(fp = fopen(path, "rb"))) {
-                ab_errstr_set(errstr, errstr_size, "%s: cannot open", path);
-                return NULL;
-        }
-        buf = malloc(FILE_MAX + 1);
-        if (!buf) {
-                fclose(fp);
+        if (!(buf = malloc(FILE_MAX + 1))) {
                 ab_errstr_set(errstr, errstr_size, "out of memory");
                 return NULL;
         }
-        len = fread(buf, 1, FILE_MAX + 1, fp);
-        if (ferror(fp) || len > FILE_MAX) {
-                fclose(fp);
+        if (ab_file_read(path, buf, FILE_MAX + 1, &len, NULL, errstr,
+                         errstr_size) != AB_OK) {
                 free(buf);
-                ab_errstr_set(errstr, errstr_size,
-                              "%s: unreadable or larger than %d bytes", path,
-                              FILE_MAX);
                 return NULL;
         }
-        fclose(fp);
         tbl = ingest_clients_parse(buf, len, sub, sizeof(sub));
         free(buf);
         if (!tbl) {
