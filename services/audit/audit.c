@@ -118,7 +118,8 @@ static ab_err_t metrics_init(audit_t *a, char *errstr, size_t errstr_size) {
                   NULL, errstr, errstr_size)) ||
             !(a->m_txn = ab_metrics_histogram(
                   a->metrics, "transaction_seconds",
-                  "Time of one poll's SQLite transaction, commit included",
+                  "Time of one batch's SQLite transaction on the writer "
+                  "thread, commit included",
                   NULL, txn_bounds, sizeof(txn_bounds) / sizeof(txn_bounds[0]),
                   errstr, errstr_size)) ||
             !(a->m_tree = ab_metrics_gauge(a->metrics, "tree_size",

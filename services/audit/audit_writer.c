@@ -151,11 +151,6 @@ audit_batch_t *audit_writer_wait(audit_writer_t *w) {
         return b;
 }
 
-int audit_writer_busy(const audit_writer_t *w) {
-        /* only the caller's thread sets and clears job */
-        return w->job != NULL;
-}
-
 void audit_writer_destroy(audit_writer_t *w) {
         if (!w) {
                 return;

@@ -54,9 +54,6 @@ void audit_writer_submit(audit_writer_t *w, audit_batch_t *b);
  */
 audit_batch_t *audit_writer_wait(audit_writer_t *w);
 
-/** @returns whether a batch is in flight (not yet returned by wait). */
-int audit_writer_busy(const audit_writer_t *w);
-
 /** @brief Gives up retrying, waits for the batch in flight and stops. */
 void audit_writer_destroy(audit_writer_t *w);
 
