@@ -154,8 +154,9 @@ static ab_err_t metrics_init(audit_t *a, char *errstr, size_t errstr_size) {
             !(a->m_wal_ckpt = ab_metrics_counter(
                   a->metrics, "wal_checkpoints_total",
                   "Checkpoints of the write-ahead log, by who ran them: "
-                  "checkpointer (its thread), writer (the log outgrew "
-                  "40,000 pages: the checkpointer falls behind)",
+                  "checkpointer (its thread, every 10,000 pages), writer "
+                  "(at 40,000 pages: under steady writes the log only "
+                  "restarts after one of these)",
                   "by", errstr, errstr_size))) {
                 return AB_ERR_INTERNAL;
         }
