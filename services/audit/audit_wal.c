@@ -38,13 +38,15 @@ struct audit_wal_s {
 static int wal_hook(void *opaque, sqlite3 *db, const char *name,
                     int frames) {
         audit_wal_t *w = opaque;
-        int inline_ckpt = frames >= BOUND * w->pages;
+        int inline_ckpt = 0;
 
-        if (inline_ckpt) {
-                /* the log restarts at the next commit once all of it is
-                 * back in the database */
-                sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE,
-                                          NULL, NULL);
+        /* the log restarts at the next commit once all of it is back in
+         * the database; BUSY: the thread is checkpointing, ask again at
+         * the next commit */
+        if (frames >= BOUND * w->pages) {
+                inline_ckpt = sqlite3_wal_checkpoint_v2(
+                                  db, name, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                  NULL) == SQLITE_OK;
         }
         pthread_mutex_lock(&w->lock);
         if (frames < w->frames || inline_ckpt) {
