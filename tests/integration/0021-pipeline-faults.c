@@ -35,6 +35,12 @@
 #define PARTITIONS 3
 #define WAIT_MS    60000
 #define NEV_MAX    20000
+/* The devbroker drops a partition's oldest records past 5 MiB (DESIGN:
+ * "what the mock cannot prove"), and every event of the run has one key,
+ * so one partition: ~320 bytes a record, 16,510 of 17,410 were left in
+ * a fast run and 900 accepted ids read as missing though audit and stats
+ * had read every one. Past this many the generator stops (3.8 MB). */
+#define NEV_MAX_DEVBROKER 12000
 #define BATCH      10
 #define ADMIN      "adm1n-token"
 #define ORIGIN     "pipeline.test/log"
@@ -59,6 +65,7 @@ static struct {
 static struct {
         pthread_t thread;
         int running;
+        int limit; /* ids generated at most */
         atomic_int stop;
         atomic_int next;
         unsigned char accepted[NEV_MAX];
@@ -186,7 +193,7 @@ static void *generate(void *arg) {
         cr_assert_not_null(body);
         while (!atomic_load(&gen.stop)) {
                 first = atomic_fetch_add(&gen.next, BATCH);
-                if (first + BATCH > NEV_MAX) {
+                if (first + BATCH > gen.limit) {
                         break;
                 }
                 o  = body;
@@ -454,6 +461,8 @@ Test(pipeline, a_steady_stream_survives_every_part_breaking_once) {
         static unsigned char seen[NEV_MAX];
 
         setup();
+        gen.limit = ab_itest_broker_is_devbroker(b) ? NEV_MAX_DEVBROKER
+                                                    : NEV_MAX;
         srand(seed);
         cr_log_info("jitter seed %u", seed);
         cr_assert_eq(pthread_create(&gen.thread, NULL, generate, NULL), 0);
