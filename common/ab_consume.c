@@ -270,8 +270,9 @@ fail:
  * times three lookups, which took over 20 s on a loaded broker. Returns a
  * copy of list with the answers in .offset (-1 where there is none). */
 static rd_kafka_topic_partition_list_t *
-list_offsets(ab_consume_t *c, const rd_kafka_topic_partition_list_t *list,
-             int64_t ts, int timeout_ms, rd_kafka_resp_err_t *errp) {
+list_offsets_once(ab_consume_t *c,
+                  const rd_kafka_topic_partition_list_t *list, int64_t ts,
+                  int timeout_ms, rd_kafka_resp_err_t *errp) {
         rd_kafka_topic_partition_list_t *out;
         int i;
 
@@ -317,20 +318,19 @@ static int lookup_retriable(rd_kafka_resp_err_t err) {
 #define LOOKUP_TRIES 4
 #define LOOKUP_BACKOFF_MS 250
 
-/* list_offsets(), asked again (up to LOOKUP_TRIES times, LOOKUP_BACKOFF_MS
- * apart) while a partition's answer is a retriable error: a lookup that
- * fails falls back to reading more, which a rebuild right after the
- * topics were created did on the real Kafka (kafka.0015 once read the 5
- * records two hours old it must skip). */
+/* list_offsets_once(), asked again (up to LOOKUP_TRIES times,
+ * LOOKUP_BACKOFF_MS apart) while a partition's answer is a retriable
+ * error: a partition whose lookup fails reads more than it needs (its
+ * beginning), which a rebuild under load on the real Kafka did
+ * (kafka.0015 read the 5 records two hours old it must skip). */
 static rd_kafka_topic_partition_list_t *
-list_offsets_settled(ab_consume_t *c,
-                     const rd_kafka_topic_partition_list_t *list, int64_t ts,
-                     int timeout_ms, rd_kafka_resp_err_t *errp) {
+list_offsets(ab_consume_t *c, const rd_kafka_topic_partition_list_t *list,
+             int64_t ts, int timeout_ms, rd_kafka_resp_err_t *errp) {
         rd_kafka_topic_partition_list_t *out;
         int try, i, again;
 
         for (try = 1;; try++) {
-                out   = list_offsets(c, list, ts, timeout_ms, errp);
+                out   = list_offsets_once(c, list, ts, timeout_ms, errp);
                 again = 0;
                 for (i = 0; i < out->cnt && !again; i++) {
                         again = lookup_retriable(out->elems[i].err);
@@ -338,7 +338,7 @@ list_offsets_settled(ab_consume_t *c,
                 if (!again || try == LOOKUP_TRIES) {
                         return out;
                 }
-                ab_debug(COMP, "timestamp lookup: %s [%" PRId32 "]: %s: "
+                ab_debug(COMP, "offset lookup: %s [%" PRId32 "]: %s: "
                                "asking again",
                          out->elems[i - 1].topic, out->elems[i - 1].partition,
                          rd_kafka_err2str(out->elems[i - 1].err));
@@ -384,7 +384,7 @@ static void start_positions(ab_consume_t *c,
         rd_kafka_resp_err_t err;
         int i, ok;
 
-        probe = list_offsets_settled(c, list, 0, timeout_ms, &err);
+        probe = list_offsets(c, list, 0, timeout_ms, &err);
         ok    = !err;
         for (i = 0; ok && i < list->cnt; i++) {
                 if (hi->elems[i].offset > lo->elems[i].offset &&
@@ -393,8 +393,7 @@ static void start_positions(ab_consume_t *c,
                 }
         }
         if (ok) {
-                at = list_offsets_settled(c, list, c->conf.start_ms,
-                                          timeout_ms, &err);
+                at = list_offsets(c, list, c->conf.start_ms, timeout_ms, &err);
                 ok = !err;
         }
         if (!ok) {
@@ -563,14 +562,8 @@ ab_err_t ab_consume_start(ab_consume_t *c, int timeout_ms, char *errstr,
          * on the same broker connection: stop fetching until the start
          * positions are known. */
         rd_kafka_assign(c->rk, NULL);
-        /* settled too: a partition whose high watermark does not answer
-         * has no catch-up goal, and with no record in the window starts
-         * at its beginning (kafka.0015 read its 5 old records so under
-         * load, the timestamp lookup itself fine) */
-        lo = list_offsets_settled(c, list, RD_KAFKA_OFFSET_BEGINNING,
-                                  timeout_ms, &lerr);
-        hi = list_offsets_settled(c, list, RD_KAFKA_OFFSET_END, timeout_ms,
-                                  &herr);
+        lo = list_offsets(c, list, RD_KAFKA_OFFSET_BEGINNING, timeout_ms, &lerr);
+        hi = list_offsets(c, list, RD_KAFKA_OFFSET_END, timeout_ms, &herr);
         if (lerr || herr) {
                 /* Without the watermarks there is no catch-up goal; let the
                  * caller retry rather than report ready too early. */

@@ -476,7 +476,6 @@ static void rows_build(audit_t *a, audit_slot_t *s) {
         size_t i, ev_cnt = 0, pos_cnt = 0;
         int ok;
 
-        s->sc.cnt = 0;
         for (i = 0; i < s->n; i++) {
                 pos_add(s->pos, &pos_cnt, &recs[i]);
                 memset(&ev[ev_cnt], 0, sizeof(ev[ev_cnt]));
